@@ -1,0 +1,50 @@
+"""One rich Console on stderr for people; data (--json) goes to stdout. Imported lazily by the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import cache
+from typing import Any
+
+from orchestrator.redact import redact
+
+
+@cache
+def console():
+    """The stderr Console. rich honours NO_COLOR and non-tty output by itself."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@cache
+def out_console():
+    """A Console on stdout, for tables that are the command's data."""
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def emit_json(data: Any) -> None:
+    """Print one JSON document to stdout, secrets redacted."""
+    sys.stdout.write(redact(json.dumps(data, indent=2, sort_keys=False)) + "\n")
+    sys.stdout.flush()
+
+
+def error(message: str) -> None:
+    console().print(f"[bold red]error:[/] {_escape(redact(message))}")
+
+
+def warn(message: str) -> None:
+    console().print(f"[yellow]warning:[/] {_escape(redact(message))}")
+
+
+def info(message: str) -> None:
+    console().print(_escape(redact(message)))
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

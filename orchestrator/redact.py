@@ -1,0 +1,54 @@
+"""One redaction helper for every printer, logger, subprocess echo and error message.
+
+Secrets are registered once when they are resolved (credentials.py) and every output path passes its
+text through `redact()`. Registration is process-wide on purpose: a secret must not leak just because
+some code path forgot to thread it through.
+"""
+
+from __future__ import annotations
+
+import re
+
+MASK = "********"
+_secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+# Shapes that are secret whatever their source: OpenAI keys and bearer tokens.
+_SHAPES = re.compile(r"sk-[A-Za-z0-9_\-]{16,}|(?<=Bearer )[A-Za-z0-9_\-\.]{16,}")
+
+
+def register(*secrets: str | None) -> None:
+    """Remember secrets to mask; values shorter than 4 characters are ignored (they would mask noise)."""
+    global _pattern
+    added = {s for s in secrets if s and len(s) >= 4} - _secrets
+    if added:
+        _secrets.update(added)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def clear() -> None:
+    """Forget every registered secret (tests)."""
+    global _pattern
+    _secrets.clear()
+    _pattern = None
+
+
+def redact(text: str) -> str:
+    """Return `text` with every registered secret and every key-shaped token masked."""
+    if _pattern is not None:
+        text = _pattern.sub(MASK, text)
+    return _SHAPES.sub(MASK, text)
+
+
+def redact_bytes(data: bytes) -> bytes:
+    """Byte-level redaction for raw streams (the monitor's --raw and --log)."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        data = data.replace(secret.encode(), MASK.encode())
+    return data
+
+
+def mask(value: str | None) -> str:
+    """A display form that shows a value exists without showing it: first 3 chars + mask."""
+    if not value:
+        return "(empty)"
+    return (value[:3] if len(value) > 12 else "") + MASK

@@ -1,0 +1,74 @@
+"""Shared fixtures. Each helper module's own fixtures live beside its tests unless shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _clean_redaction():
+    """Every test starts with no registered secrets."""
+    from orchestrator import redact
+
+    redact.clear()
+    yield
+    redact.clear()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project directory as the working directory, with credentials env vars unset."""
+    for var in ("RTFLASH_WIFI_SSID", "RTFLASH_WIFI_PASSWORD", "RTFLASH_OPENAI_API_KEY",
+                "WIFI_SSID", "WIFI_PASSWORD", "OPENAI_API_KEY", "IDF_PATH", "RTFLASH_SECRETS_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def invoke(runner: CliRunner, project: Path):
+    """Run `rtflash ARGS` in-process through main() (so error mapping is exercised); returns the result."""
+    def _invoke(*args: str, input: str | None = None, env: dict | None = None):
+        return runner.invoke(_Main(), list(args), input=input, env=env, catch_exceptions=False)
+
+    return _invoke
+
+
+class _Main:
+    """Adapter so CliRunner drives `main()` (error mapping, exit codes) rather than the bare group."""
+
+    name = "rtflash"
+
+    def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
+        from orchestrator.cli import main
+
+        main(list(args or []))
+
+
+@pytest.fixture
+def rtflash_exe() -> str:
+    """The installed `rtflash` console script of the venv running the tests."""
+    import shutil
+    import sys
+
+    exe = Path(sys.executable).parent / "rtflash"
+    found = str(exe) if exe.exists() else shutil.which("rtflash")
+    assert found, "rtflash console script not installed: pip install -e .[test]"
+    return found
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
