@@ -345,4 +345,5 @@ class _Validator:
             if not isinstance(value, int) or isinstance(value, bool):
                 self.fail(key, f"must be a whole number (a GPIO or address), not {type(value).__name__}")
         elif not isinstance(value, expected):
-            self.fail(key, f"must be a {expected.__name__}, not {type(value).__name__}")
+            kind = {dict: "table", list: "list", str: "string"}.get(expected, expected.__name__)
+            self.fail(key, f"must be a {kind}, not {type(value).__name__}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from functools import cache
 from typing import Any
@@ -10,12 +11,17 @@ from typing import Any
 from orchestrator.redact import redact
 
 
+def _plain() -> dict:
+    """NO_COLOR (no-color.org) means no styling at all, bold included, even when FORCE_COLOR is set."""
+    return {"color_system": None} if os.environ.get("NO_COLOR") else {}
+
+
 @cache
 def console():
-    """The stderr Console. rich honours NO_COLOR and non-tty output by itself."""
+    """The stderr Console: one line per message (soft wrap), no colour on a pipe or with NO_COLOR."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, **_plain())
 
 
 @cache
@@ -23,7 +29,7 @@ def out_console():
     """A Console on stdout, for tables that are the command's data."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, **_plain())
 
 
 def emit_json(data: Any) -> None:

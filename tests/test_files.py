@@ -1,0 +1,41 @@
+"""Atomic writes: no half-written file, no touched mtime on unchanged content."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from orchestrator.errors import ConfigError
+from orchestrator.files import write_atomic, write_if_changed
+
+
+def test_write_atomic_mode_and_no_temp_left(tmp_path):
+    target = tmp_path / "d" / "secret.bin"
+    write_atomic(target, b"abc", mode=0o600)
+    assert target.read_bytes() == b"abc"
+    assert (target.stat().st_mode & 0o777) == 0o600
+    assert [p.name for p in target.parent.iterdir()] == ["secret.bin"]
+
+
+def test_write_if_changed(tmp_path):
+    target = tmp_path / "f"
+    assert write_if_changed(target, "one") is True
+    os.utime(target, ns=(1, 1))
+    assert write_if_changed(target, "one") is False
+    assert target.stat().st_mtime_ns == 1
+    assert write_if_changed(target, "two") is True and target.read_text() == "two"
+
+
+def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
+    target = tmp_path / "f"
+    target.write_text("good")
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(ConfigError, match="No space left on device"):
+        write_atomic(target, "new")
+    assert target.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]

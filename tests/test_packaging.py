@@ -1,0 +1,42 @@
+"""An installed rtflash (a wheel, not only `pip install -e`) carries its boards, templates and firmware."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(out), str(REPO)], check=True, capture_output=True, timeout=300)
+    return next(out.glob("rtflash-*.whl"))
+
+
+def test_wheel_ships_data(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for board in ("sonatino", "freenove-s3", "atoms3r-echo", "esp32-s3-box-3", "linux"):
+        assert f"orchestrator/_data/boards/{board}.toml" in names
+    assert "orchestrator/_data/templates/sdkconfig.defaults.j2" in names
+    assert "orchestrator/_data/firmware/main/Kconfig.projbuild" in names
+    assert any(n.startswith("rtflash-") and n.endswith("entry_points.txt") for n in names)
+
+
+def test_unpacked_wheel_finds_its_data(wheel, tmp_path):
+    zipfile.ZipFile(wheel).extractall(tmp_path)
+    code = ("from orchestrator.boards import load_catalog; from orchestrator.resources import templates_dir;"
+            "c = load_catalog(); print(len(c.names()), c.files['sonatino'].parent, templates_dir())")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            env={"PYTHONPATH": str(tmp_path)}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    count, boards, templates = result.stdout.split()
+    assert int(count) >= 5
+    assert boards == str(tmp_path / "orchestrator" / "_data" / "boards")
+    assert templates == str(tmp_path / "orchestrator" / "_data" / "templates")
