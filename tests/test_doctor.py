@@ -1,0 +1,54 @@
+"""`rtflash doctor` checks: each finding says the fix; nothing crashes the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator import doctor
+
+
+def fake_idf(root: Path, major: int, minor: int) -> Path:
+    cmake = root / "tools" / "cmake"
+    cmake.mkdir(parents=True)
+    (cmake / "version.cmake").write_text(
+        f"set(IDF_VERSION_MAJOR {major})\nset(IDF_VERSION_MINOR {minor})\nset(IDF_VERSION_PATCH 1)\n")
+    return root
+
+
+def test_idf_version_checks(tmp_path):
+    assert doctor.check_idf({}).status == doctor.WARN
+    ok = doctor.check_idf({"IDF_PATH": str(fake_idf(tmp_path / "a", 5, 5))})
+    assert ok.status == doctor.OK and "v5.5.1" in ok.detail
+    old = doctor.check_idf({"IDF_PATH": str(fake_idf(tmp_path / "b", 5, 1))})
+    assert old.status == doctor.FAIL and "v5.4" in old.detail and old.fix
+    bogus = doctor.check_idf({"IDF_PATH": str(tmp_path)})
+    assert bogus.status == doctor.FAIL and "not an ESP-IDF tree" in bogus.detail
+
+
+def test_toolchain_lookup(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "xtensa-esp32s3-elf-gcc"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    found = doctor.check_toolchains({"esp32s3"}, {"PATH": str(bin_dir)})
+    assert found[0].status == doctor.OK
+    missing = doctor.check_toolchains({"esp32s3"}, {"PATH": str(tmp_path)})
+    assert missing[0].status == doctor.WARN and "install.sh esp32s3" in missing[0].fix
+
+
+def test_platformio_platform_missing(tmp_path):
+    check = doctor.check_platformio({"PLATFORMIO_CORE_DIR": str(tmp_path), "PATH": ""})
+    assert check.status == doctor.WARN and "espressif32" in check.detail
+    (tmp_path / "platforms" / "espressif32").mkdir(parents=True)
+    assert doctor.check_platformio({"PLATFORMIO_CORE_DIR": str(tmp_path), "PATH": ""}).status == doctor.OK
+
+
+def test_broken_extra_check_is_reported_not_raised():
+    def credentials():
+        raise RuntimeError("keyring exploded")
+
+    checks = doctor.run_checks({"linux"}, extra=[credentials], env={"PATH": ""})
+    last = checks[-1]
+    assert last.name == "credentials" and last.status == doctor.FAIL and "keyring exploded" in last.detail
+    assert {c.name for c in checks} >= {"python", "python packages", "ESP-IDF", "idf.py", "PlatformIO"}
