@@ -48,7 +48,7 @@ def redact_bytes(data: bytes) -> bytes:
 
 
 def mask(value: str | None) -> str:
-    """A display form that shows a value exists without showing it: first 3 chars + mask."""
+    """A display form that shows a value exists without showing any of it (an API key keeps its public `sk-`)."""
     if not value:
         return "(empty)"
-    return (value[:3] if len(value) > 12 else "") + MASK
+    return ("sk-" if value.startswith("sk-") else "") + MASK

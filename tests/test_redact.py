@@ -29,6 +29,7 @@ def test_longest_secret_wins():
 def test_mask_display():
     assert redact.mask("") == "(empty)"
     assert redact.mask("short") == redact.MASK
+    assert redact.mask("hunter2-long-password") == redact.MASK
     assert redact.mask("sk-1234567890abcdef") == "sk-" + redact.MASK
 
 

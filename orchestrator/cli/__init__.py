@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "boards": ("boards", "boards", "List the boards rtflash knows, or show one."),
     "render": ("render", "render", "Render a board's sdkconfig.defaults, partitions and platformio.ini."),
     "check": ("render", "check", "Check a board's rendered config against Kconfig with kconfgen."),
+    "secrets": ("secrets", "secrets", "Store, show (redacted) or clear the Wi-Fi and API credentials."),
+    "nvs": ("secrets", "nvs", "Inspect NVS partition images (nvs show FILE)."),
+    "provision": ("provision", "provision", "Write Wi-Fi and API credentials to the device's NVS partition."),
     "ci": ("ci", "ci", "Build boards secret-free into dist/ for CI; --matrix prints the job matrix."),
     "doctor": ("ci", "doctor", "Check this machine's set-up: ESP-IDF, toolchains, ports, deps, credentials."),
 }

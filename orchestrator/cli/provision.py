@@ -1,0 +1,68 @@
+"""`rtflash provision`: write the credentials (NVS partition) to a device, nothing else."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli import App, board_option, pass_app
+
+
+def credential_options(f):
+    for opt, name, text in (("--wifi-ssid", "wifi_ssid", "Wi-Fi network name."),
+                            ("--wifi-password", "wifi_password", "Wi-Fi password."),
+                            ("--api-key", "openai_api_key", "OpenAI API key.")):
+        f = click.option(opt, name, default=None, help=text)(f)
+    return f
+
+
+def build_nvs(app: App, board, options: dict):
+    """Resolve credentials and produce build/<board>/nvs.bin; returns (path, nvs partition)."""
+    from orchestrator import credentials, nvs
+    from orchestrator.cli.secrets import interactive_prompt
+    from orchestrator.errors import ConfigError
+    from orchestrator.partitions import read_csv
+    from orchestrator.render import ensure_rendered
+
+    rendered = ensure_rendered(board, app.settings, app.project_dir)
+    layout = read_csv(rendered.out_dir / "partitions.csv")
+    part = layout.find("nvs")
+    if part is None:
+        raise ConfigError(f"{rendered.out_dir / 'partitions.csv'} has no 'nvs' partition; add one")
+    found = credentials.resolve(options, app.project_dir, prompt=interactive_prompt())
+    out = app.build_dir(board.name) / "nvs.bin"
+    nvs.generate(nvs.entries(found, app.settings), part.size, out)
+    return out, part
+
+
+@click.command()
+@board_option()
+@click.option("--port", "-p", "ports", multiple=True, metavar="PORT", help="Serial port (several allowed).")
+@credential_options
+@pass_app
+def provision(app: App, board_name, ports, wifi_ssid, wifi_password, openai_api_key) -> None:
+    """Write Wi-Fi and API credentials to the device's NVS partition (no rebuild)."""
+    from orchestrator import console
+
+    board = app.board(board_name)
+    if board.is_linux:
+        console.info("the linux board reads credentials from the environment at run time "
+                     "(OPENAI_API_KEY); nothing to provision")
+        return
+    options = {"wifi_ssid": wifi_ssid, "wifi_password": wifi_password, "openai_api_key": openai_api_key}
+    path, part = build_nvs(app, board, options)
+    console.info(f"credentials partition: {path} ({part.size // 1024} KiB at {part.offset:#x}, mode 0600)")
+    try:
+        from orchestrator.flash import write_region  # the flash layer, when installed
+    except ImportError:
+        write_region = None
+    if not ports or write_region is None:
+        console.info(f"flash it with: python -m esptool --chip {board.chip} --port PORT write-flash "
+                     f"{part.offset:#x} {path}")
+        return
+    ok = True
+    for port in ports:
+        result = write_region(port, board, part.offset, path, project_dir=app.project_dir)
+        console.info(f"{port}: {result}")
+        ok = ok and bool(getattr(result, "ok", True))
+    if not ok:
+        raise click.exceptions.Exit(1)
