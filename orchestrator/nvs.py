@@ -26,7 +26,7 @@ from orchestrator.files import write_atomic
 
 NAMESPACE = "rtflash"
 MAX_KEY = 15
-MAX_STRING = 3999  # 4000 bytes with the terminating NUL (multipage version 2)
+MAX_STRING = 3967  # the generator keeps a string and its header within one page: 124 data entries, NUL included
 PAGE, ENTRY, ENTRIES = 4096, 32, 126
 # NVS key -> (credential or setting name)
 CREDENTIAL_KEYS = {"wifi_ssid": "wifi_ssid", "wifi_pass": "wifi_password", "api_key": "openai_api_key"}
