@@ -82,8 +82,14 @@ def _template_line(exc: BaseException, name: str) -> str:
 
 
 def board_context(board: Board, settings: Settings, out_dir: Path) -> dict:
+    from orchestrator.resources import firmware_dir
+
     layout: Layout | None = None if board.is_linux else layout_for(board.flash_bytes)
+    out_dir = Path(out_dir).resolve()
     return {
+        "firmware_dir": str(firmware_dir()),
+        "config_dir": str(out_dir),
+        "build_dir": str(out_dir.parent),
         "board": board,
         "settings": settings,
         "layout": layout,

@@ -72,3 +72,37 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+FAKE_IDF = REPO / "tests" / "fake_tools" / "idf.py"
+
+
+def install_fake_idf(root: Path, version: str = "5.5.1") -> dict[str, str]:
+    """A fake ESP-IDF install: IDF_PATH with tools/cmake/version.cmake and the stand-in idf.py on PATH.
+
+    The stand-in runs with this venv's Python (the real idf.py runs in ESP-IDF's own Python env,
+    which has esptool), through a small wrapper script.
+    """
+    import sys
+
+    major, minor, patch = version.split(".")
+    cmake = root / "idf" / "tools" / "cmake"
+    cmake.mkdir(parents=True, exist_ok=True)
+    (cmake / "version.cmake").write_text(
+        f"set(IDF_VERSION_MAJOR {major})\nset(IDF_VERSION_MINOR {minor})\nset(IDF_VERSION_PATCH {patch})\n")
+    bin_dir = root / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    wrapper = bin_dir / "idf.py"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE_IDF} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return {"IDF_PATH": str(root / "idf"), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.fixture
+def fake_idf(tmp_path_factory, monkeypatch) -> dict[str, str]:
+    """The stand-in idf.py installed and active for this test (environment already set)."""
+    env = install_fake_idf(tmp_path_factory.mktemp("fake-idf"))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RTFLASH_NO_CCACHE", "1")
+    return env
