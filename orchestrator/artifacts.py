@@ -198,6 +198,9 @@ def collect_dist(artifacts: Artifacts, out_dir: Path, version: str = "") -> list
     except OSError as exc:
         shutil.rmtree(stage, ignore_errors=True)
         raise ConfigError(f"cannot write {out_dir}: {exc.strerror}; previous artifacts kept") from None
+    except ConfigError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise ConfigError(f"{exc}; previous artifacts in {out_dir} kept") from None
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -26,6 +26,9 @@ COMMANDS = [
     ["nvs", "show", "build/sonatino/nvs.bin"],
     ["check", "--board", "sonatino"],
     ["ci", "--boards", "all", "--matrix"],
+    ["build", "--board", "sonatino"],
+    ["--verbose", "build", "--board", "esp32-s3-box-3", "--json"],
+    ["ci", "--boards", "sonatino,linux", "--out", "dist"],
     ["doctor"],
     ["--verbose", "doctor", "--json"],
 ]
@@ -76,7 +79,7 @@ def scan_tree(project: Path) -> int:
 
 
 @pytest.mark.parametrize("source", ["options", "rtflash-env", "sdk-env", "dotenv", "secrets-file"])
-def test_canary_never_leaks(rtflash_exe, project, source):
+def test_canary_never_leaks(rtflash_exe, project, fake_idf, source):
     options, env = write_sources(project, source)
     for argv in COMMANDS:
         if "provision" in argv:
@@ -87,7 +90,8 @@ def test_canary_never_leaks(rtflash_exe, project, source):
             assert result.returncode == 0, result.stderr
     nvs_bin = project / "build" / "sonatino" / "nvs.bin"
     assert PASSWORD.encode() in nvs_bin.read_bytes(), "the canary must reach nvs.bin, or the test proves nothing"
-    assert scan_tree(project) >= 3
+    assert (project / "dist" / "sonatino" / "manifest.json").is_file(), "ci must have run, or dist proves nothing"
+    assert scan_tree(project) >= 20
 
 
 def test_canary_not_in_forced_traceback(rtflash_exe, project):

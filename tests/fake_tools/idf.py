@@ -90,7 +90,7 @@ def partition_table(csv_path: Path) -> tuple[bytes, list[dict]]:
     return table + b"\xff" * (0xC00 - len(table)), parts
 
 
-def esp_image(path: Path, size: int, seed: bytes, flash_size: str) -> None:
+def esp_image(path: Path, size: int, seed: bytes, flash_size: str, bootloader: bool = False) -> None:
     from esptool.bin_image import ELFSection, ESP32S3FirmwareImage
 
     rng = random.Random(seed)
@@ -98,8 +98,13 @@ def esp_image(path: Path, size: int, seed: bytes, flash_size: str) -> None:
     img.entrypoint = 0x40375000
     img.flash_mode = 2  # dio
     img.flash_size_freq = FLASH_SIZE_CODE.get(flash_size, 0x20) | 0x0F  # 80m
-    img.segments = [ELFSection(b".flash.rodata", 0x3C000020, rng.randbytes(4096), 0),
-                    ELFSection(b".flash.text", 0x42000020, rng.randbytes(max(size - 4096, 1024)), 0)]
+    if bootloader:  # loaded into RAM by the ROM: DRAM and IRAM segments, no flash mapping, ~20 KB
+        img.entrypoint = 0x403C8000
+        img.segments = [ELFSection(b".dram0.data", 0x3FCE2700, rng.randbytes(4096), 0),
+                        ELFSection(b".iram0.text", 0x403C8700, rng.randbytes(size - 4096), 0)]
+    else:
+        img.segments = [ELFSection(b".flash.rodata", 0x3C000020, rng.randbytes(4096), 0),
+                        ELFSection(b".flash.text", 0x42000020, rng.randbytes(max(size - 4096, 1024)), 0)]
     img.append_digest = True
     img.save(str(path))
 
@@ -184,7 +189,7 @@ def flash_outputs(build_dir: Path, name: str, config: dict, target: str) -> int:
         size = app_part["size"] + 0x1000
     (build_dir / "bootloader").mkdir(parents=True, exist_ok=True)
     (build_dir / "partition_table").mkdir(exist_ok=True)
-    esp_image(build_dir / "bootloader" / "bootloader.bin", 20 * 1024, b"bootloader", flash_size)
+    esp_image(build_dir / "bootloader" / "bootloader.bin", 20 * 1024, b"bootloader", flash_size, bootloader=True)
     (build_dir / "partition_table" / "partition-table.bin").write_bytes(table)
     seed = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(build_dir.parent.glob("*/config/*")))).digest()
     esp_image(build_dir / f"{name}.bin", size, seed + (build_dir / "sdkconfig").read_bytes()[:64], flash_size)
