@@ -133,7 +133,7 @@ def read_image(data: bytes) -> Image:
                 index += 1
                 continue
             entry = buf[64 + index * ENTRY:64 + (index + 1) * ENTRY]
-            ns, etype, span, _chunk = entry[0], entry[1], entry[2], entry[3]
+            ns, etype, span = entry[0], entry[1], entry[2]
             key = entry[8:24].split(b"\0", 1)[0].decode("utf-8", "replace")
             if struct.unpack_from("<I", entry, 4)[0] != _crc(entry[0:4] + entry[8:32]):
                 errors.append(f"page {page} entry {index} ({key}): entry CRC mismatch")

@@ -13,11 +13,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from orchestrator import proc
 from orchestrator.artifacts import Artifacts, linux_artifacts, load_flasher_args
 from orchestrator.boards import Board
-from orchestrator.build.progress import BuildLog, first_error
-from orchestrator.errors import ConfigError, ToolFailed, ToolNotFound
+from orchestrator.build.progress import run_logged
+from orchestrator.errors import ConfigError, ToolNotFound
 from orchestrator.resources import firmware_dir
 
 MIN_VERSION = (5, 4)
@@ -88,17 +87,8 @@ class IdfBackend:
         if existing and existing != board.idf_target:
             raise ConfigError(f"{build_dir} was configured for {existing}, board {board.name} is {board.idf_target}; "
                               f"rerun with --clean")
-        log = BuildLog(build_dir, "idf")
-        env = {"IDF_TARGET": board.idf_target}
-        try:
-            for line in proc.stream(self.argv(board, project_dir, config_dir), env=env):
-                log.add(line)
-                on_line(line)
-        except ToolFailed:
-            error = first_error(log.lines) or "idf.py failed"
-            raise ToolFailed(f"build of {board.name} failed: {error} (full log: {log.path})") from None
-        finally:
-            log.close()
+        run_logged(self.argv(board, project_dir, config_dir), build_dir, "idf", board.name, on_line,
+                   env={"IDF_TARGET": board.idf_target})
         if board.is_linux:
             return linux_artifacts(build_dir, board.name)
         return load_flasher_args(build_dir, board.name)

@@ -17,7 +17,7 @@ from pathlib import Path
 from orchestrator import proc
 from orchestrator.artifacts import Artifacts, FlashRegion
 from orchestrator.boards import Board
-from orchestrator.build.progress import BuildLog, first_error
+from orchestrator.build.progress import run_logged
 from orchestrator.errors import ToolFailed, ToolNotFound
 from orchestrator.partitions import read_csv
 from orchestrator.resources import firmware_dir
@@ -74,17 +74,8 @@ class PioBackend:
         pio = pio_path()
         self.ensure_platform(pio)
         build_dir = project_dir / "build" / board.name
-        log = BuildLog(build_dir, "pio")
         argv = [pio, "run", "-d", str(firmware_dir()), "-c", str(config_dir / "platformio.ini"), "-e", board.name]
-        try:
-            for line in proc.stream(argv):
-                log.add(line)
-                on_line(line)
-        except ToolFailed:
-            error = first_error(log.lines) or "pio run failed"
-            raise ToolFailed(f"build of {board.name} failed: {error} (full log: {log.path})") from None
-        finally:
-            log.close()
+        run_logged(argv, build_dir, "pio", board.name, on_line)
         return pio_artifacts(board, build_dir / "pio" / board.name, config_dir)
 
 

@@ -52,3 +52,20 @@ class BuildLog:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def run_logged(argv: list[str], build_dir: Path, tool: str, board: str, on_line, env=None) -> None:
+    """Stream a build tool's output into the log and `on_line`; a failure names the first error and the log."""
+    from orchestrator import proc
+    from orchestrator.errors import ToolFailed
+
+    log = BuildLog(build_dir, tool)
+    try:
+        for line in proc.stream(argv, env=env):
+            log.add(line)
+            on_line(line)
+    except ToolFailed:
+        error = first_error(log.lines) or f"{tool} failed"
+        raise ToolFailed(f"build of {board} failed: {error} (full log: {log.path})") from None
+    finally:
+        log.close()

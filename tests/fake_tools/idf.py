@@ -200,7 +200,7 @@ def flash_outputs(build_dir: Path, name: str, config: dict, target: str) -> int:
             f"{app_part['size']:#x} (overflow {app_size - app_part['size']:#x})")
         return 2
     (build_dir / f"{name}.elf").write_bytes(b"\x7fELF\x01\x01\x01" + b"\0" * 9 + seed)
-    (build_dir / f"{name}.map").write_text(f"Archive member included to satisfy reference by file (symbol)\n")
+    (build_dir / f"{name}.map").write_text("Archive member included to satisfy reference by file (symbol)\n")
     files = {"bootloader": (0x0, "bootloader/bootloader.bin"),
              "partition-table": (0x8000, "partition_table/partition-table.bin"),
              "app": (app_part["offset"], f"{name}.bin")}
@@ -273,7 +273,7 @@ def main() -> int:
             say("Executing action: fullclean")
             if build_dir.is_dir():
                 shutil.rmtree(build_dir)
-            say(f"Done")
+            say("Done")
         elif action in ("build", "all"):
             code = build(opts, project, build_dir)
             if code:
