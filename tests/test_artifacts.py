@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.artifacts import check_fits, collect_dist, load_flasher_args
 from orchestrator.boards import load_catalog
-from orchestrator.build import build_board
+from orchestrator.builder import build_board
 from orchestrator.errors import ConfigError
 from orchestrator.settings import Settings
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.boards import load_catalog
-from orchestrator.build import build_board, choose
-from orchestrator.build.progress import first_error, parse_step
+from orchestrator.builder import build_board, choose
+from orchestrator.builder.progress import first_error, parse_step
 from orchestrator.errors import ConfigError, ToolFailed, ToolNotFound
 from orchestrator.settings import Settings
 
@@ -93,7 +93,7 @@ def test_old_esp_idf_refused(project, tmp_path, monkeypatch):
 def test_no_tool_at_all(project, monkeypatch, tmp_path):
     monkeypatch.delenv("IDF_PATH", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    import orchestrator.build.pio as pio
+    import orchestrator.builder.pio as pio
 
     monkeypatch.setattr(pio, "pio_path", lambda: (_ for _ in ()).throw(ToolNotFound("pio not found")))
     with pytest.raises(ToolNotFound, match="no build tool usable: idf.py not found.*pio not found"):

@@ -16,8 +16,8 @@ def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = F
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from orchestrator import console
-    from orchestrator.build import build_board
-    from orchestrator.build.progress import parse_step
+    from orchestrator.builder import build_board
+    from orchestrator.builder.progress import parse_step
 
     progress = Progress(TextColumn(f"[bold]{board.name}[/]"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("{task.description}"), console=console.console(),

@@ -29,7 +29,7 @@ def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None) -> 
         click.echo(json.dumps(ci_core.matrix(boards), separators=(",", ":")))
         return
     from orchestrator.artifacts import collect_dist
-    from orchestrator.build import build_board
+    from orchestrator.builder import build_board
 
     out = out if out.is_absolute() else app.project_dir / out
     chosen = backend or app.settings.backend

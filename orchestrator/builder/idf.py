@@ -15,7 +15,7 @@ from pathlib import Path
 
 from orchestrator.artifacts import Artifacts, linux_artifacts, load_flasher_args
 from orchestrator.boards import Board
-from orchestrator.build.progress import run_logged
+from orchestrator.builder.progress import run_logged
 from orchestrator.errors import ConfigError, ToolNotFound
 from orchestrator.resources import firmware_dir
 
@@ -72,7 +72,7 @@ class IdfBackend:
                 f"-DSDKCONFIG_DEFAULTS={';'.join(str(p) for p in layers)}"]
         if board.is_linux:
             argv.append("--preview")
-        from orchestrator.build import ccache_available
+        from orchestrator.builder import ccache_available
 
         if ccache_available():
             argv.append("--ccache")

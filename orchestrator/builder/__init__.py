@@ -32,8 +32,8 @@ class Backend(Protocol):
 
 
 def backends() -> dict[str, Backend]:
-    from orchestrator.build.idf import IdfBackend
-    from orchestrator.build.pio import PioBackend
+    from orchestrator.builder.idf import IdfBackend
+    from orchestrator.builder.pio import PioBackend
 
     return {"idf": IdfBackend(), "pio": PioBackend()}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from orchestrator import proc
 from orchestrator.artifacts import Artifacts, FlashRegion
 from orchestrator.boards import Board
-from orchestrator.build.progress import run_logged
+from orchestrator.builder.progress import run_logged
 from orchestrator.errors import ToolFailed, ToolNotFound
 from orchestrator.partitions import read_csv
 from orchestrator.resources import firmware_dir
