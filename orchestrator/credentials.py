@@ -131,7 +131,8 @@ def resolve(options: Mapping[str, str | None], project_dir: Path, names: tuple[s
             if required:
                 raise CredentialError(missing_message(f))
             continue
-        redact.register(cred.value) if name in SECRET_NAMES else None
+        if name in SECRET_NAMES:
+            redact.register(cred.value)
         validate(cred)
         found[name] = cred
     return found

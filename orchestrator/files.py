@@ -13,10 +13,24 @@ from pathlib import Path
 from orchestrator.errors import ConfigError
 
 
+def _default_mode(path: Path) -> int:
+    """The mode a plain open() would give: the existing file's, else 0666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(path: Path, data: bytes | str, mode: int | None = None) -> None:
-    """Write `data` to `path` through a temp file in the same directory and an atomic rename."""
+    """Write `data` to `path` through a temp file in the same directory and an atomic rename.
+
+    `mode` is for secrets (0600); without it the file gets the mode a plain write would give.
+    """
     path = Path(path)
     payload = data.encode() if isinstance(data, str) else data
+    mode = _default_mode(path) if mode is None else mode
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -24,8 +38,7 @@ def write_atomic(path: Path, data: bytes | str, mode: int | None = None) -> None
         raise ConfigError(f"cannot write {path.parent}: {exc.strerror}; choose a writable --out directory") from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            if mode is not None:
-                os.fchmod(fh.fileno(), mode)
+            os.fchmod(fh.fileno(), mode)
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())

@@ -41,7 +41,7 @@ class Assignment:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # unknown | renamed | dropped | changed
+    kind: str  # unknown | renamed | dropped | range | changed
     assignment: Assignment
     detail: str
 
@@ -202,11 +202,11 @@ def check(layers: list[Path], tree: Tree, target: str) -> Report:
             continue
         if got == wanted:
             continue
-        if symbol in invisible or got is None:
-            why = "dropped: its `depends on` is not met (or its choice was not taken)"
-        elif symbol in out_of_range:
-            why = f"dropped: {a.value} is outside the symbol's range; the default {got!r} was used"
+        if symbol in out_of_range:
+            kind, why = "range", f"{a.value} is outside the symbol's range; the default {got!r} was used"
+        elif symbol in invisible or got is None:
+            kind, why = "dropped", "dropped: its `depends on` is not met (or its choice was not taken)"
         else:
-            why = f"ends up as {got!r}, not {a.value} (another option or a choice overrides it)"
-        report.problems.append(Problem("dropped" if got is None else "changed", a, why))
+            kind, why = "changed", f"ends up as {got!r}, not {a.value} (another option or a choice overrides it)"
+        report.problems.append(Problem(kind, a, why))
     return report

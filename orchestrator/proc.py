@@ -51,6 +51,11 @@ def require(program: str, path: str | None = None, hint: str = "") -> str:
     return found
 
 
+def _not_found(argv: Sequence[str]) -> ToolNotFound:
+    program = Path(str(argv[0])).name
+    return ToolNotFound(f"{argv[0]} not found; {INSTALL_HINTS.get(program, f'install {program}')}")
+
+
 def _env(extra: Mapping[str, str] | None) -> dict[str, str] | None:
     return None if extra is None else {**os.environ, **extra}
 
@@ -64,7 +69,7 @@ def run(argv: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | N
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
                               errors="replace")
     except FileNotFoundError:
-        raise ToolNotFound(f"{argv[0]} not found; {INSTALL_HINTS.get(Path(str(argv[0])).name, 'install it')}") from None
+        raise _not_found(argv) from None
     except subprocess.TimeoutExpired:
         raise ToolFailed(f"{shown(argv[:2])} timed out after {timeout:.0f} s") from None
     result = Result(tuple(str(a) for a in argv), done.returncode, redact(done.stdout or ""))
@@ -80,7 +85,7 @@ def stream(argv: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] 
         proc = subprocess.Popen([str(a) for a in argv], cwd=cwd, env=_env(env), text=True, errors="replace",
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
     except FileNotFoundError:
-        raise ToolNotFound(f"{argv[0]} not found; {INSTALL_HINTS.get(Path(str(argv[0])).name, 'install it')}") from None
+        raise _not_found(argv) from None
     tail: list[str] = []
     try:
         assert proc.stdout is not None

@@ -167,33 +167,17 @@ def test_missing_speaker_table(tmp_path):
         load_board(board_file(tmp_path, text))
 
 
-def test_codec_mode_requires_codec_table(tmp_path):
-    text = CODEC_BOARD.split("[audio.codec]")[0]
-    with pytest.raises(BoardError, match="audio.codec: is required"):
-        load_board(board_file(tmp_path, text))
-
-
-def test_codec_table_in_i2s_mode_refused(tmp_path):
-    text = edit(CODEC_BOARD, 'mode = "codec"', 'mode = "i2s"')
-    with pytest.raises(BoardError, match="audio.codec: only applies"):
-        load_board(board_file(tmp_path, text))
-
-
-def test_codec_bad_i2c_address(tmp_path):
-    text = edit(CODEC_BOARD, "dac_address = 0x18", "dac_address = 0x90")
-    with pytest.raises(BoardError, match=r"audio.codec.dac_address: 0x90 is not a 7-bit I2C address"):
-        load_board(board_file(tmp_path, text))
-
-
-def test_codec_with_neither_part(tmp_path):
-    text = edit(edit(CODEC_BOARD, 'dac = "es8311"', 'dac = "none"'), 'adc = "es7210"', 'adc = "none"')
-    with pytest.raises(BoardError, match="has neither dac nor adc"):
-        load_board(board_file(tmp_path, text))
-
-
-def test_codec_i2c_pin_clash_with_i2s(tmp_path):
-    text = edit(CODEC_BOARD, "i2c_sda = 8", "i2c_sda = 16")
-    with pytest.raises(BoardError, match="audio.codec.i2c_sda: GPIO16 is already used by audio.mic.din"):
+@pytest.mark.parametrize("text,pattern", [
+    (CODEC_BOARD.split("[audio.codec]")[0], "audio.codec: is required"),
+    (edit(CODEC_BOARD, 'mode = "codec"', 'mode = "i2s"'), "audio.codec: only applies"),
+    (edit(CODEC_BOARD, "dac_address = 0x18", "dac_address = 0x90"),
+     r"audio.codec.dac_address: 0x90 is not a 7-bit I2C address"),
+    (edit(edit(CODEC_BOARD, 'dac = "es8311"', 'dac = "none"'), 'adc = "es7210"', 'adc = "none"'),
+     "has neither dac nor adc"),
+    (edit(CODEC_BOARD, "i2c_sda = 8", "i2c_sda = 16"), "audio.codec.i2c_sda: GPIO16 is already used by audio.mic.din"),
+])
+def test_invalid_codec_board(tmp_path, text, pattern):
+    with pytest.raises(BoardError, match=pattern):
         load_board(board_file(tmp_path, text))
 
 

@@ -39,3 +39,17 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
         write_atomic(target, "new")
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_plain_files_get_umask_mode_and_keep_theirs(tmp_path):
+    """Only secrets are 0600: rendered config and dist files get what a plain write would give."""
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "sdkconfig.defaults"
+        write_atomic(target, "A=1\n")
+        assert (target.stat().st_mode & 0o777) == 0o644
+        target.chmod(0o640)
+        write_atomic(target, "A=2\n")
+        assert (target.stat().st_mode & 0o777) == 0o640
+    finally:
+        os.umask(old)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli import App, pass_app
+from orchestrator.cli import App, complete_board, pass_app
 
 
 @click.group(invoke_without_command=True)
@@ -33,7 +33,7 @@ def boards(ctx: click.Context, app: App, as_json: bool) -> None:
 
 
 @boards.command("show")
-@click.argument("name", shell_complete=lambda c, p, i: __import__("orchestrator.cli").cli.complete_board(c, p, i))
+@click.argument("name", shell_complete=complete_board)
 @click.option("--json", "as_json", is_flag=True, help="Print the board as JSON on stdout.")
 @pass_app
 def show(app: App, name: str, as_json: bool) -> None:

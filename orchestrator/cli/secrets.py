@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def nvs_show(file: Path, reveal: bool, as_json: bool) -> None:
     rows = [{"namespace": i.namespace, "key": i.key, "type": i.type, "value": value(i)} for i in image.items]
     if as_json:
         data = {"pages": image.pages, "active_pages": image.active_pages, "errors": list(image.errors), "items": rows}
-        sys.stdout.write(__import__("json").dumps(data, indent=2) + "\n")  # --reveal must not be re-redacted
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")  # not emit_json: --reveal must not be re-redacted
     else:
         out = console.out_console()
         for row in rows:
