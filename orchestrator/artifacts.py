@@ -84,6 +84,19 @@ def linux_artifacts(build_dir: Path, board: str) -> Artifacts:
     return Artifacts(board, "linux", build_dir, (), "", "", "", elf)
 
 
+def last_build(board, build_dir: Path) -> Artifacts:
+    """The images of the board's last build: ESP-IDF's flasher_args.json, else PlatformIO's outputs."""
+    build_dir = Path(build_dir)
+    if (build_dir / "flasher_args.json").is_file():
+        return load_flasher_args(build_dir, board.name)
+    env_dir = build_dir / "pio" / board.name
+    if (env_dir / "firmware.bin").is_file():
+        from orchestrator.builder.pio import pio_artifacts
+
+        return pio_artifacts(board, env_dir, build_dir / "config")
+    raise ConfigError(f"no build of board {board.name} in {build_dir}: run rtflash build --board {board.name}")
+
+
 def check_fits(artifacts: Artifacts, partitions_csv: Path) -> None:
     """Every image must fit the partition (or the space) it is written to."""
     from orchestrator.partitions import read_csv

@@ -66,8 +66,8 @@ def _csv_cell(value: str) -> str:
     return buf.getvalue()
 
 
-def generate(pairs: list[tuple[str, str]], size: int, out: Path) -> Path:
-    """Build the partition image with esp-idf-nvs-partition-gen; write `out` 0600 atomically."""
+def image(pairs: list[tuple[str, str]], size: int) -> bytes:
+    """The partition image, built with esp-idf-nvs-partition-gen in a private (0700) temp dir."""
     from orchestrator import proc
 
     if size % PAGE or size < 3 * PAGE:
@@ -79,10 +79,14 @@ def generate(pairs: list[tuple[str, str]], size: int, out: Path) -> Path:
         source.write_text(render_csv(pairs), encoding="utf-8")
         proc.run([sys.executable, "-m", "esp_idf_nvs_partition_gen", "generate", str(source), "nvs.bin",
                   hex(size), "--outdir", str(tmp)], cwd=tmp, timeout=120)
-        image = (tmp / "nvs.bin").read_bytes()
+        return (tmp / "nvs.bin").read_bytes()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    write_atomic(out, image, mode=0o600)
+
+
+def generate(pairs: list[tuple[str, str]], size: int, out: Path) -> Path:
+    """Write the partition image to `out`, 0600, atomically (for users who flash it themselves)."""
+    write_atomic(out, image(pairs, size), mode=0o600)
     return out
 
 

@@ -27,6 +27,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("RTFLASH_WIFI_SSID", "RTFLASH_WIFI_PASSWORD", "RTFLASH_OPENAI_API_KEY",
                 "WIFI_SSID", "WIFI_PASSWORD", "OPENAI_API_KEY", "IDF_PATH", "RTFLASH_SECRETS_FILE"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RTFLASH_CACHE_DIR", str(tmp_path.parent / f"{tmp_path.name}-device-cache"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -106,3 +107,20 @@ def fake_idf(tmp_path_factory, monkeypatch) -> dict[str, str]:
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("RTFLASH_NO_CCACHE", "1")
     return env
+
+
+@pytest.fixture
+def emulators():
+    """Start emulated ESP32-S3 ROM bootloaders (tests/esp_rom_emulator.py): `emulators(**chip_kw)`."""
+    from tests.esp_rom_emulator import PtyEmulator, SocketEmulator
+
+    started = []
+
+    def start(pty: bool = False, **kw):
+        emu = (PtyEmulator if pty else SocketEmulator)(**kw).start()
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        emu.close()

@@ -114,6 +114,7 @@ class Chip:
     blocks: int = 0
     commands: list[str] = field(default_factory=list)
     connections: int = 0
+    drop_at_block: int | None = None
 
     def __post_init__(self) -> None:
         if not self.flash:
@@ -144,13 +145,11 @@ class Chip:
 class Session:
     """One connection's protocol state machine (ROM until the stub is loaded; then the stub)."""
 
-    def __init__(self, chip: Chip, send, *, drop_after_blocks: int | None = None,
-                 baud: int | None = None) -> None:
+    def __init__(self, chip: Chip, send, *, baud: int | None = None) -> None:
         self.chip = chip
         self.send_raw = send
         self.regs = chip.registers()
         self.stub = False
-        self.drop_after_blocks = drop_after_blocks
         self.baud = baud  # simulated wire speed (None: as fast as the host goes)
         self.write_at = 0
         self.block_size = 0x400
@@ -176,8 +175,6 @@ class Session:
 
     # -- dispatch -----------------------------------------------------------------------
     def handle(self, frame: bytes) -> None:
-        self.pace(len(frame) + 2)
-        self.chip.bytes_in += len(frame) + 2
         if self.pending_read is not None:  # READ_FLASH acks are bare 4-byte frames
             self.read_flash_ack(frame)
             return
@@ -276,8 +273,8 @@ class Session:
             self.reply(op, status=1, error=BAD_CHECKSUM)
             return
         self.chip.blocks += 1
-        if self.drop_after_blocks is not None and self.chip.blocks >= self.drop_after_blocks:
-            self.drop_after_blocks = None
+        if self.chip.drop_at_block is not None and self.chip.blocks >= self.chip.drop_at_block:
+            self.chip.drop_at_block = None  # once: the cable is back for the next connection
             raise LinkDropped
         out = self.inflate.decompress(payload) if inflate else payload
         end = self.write_at + len(out)
@@ -350,7 +347,7 @@ class _Endpoint:
     def __init__(self, device: Chip | None = None, *, drop_after_blocks: int | None = None,
                  baud: int | None = None, **chip_kw) -> None:
         self.chip = device or Chip(**chip_kw)
-        self.drop_after_blocks = drop_after_blocks
+        self.chip.drop_at_block = drop_after_blocks
         self.baud = baud
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True, name="esp-rom-emulator")
@@ -367,14 +364,13 @@ class _Endpoint:
 
     def new_session(self, send) -> Session:
         self.chip.connections += 1
-        session = Session(self.chip, send, drop_after_blocks=self.drop_after_blocks, baud=self.baud)
-        return session
+        return Session(self.chip, send, baud=self.baud)
 
     def pump(self, session: Session, decoder: SlipDecoder, data: bytes) -> None:
+        session.pace(len(data))
+        self.chip.bytes_in += len(data)
         for frame in decoder.feed(data):
             session.handle(frame)
-        if session.drop_after_blocks is None:
-            self.drop_after_blocks = None  # the drop happened; later sessions keep the link
 
 
 class SocketEmulator(_Endpoint):

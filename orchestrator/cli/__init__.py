@@ -28,6 +28,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "secrets": ("secrets", "secrets", "Store, show (redacted) or clear the Wi-Fi and API credentials."),
     "nvs": ("secrets", "nvs", "Inspect NVS partition images (nvs show FILE)."),
     "provision": ("provision", "provision", "Write Wi-Fi and API credentials to the device's NVS partition."),
+    "flash": ("flash", "flash", "Write the last build and the credentials to devices (fast reflash, parallel)."),
+    "erase": ("flash", "erase", "Erase a device's flash, all of it or one region."),
+    "ports": ("flash", "ports", "List serial ports with USB ids and the bridge chip."),
     "ci": ("ci", "ci", "Build boards secret-free into dist/ for CI; --matrix prints the job matrix."),
     "doctor": ("ci", "doctor", "Check this machine's set-up: ESP-IDF, toolchains, ports, deps, credentials."),
 }

@@ -15,8 +15,8 @@ def credential_options(f):
     return f
 
 
-def build_nvs(app: App, board, options: dict):
-    """Resolve credentials and produce build/<board>/nvs.bin; returns (path, nvs partition)."""
+def nvs_image(app: App, board, options: dict) -> tuple[bytes, object]:
+    """Resolve credentials and build the nvs partition image in memory; returns (image, partition)."""
     from orchestrator import credentials, nvs
     from orchestrator.cli.secrets import interactive_prompt
     from orchestrator.errors import ConfigError
@@ -29,8 +29,16 @@ def build_nvs(app: App, board, options: dict):
     if part is None:
         raise ConfigError(f"{rendered.out_dir / 'partitions.csv'} has no 'nvs' partition; add one")
     found = credentials.resolve(options, app.project_dir, prompt=interactive_prompt())
+    return nvs.image(nvs.entries(found, app.settings), part.size), part
+
+
+def build_nvs(app: App, board, options: dict):
+    """nvs_image written to build/<board>/nvs.bin (0600), for flashing it by other means."""
+    from orchestrator.files import write_atomic
+
+    data, part = nvs_image(app, board, options)
     out = app.build_dir(board.name) / "nvs.bin"
-    nvs.generate(nvs.entries(found, app.settings), part.size, out)
+    write_atomic(out, data, mode=0o600)
     return out, part
 
 
@@ -49,20 +57,16 @@ def provision(app: App, board_name, ports, wifi_ssid, wifi_password, openai_api_
                      "(OPENAI_API_KEY); nothing to provision")
         return
     options = {"wifi_ssid": wifi_ssid, "wifi_password": wifi_password, "openai_api_key": openai_api_key}
-    path, part = build_nvs(app, board, options)
-    console.info(f"credentials partition: {path} ({part.size // 1024} KiB at {part.offset:#x}, mode 0600)")
-    try:
-        from orchestrator.flash import write_region  # the flash layer, when installed
-    except ImportError:
-        write_region = None
-    if not ports or write_region is None:
-        console.info(f"flash it with: python -m esptool --chip {board.chip} --port PORT write-flash "
-                     f"{part.offset:#x} {path}")
+    if not ports:
+        path, part = build_nvs(app, board, options)
+        console.info(f"credentials partition: {path} ({part.size // 1024} KiB at {part.offset:#x}, mode 0600)")
+        console.info(f"write it with: rtflash provision --board {board.name} --port PORT "
+                     f"(or: python -m esptool --chip {board.chip} --port PORT write-flash {part.offset:#x} {path})")
         return
-    ok = True
-    for port in ports:
-        result = write_region(port, board, part.offset, path, project_dir=app.project_dir)
-        console.info(f"{port}: {result}")
-        ok = ok and bool(getattr(result, "ok", True))
-    if not ok:
-        raise click.exceptions.Exit(1)
+    from orchestrator import flash
+    from orchestrator.cli.flash import flash_options_from, report, resolve_ports
+
+    data, part = nvs_image(app, board, options)  # in memory: no copy of the secrets on disk
+    images = [flash.Image("nvs", part.offset, data, cache=False)]
+    report(app, flash.flash_many(resolve_ports(app, board, ports), board, images,
+                                 flash_options_from(app)), as_json=False)
