@@ -30,6 +30,8 @@ COMMANDS = [
     ["--verbose", "build", "--board", "esp32-s3-box-3", "--json"],
     ["ci", "--boards", "sonatino,linux", "--out", "dist"],
     ["doctor"],
+    ["flash", "--board", "sonatino", "--port", "socket://127.0.0.1:9"],
+    ["--verbose", "flash", "--board", "atoms3r-echo", "--port", "socket://127.0.0.1:9", "--json"],
     ["--verbose", "doctor", "--json"],
 ]
 

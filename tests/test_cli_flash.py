@@ -1,0 +1,155 @@
+"""`rtflash flash`, `erase`, `ports` and `provision --port` against emulated devices, in-process and installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from orchestrator import nvs
+from tests.test_canary import API_KEY, PASSWORD, SSID, assert_no_canary, scan_tree
+
+CREDS = {"RTFLASH_WIFI_SSID": SSID, "RTFLASH_WIFI_PASSWORD": PASSWORD, "RTFLASH_OPENAI_API_KEY": API_KEY}
+
+
+@pytest.fixture
+def built(invoke, fake_idf, project):
+    result = invoke("build", "--board", "sonatino")
+    assert result.exit_code == 0, result.stderr
+    return json.loads((project / "build" / "sonatino" / "flasher_args.json").read_text())
+
+
+def images(project, flasher_args):
+    return {int(off, 16): (project / "build" / "sonatino" / rel).read_bytes()
+            for off, rel in flasher_args["flash_files"].items()}
+
+
+def on_device(emu, files) -> bool:
+    return all(emu.chip.flash[off:off + len(data)] == data for off, data in files.items())
+
+
+def test_flash_writes_build_and_credentials(invoke, built, project, emulators, monkeypatch):
+    for k, v in CREDS.items():
+        monkeypatch.setenv(k, v)
+    emu = emulators()
+    result = invoke("flash", "--board", "sonatino", "--port", emu.url)
+    assert result.exit_code == 0, result.stderr
+    assert on_device(emu, images(project, built))
+    assert f"ok   {emu.url}: esp32s3 7c:df:a1:e0:c0:de: wrote" in result.stderr and "verified" in result.stderr
+    stored = {i.key: i.value for i in nvs.read_image(bytes(emu.chip.flash[0x9000:0xF000])).items}
+    assert stored["wifi_pass"] == PASSWORD and stored["api_key"] == API_KEY and stored["wifi_ssid"] == SSID
+    assert_no_canary(result.output, "flash output")
+    assert not (project / "build" / "sonatino" / "nvs.bin").exists(), "flash keeps the credentials in memory"
+
+
+def test_flash_json_and_fast_reflash(invoke, built, project, emulators):
+    emu = emulators()
+    first = json.loads(invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials",
+                              "--json").stdout)
+    again = json.loads(invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials",
+                              "--json").stdout)
+    assert set(first) == {"port", "ok", "chip", "mac", "bytes_written", "bytes_sent", "seconds", "verified",
+                          "mode", "error", "warnings"}
+    assert (first["mode"], again["mode"], again["verified"]) == ("full", "fast", True)
+    assert again["bytes_sent"] < 0.01 * again["bytes_written"]
+    full = json.loads(invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials", "--full",
+                             "--json").stdout)
+    assert full["mode"] == "full" and full["bytes_sent"] > 10 * again["bytes_sent"]
+
+
+def test_flash_parallel_one_row_each_exit_status(invoke, built, project, emulators):
+    good = [emulators(mac=bytes([2, 0, 0, 0, 0, i])) for i in range(2)]
+    bad = emulators(chip="esp32c3")
+    args = ["flash", "--board", "sonatino", "--no-credentials", "--json"]
+    for e in (good[0], bad, good[1]):
+        args += ["--port", e.url]
+    result = invoke(*args)
+    assert result.exit_code == 1
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["ok"] for r in rows] == [True, False, True]
+    assert all(on_device(e, images(project, built)) for e in good)
+
+
+def test_flash_without_build_is_one_line(invoke, project):
+    result = invoke("flash", "--board", "sonatino", "--port", "socket://127.0.0.1:9", "--no-credentials")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: no build of board sonatino in {project / 'build' / 'sonatino'}: run rtflash build --board sonatino"]
+
+
+def test_flash_image_too_big_for_partition(invoke, built, project, emulators):
+    app = project / "build" / "sonatino" / built["app"]["file"]
+    app.write_bytes(app.read_bytes() + b"\0" * 0x400000)
+    emu = emulators()
+    result = invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials")
+    assert result.exit_code == 1 and "(or --force to write anyway)" in result.stderr
+    assert "partition 'ota_0'" in result.stderr and set(emu.chip.flash) == {0xFF}
+
+
+def test_flash_missing_credentials_names_the_fix(invoke, built, emulators):
+    result = invoke("flash", "--board", "sonatino", "--port", emulators().url)
+    assert result.exit_code == 1 and "RTFLASH_WIFI_SSID" in result.stderr
+
+
+def test_flash_linux_board(invoke):
+    result = invoke("flash", "--board", "linux", "--port", "socket://127.0.0.1:9")
+    assert result.exit_code == 1 and "rtflash exec --board linux" in result.stderr
+
+
+def test_flash_port_auto_without_boards(invoke, built, monkeypatch):
+    monkeypatch.setattr("orchestrator.ports.list_ports", lambda: [])
+    result = invoke("flash", "--board", "sonatino", "--no-credentials")
+    assert result.exit_code == 1 and "no serial port found for --port auto" in result.stderr
+
+
+def test_erase_region_and_bad_region(invoke, emulators):
+    emu = emulators()
+    emu.chip.flash[0x9000:0xA000] = b"\0" * 0x1000
+    assert invoke("erase", "--board", "sonatino", "--port", emu.url, "--region", "0x9000", "0x6000").exit_code == 0
+    assert set(emu.chip.flash[0x9000:0xF000]) == {0xFF}
+    bad = invoke("erase", "--board", "sonatino", "--port", emu.url, "--region", "0x9001", "0x1000")
+    assert bad.exit_code == 1 and "multiples of 0x1000" in bad.stderr
+
+
+def test_ports_lists_known_bridges(invoke, monkeypatch):
+    from orchestrator.ports import PortInfo
+
+    monkeypatch.setattr("orchestrator.ports.list_ports", lambda: [
+        PortInfo("/dev/ttyACM0", 0x303A, 0x1001, "F4:12:FA:00:11:22", "USB JTAG/serial debug unit", "1-2",
+                 "usb-serial-jtag"),
+        PortInfo("/dev/ttyS0")])
+    rows = json.loads(invoke("ports", "--json").stdout)
+    assert [(r["device"], r["usb_id"], r["bridge"]) for r in rows] == [("/dev/ttyACM0", "303a:1001", "usb-serial-jtag")]
+    assert len(json.loads(invoke("ports", "--all", "--json").stdout)) == 2
+
+
+def test_provision_port_writes_only_the_nvs_partition(invoke, project, emulators, monkeypatch):
+    for k, v in CREDS.items():
+        monkeypatch.setenv(k, v)
+    emu = emulators()
+    result = invoke("provision", "--board", "sonatino", "--port", emu.url)
+    assert result.exit_code == 0, result.stderr
+    assert nvs.read_image(bytes(emu.chip.flash[0x9000:0xF000])).items
+    assert set(emu.chip.flash[:0x9000]) == {0xFF} and set(emu.chip.flash[0xF000:]) == {0xFF}
+    assert not (project / "build" / "sonatino" / "nvs.bin").exists()
+    assert_no_canary(result.output, "provision output")
+
+
+def test_installed_script_flash_never_leaks_the_canary(rtflash_exe, built, project, emulators):
+    """End to end: the installed script, credentials from the environment, a device, then every file."""
+    emu = emulators()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("RTFLASH_WIFI", "RTFLASH_OPENAI"))},
+           **CREDS, "COLUMNS": "200"}
+    for argv in (["flash", "--board", "sonatino", "--port", emu.url],
+                 ["--verbose", "flash", "--board", "sonatino", "--port", emu.url, "--json"]):
+        result = subprocess.run([rtflash_exe, *argv], cwd=project, env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert_no_canary(result.stdout + result.stderr, " ".join(argv))
+    assert PASSWORD.encode() in emu.chip.flash, "the canary must reach the device, or the test proves nothing"
+    assert scan_tree(project) >= 5
+    cache = os.environ["RTFLASH_CACHE_DIR"]
+    cached = [os.path.join(d, f) for d, _, fs in os.walk(cache) for f in fs]
+    assert cached and all(PASSWORD.encode() not in open(p, "rb").read() for p in cached)
