@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "flash": ("flash", "flash", "Write the last build and the credentials to devices (fast reflash, parallel)."),
     "erase": ("flash", "erase", "Erase a device's flash, all of it or one region."),
     "ports": ("flash", "ports", "List serial ports with USB ids and the bridge chip."),
+    "monitor": ("monitor", "monitor", "Watch the device's serial log: colours, filters, decoded panics, reconnects."),
     "ci": ("ci", "ci", "Build boards secret-free into dist/ for CI; --matrix prints the job matrix."),
     "doctor": ("ci", "doctor", "Check this machine's set-up: ESP-IDF, toolchains, ports, deps, credentials."),
 }

@@ -47,6 +47,8 @@ def clean(text: str) -> str:
         text = ANSI_RE.sub("", text)
     if not text.isprintable():
         text = text.translate(_ESCAPES)
+        if not text.replace("\t", " ").isprintable():  # C1 controls, bidi overrides, line separators
+            text = "".join(c if c.isprintable() or c == "\t" else f"\\u{ord(c):04x}" for c in text)
     return text
 
 
