@@ -124,3 +124,131 @@ def emulators():
     yield start
     for emu in started:
         emu.close()
+
+
+class DeviceServer:
+    """A device at socket://127.0.0.1:PORT for the monitor: connection N is served by `sessions[N]`.
+
+    A session is bytes (sent, then the connection is closed: the device "vanishes") or a callable
+    taking the connected socket. After the last session nothing listens any more. What the monitor
+    sends (keys) is collected in `received`.
+    """
+
+    def __init__(self, sessions) -> None:
+        import socket
+        import threading
+
+        self.sessions = list(sessions)
+        self.received = bytearray()
+        self.connections = 0
+        self.served = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"socket://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for session in self.sessions:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                if callable(session):
+                    session(conn)
+                else:
+                    conn.sendall(session)
+                    self.drain(conn, 0.05)
+        self._listener.close()
+        self.served.set()
+
+    def drain(self, conn, seconds: float) -> None:
+        """Collect what the monitor sent for a while."""
+        import time
+
+        conn.settimeout(0.02)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                data = conn.recv(4096)
+            except OSError:
+                continue
+            if not data:
+                return
+            self.received += data
+
+    def close(self) -> None:
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def device_server():
+    """`device_server(*sessions)` -> a DeviceServer; closed after the test."""
+    servers = []
+
+    def start(*sessions):
+        server = DeviceServer(sessions)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+CRASH_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+
+static volatile int sink;
+
+__attribute__((noinline)) void crash_now(int depth)
+{
+    sink = depth;
+    abort();
+}
+
+static inline __attribute__((always_inline)) void inlined_step(int n)
+{
+    sink += n;
+    crash_now(n);
+}
+
+__attribute__((noinline)) void app_main(void)
+{
+    inlined_step(3);
+}
+
+int main(void)
+{
+    app_main();
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def crash_elf(tmp_path_factory) -> dict:
+    """A host ELF built with gcc -g, code linked at 0x42000000 like the ESP32-S3's flash-mapped code.
+
+    Returns {"elf": Path, "source": Path, "symbols": {name: address}} with addresses from `nm`.
+    """
+    import shutil
+    import subprocess
+
+    gcc = shutil.which("gcc")
+    assert gcc, "gcc is needed to build the host ELF for decoding tests (apt-get install gcc)"
+    root = tmp_path_factory.mktemp("crash")
+    source = root / "crash.c"
+    source.write_text(CRASH_C)
+    elf = root / "crash.elf"
+    subprocess.run([gcc, "-g", "-O1", "-no-pie", "-fno-pie", "-Wl,-Ttext-segment=0x42000000", "-o", str(elf),
+                    str(source)], check=True, capture_output=True)
+    nm = subprocess.run(["nm", str(elf)], check=True, capture_output=True, text=True).stdout
+    symbols = {parts[2]: int(parts[0], 16) for parts in (ln.split() for ln in nm.splitlines()) if len(parts) == 3}
+    return {"elf": elf, "source": source, "symbols": symbols}
