@@ -7,6 +7,8 @@ Validation happens on load so that every later stage can trust a Board: each pro
 
 from __future__ import annotations
 
+import re
+
 import difflib
 import sys
 from dataclasses import asdict, dataclass, field
@@ -41,7 +43,7 @@ UART0_PINS = frozenset({43, 44})
 
 _TOP_KEYS: dict[str, Any] = {
     "description": str, "url": str, "chip": CHIPS, "flash_size": FLASH_SIZES, "psram": PSRAM_MODES,
-    "console": CONSOLES, "pio_board": str, "usb_vid_pid": list, "audio": dict,
+    "console": CONSOLES, "pio_board": str, "usb_vid_pid": list, "audio": dict, "min_chip_revision": str,
 }
 _HW_KEYS = ("flash_size", "psram", "console", "pio_board")
 _AUDIO_KEYS: dict[str, Any] = {
@@ -115,6 +117,7 @@ class Board:
     console: str = ""
     pio_board: str = ""
     usb_vid_pid: tuple[str, ...] = ()
+    min_chip_revision: int = 0  # major * 100 + minor, as esptool's get_chip_revision(); 0: any
     audio: Audio = field(default_factory=Audio)
     warnings: tuple[str, ...] = ()
 
@@ -207,10 +210,15 @@ def parse_board(name: str, path: Path, raw: dict[str, Any]) -> Board:
     for i, item in enumerate(usb):
         if not (isinstance(item, str) and len(item) == 9 and item[4] == ":"):
             v.fail(f"usb_vid_pid[{i}]", "must look like \"303a:1001\" (hex VID:PID)")
+    revision = raw.get("min_chip_revision", "")
+    match = re.fullmatch(r"v?(\d+)\.(\d+)", revision) if revision else None
+    if revision and not match:
+        v.fail("min_chip_revision", "must look like \"v0.2\" (major.minor, as esptool prints it)")
     board = Board(
         name=name, path=path, chip=chip, description=raw.get("description", ""), url=raw.get("url", ""),
         flash_size=raw.get("flash_size", ""), psram=raw.get("psram", "none"),
         console=raw.get("console", ""), pio_board=raw.get("pio_board", ""), usb_vid_pid=usb,
+        min_chip_revision=int(match[1]) * 100 + int(match[2]) if match else 0,
         audio=_parse_audio(v, raw.get("audio", {}), chip),
     )
     _check_pins(v, board)

@@ -236,7 +236,7 @@ def _check_device(esp, board, result: DeviceResult, force: bool) -> None:
     problems = []
     if result.chip != board.chip:
         problems.append(f"found {esp.CHIP_NAME} but board {board.name} is {board.chip}")
-    minimum = getattr(board, "min_chip_revision", 0)
+    minimum = board.min_chip_revision
     if minimum and esp.get_chip_revision() < minimum:
         rev = esp.get_chip_revision()
         problems.append(f"chip revision v{rev // 100}.{rev % 100} is older than board {board.name} needs "

@@ -240,3 +240,15 @@ def test_to_dict_is_json_ready(tmp_path):
 
     data = load_board(board_file(tmp_path, CODEC_BOARD)).to_dict()
     assert json.loads(json.dumps(data))["audio"]["codec"]["adc"] == "es7210"
+
+
+def test_min_chip_revision_parsed_and_checked(tmp_path):
+    from orchestrator.boards import load_catalog as load
+    from orchestrator.errors import BoardError
+
+    src = (Path(__file__).parents[1] / "boards" / "sonatino.toml").read_text()
+    (tmp_path / "newchip.toml").write_text('min_chip_revision = "v0.2"\n' + src)
+    assert load(tmp_path).get("newchip").min_chip_revision == 2
+    (tmp_path / "bad.toml").write_text('min_chip_revision = "0.2.1"\n' + src)
+    with pytest.raises(BoardError, match=r"bad.toml: min_chip_revision: must look like \"v0.2\""):
+        load(tmp_path).get("bad")

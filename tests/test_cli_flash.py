@@ -153,3 +153,27 @@ def test_installed_script_flash_never_leaks_the_canary(rtflash_exe, built, proje
     cache = os.environ["RTFLASH_CACHE_DIR"]
     cached = [os.path.join(d, f) for d, _, fs in os.walk(cache) for f in fs]
     assert cached and all(PASSWORD.encode() not in open(p, "rb").read() for p in cached)
+
+
+def test_ctrl_c_mid_write_is_one_line_and_a_rerun_finishes(rtflash_exe, built, project, emulators):
+    import signal
+    import time
+
+    emu = emulators(baud=115200)  # a wire as slow as a real one, so there is time to interrupt
+    env = {**os.environ, "COLUMNS": "200"}
+    argv = [rtflash_exe, "flash", "--board", "sonatino", "--port", emu.url, "--no-credentials"]
+    proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while emu.chip.blocks < 5 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == ("error: interrupted: the device stays in its bootloader; run the same "
+                                            "command again to finish (it writes what is missing and verifies)")
+    assert not on_device(emu, images(project, built))
+    emu.baud = None
+    again = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert on_device(emu, images(project, built))

@@ -211,3 +211,14 @@ def test_cancel_stops_between_blocks_and_forgets_the_cache(emulators, board, opt
     flash._cancel.clear()
     assert not r.ok and r.error == "interrupted"
     assert not list(opts.cache_dir.rglob("*.bin"))
+
+
+def test_chip_revision_checked_where_the_board_says_so(emulators, board, opts):
+    import dataclasses
+
+    strict = dataclasses.replace(board, min_chip_revision=3)
+    emu = emulators(minor_revision=2)
+    r = flash.flash_device(emu.url, strict, firmware(app_kb=10), opts)
+    assert r.error.endswith("chip revision v0.2 is older than board sonatino needs (v0.3); pick the right "
+                            "--board, or --force to write anyway")
+    assert flash.flash_device(emu.url, dataclasses.replace(board, min_chip_revision=2), firmware(app_kb=10), opts).ok
