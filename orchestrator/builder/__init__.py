@@ -27,8 +27,12 @@ class Backend(Protocol):
     def unavailable(self, board: Board) -> str | None:
         """None when usable for this board, else why not (one line, with the fix)."""
 
-    def build(self, board: Board, project_dir: Path, config_dir: Path, on_line: OnLine) -> Artifacts:
-        """Build the firmware for `board`; raise ToolFailed with the first error and the log path."""
+    def build(self, board: Board, project_dir: Path, config_dir: Path, on_line: OnLine,
+              deps_dir: Path | None = None) -> Artifacts:
+        """Build the firmware for `board`; raise ToolFailed with the first error and the log path.
+
+        `deps_dir` holds local copies of the firmware's pinned dependencies (DIR/<name>), for
+        offline builds; None lets firmware-src's CMake use (and if needed fill) the deps cache."""
 
 
 def backends() -> dict[str, Backend]:
@@ -67,7 +71,7 @@ def clean(build_dir: Path) -> None:
 
 
 def build_board(board: Board, settings: Settings, project_dir: Path, backend: str = "auto",
-                on_line: OnLine | None = None, clean_first: bool = False) -> Artifacts:
+                on_line: OnLine | None = None, clean_first: bool = False, deps_dir: Path | None = None) -> Artifacts:
     """Render, then build `board` with the chosen backend; returns what was produced."""
     from orchestrator.render import ensure_rendered
 
@@ -77,6 +81,12 @@ def build_board(board: Board, settings: Settings, project_dir: Path, backend: st
         clean(build_dir)
     rendered = ensure_rendered(board, settings, project_dir)
     chosen = choose(backend or "auto", board)
+    if deps_dir is not None:
+        deps_dir = Path(deps_dir).resolve()
+        if not deps_dir.is_dir():
+            raise ConfigError(f"--deps-dir {deps_dir} is not a directory; fetch into it with "
+                              f"`rtflash deps --fetch --cache {deps_dir}`")
+        return chosen.build(board, project_dir, rendered.out_dir, on_line or (lambda line: None), deps_dir=deps_dir)
     return chosen.build(board, project_dir, rendered.out_dir, on_line or (lambda line: None))
 
 

@@ -64,12 +64,14 @@ class IdfBackend:
             return f"ESP-IDF v{'.'.join(map(str, version))} is too old: firmware-src needs v5.4 or newer"
         return None
 
-    def argv(self, board: Board, project_dir: Path, config_dir: Path) -> list[str]:
+    def argv(self, board: Board, project_dir: Path, config_dir: Path, deps_dir: Path | None = None) -> list[str]:
         firmware = firmware_dir()
         build_dir = project_dir / "build" / board.name
         layers = [p for p in (firmware / "sdkconfig.defaults", config_dir / "sdkconfig.defaults") if p.is_file()]
         argv = [*idf_py_argv(), "-C", str(firmware), "-B", str(build_dir), f"-DSDKCONFIG={build_dir / 'sdkconfig'}",
                 f"-DSDKCONFIG_DEFAULTS={';'.join(str(p) for p in layers)}"]
+        if deps_dir is not None:
+            argv.append(f"-DRT_DEPS_DIR={deps_dir}")  # firmware-src/cmake/rt_deps.cmake: local copies, offline
         if board.is_linux:
             argv.append("--preview")
         from orchestrator.builder import ccache_available
@@ -78,7 +80,7 @@ class IdfBackend:
             argv.append("--ccache")
         return [*argv, "build"]
 
-    def build(self, board: Board, project_dir: Path, config_dir: Path, on_line) -> Artifacts:
+    def build(self, board: Board, project_dir: Path, config_dir: Path, on_line, deps_dir: Path | None = None) -> Artifacts:
         why = self.unavailable(board)
         if why:
             raise ToolNotFound(why)
@@ -87,8 +89,10 @@ class IdfBackend:
         if existing and existing != board.idf_target:
             raise ConfigError(f"{build_dir} was configured for {existing}, board {board.name} is {board.idf_target}; "
                               f"rerun with --clean")
-        run_logged(self.argv(board, project_dir, config_dir), build_dir, "idf", board.name, on_line,
-                   env={"IDF_TARGET": board.idf_target})
+        env = {"IDF_TARGET": board.idf_target}
+        if deps_dir is not None:
+            env["RTFLASH_DEPS_DIR"] = str(deps_dir)
+        run_logged(self.argv(board, project_dir, config_dir, deps_dir), build_dir, "idf", board.name, on_line, env=env)
         if board.is_linux:
             return linux_artifacts(build_dir, board.name)
         return load_flasher_args(build_dir, board.name)

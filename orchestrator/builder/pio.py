@@ -67,7 +67,7 @@ class PioBackend:
                              "is unreachable (no network?): connect once and run `pio pkg install -g -p "
                              "espressif32`, or use --backend idf with an installed ESP-IDF")
 
-    def build(self, board: Board, project_dir: Path, config_dir: Path, on_line) -> Artifacts:
+    def build(self, board: Board, project_dir: Path, config_dir: Path, on_line, deps_dir: Path | None = None) -> Artifacts:
         why = self.unavailable(board)
         if why:
             raise ToolNotFound(why)
@@ -75,7 +75,9 @@ class PioBackend:
         self.ensure_platform(pio)
         build_dir = project_dir / "build" / board.name
         argv = [pio, "run", "-d", str(firmware_dir()), "-c", str(config_dir / "platformio.ini"), "-e", board.name]
-        run_logged(argv, build_dir, "pio", board.name, on_line)
+        # firmware-src/cmake/rt_deps.cmake reads RTFLASH_DEPS_DIR (local copies, offline build)
+        env = {"RTFLASH_DEPS_DIR": str(deps_dir)} if deps_dir is not None else None
+        run_logged(argv, build_dir, "pio", board.name, on_line, env=env)
         return pio_artifacts(board, build_dir / "pio" / board.name, config_dir)
 
 

@@ -28,12 +28,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "secrets": ("secrets", "secrets", "Store, show (redacted) or clear the Wi-Fi and API credentials."),
     "nvs": ("secrets", "nvs", "Inspect NVS partition images (nvs show FILE)."),
     "provision": ("provision", "provision", "Write Wi-Fi and API credentials to the device's NVS partition."),
+    "run": ("run", "run", "Render, build, flash and monitor a board in one (each stage shown)."),
     "flash": ("flash", "flash", "Write the last build and the credentials to devices (fast reflash, parallel)."),
     "erase": ("flash", "erase", "Erase a device's flash, all of it or one region."),
     "ports": ("flash", "ports", "List serial ports with USB ids and the bridge chip."),
     "monitor": ("monitor", "monitor", "Watch the device's serial log: colours, filters, decoded panics, reconnects."),
     "ci": ("ci", "ci", "Build boards secret-free into dist/ for CI; --matrix prints the job matrix."),
     "doctor": ("ci", "doctor", "Check this machine's set-up: ESP-IDF, toolchains, ports, deps, credentials."),
+    "deps": ("deps", "deps", "Show, check or fetch the firmware's pinned third-party code (deps.toml)."),
 }
 
 _state = {"verbose": False}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import click
 
 from orchestrator.cli import App, board_option, pass_app
 
 
-def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = False):
+def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = False, deps_dir=None):
     """Build with a rich progress bar from ninja's [N/M] lines; returns Artifacts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -32,7 +33,8 @@ def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = F
             elif app.verbose:
                 progress.console.print(line, markup=False, highlight=False)
 
-        return build_board(board, app.settings, app.project_dir, backend or app.settings.backend, on_line, clean)
+        return build_board(board, app.settings, app.project_dir, backend or app.settings.backend, on_line, clean,
+                           deps_dir=deps_dir)
 
 
 @click.command()
@@ -41,8 +43,11 @@ def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = F
               help="Build tool (default: rtflash.toml, else auto: ESP-IDF when usable, else PlatformIO).")
 @click.option("--clean", is_flag=True, help="Remove the previous build output first (keeps config and nvs.bin).")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts as JSON on stdout.")
+@click.option("--deps-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Build from local copies of the firmware's pinned dependencies (DIR/<name>, e.g. the "
+                   "`rtflash deps` cache): no network needed.")
 @pass_app
-def build(app: App, board_name, backend, clean, as_json) -> None:
+def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:
     """Render the board's config and build firmware-src with idf.py or pio."""
     import time
 
@@ -53,7 +58,7 @@ def build(app: App, board_name, backend, clean, as_json) -> None:
     for w in board.warnings:
         console.warn(w)
     start = time.perf_counter()
-    artifacts = run_build(app, board, backend, clean, quiet=as_json)
+    artifacts = run_build(app, board, backend, clean, quiet=as_json, deps_dir=deps_dir)
     if not board.is_linux:
         check_fits(artifacts, app.build_dir(board.name) / "config" / "partitions.csv")
     seconds = time.perf_counter() - start

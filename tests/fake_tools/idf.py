@@ -158,7 +158,7 @@ def build(opts: dict, project: Path, build_dir: Path) -> int:
     for n, src in enumerate(sources, 1):
         say(f"[{n}/{steps}] Building C object esp-idf/main/CMakeFiles/__idf_main.dir/{src.name}.obj")
     if os.environ.get("FAKE_IDF_FAIL") == "compile":
-        src = sources[0] if sources else project / "main" / "main.c"
+        src = project / "main" / "main.c"  # the app's own source, whatever components sort before it
         say(f"FAILED: esp-idf/main/CMakeFiles/__idf_main.dir/{src.name}.obj")
         say(f"{src}:12:5: error: 'undeclared_thing' undeclared (first use in this function)")
         say("ninja: build stopped: subcommand failed.")

@@ -1,0 +1,218 @@
+"""Firmware dependencies: the shipped manifest, fetch/check with real git on local repositories
+(file:// URLs, no network), the `rtflash deps` command, doctor, and `build --deps-dir`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orchestrator import deps
+from orchestrator.errors import ConfigError, ToolFailed
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid",
+                           "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
+                          cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> dict:
+    """A local 'upstream' repo with two commits; the pin is the FIRST one, so HEAD is not it."""
+    repo = tmp_path / "upstream" / "libfoo"
+    repo.mkdir(parents=True)
+    git("init", "-q", cwd=repo)
+    (repo / "src").mkdir()
+    (repo / "src" / "foo.c").write_text("int foo(void) { return 1; }\n")
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "one", cwd=repo)
+    first = git("rev-parse", "HEAD", cwd=repo)
+    (repo / "src" / "foo.c").write_text("int foo(void) { return 2; }\n")
+    git("commit", "-q", "-am", "two", cwd=repo)
+    second = git("rev-parse", "HEAD", cwd=repo)
+    return {"repo": repo, "url": repo.as_uri(), "first": first, "second": second}
+
+
+def write_manifest(path: Path, url: str, commit: str, extra: str = "") -> Path:
+    path.write_text(f'[git.libfoo]\nurl = "{url}"\ncommit = "{commit}"\ntargets = ["esp32s3", "linux"]\n{extra}')
+    return path
+
+
+# -- the shipped manifest ---------------------------------------------------------------------------
+
+def test_shipped_manifest_is_pinned_and_consistent():
+    manifest = deps.load_manifest()
+    names = {d.name for d in manifest.git}
+    assert {"libpeer", "esp-protocols"} <= names
+    libpeer = manifest.get("libpeer")
+    assert libpeer.url == "https://github.com/sepfy/libpeer" and len(libpeer.commit) == 40
+    assert {d.name for d in manifest.registry} == {"espressif/esp_codec_dev", "78/esp-opus", "sepfy/srtp"}
+    for dep in manifest.registry:   # deps.toml and each idf_component.yml pin the same version
+        status = deps.check_registry(dep)
+        assert status.state == deps.MANAGED, status.detail
+        assert dep.manifest.is_file()
+
+
+def test_no_third_party_source_is_vendored():
+    from orchestrator.resources import firmware_dir
+
+    fw = firmware_dir()
+    own = {"rt_core", "rt_opus", "rt_audio", "rt_session", "peer"}
+    assert {p.name for p in (fw / "components").iterdir() if p.is_dir()} <= own
+    assert not list(fw.rglob("peer_connection.c")) and not list(fw.rglob("opus_encoder.c"))
+    assert not (fw / ".gitmodules").exists() and not (fw.parent / ".gitmodules").exists()
+
+
+@pytest.mark.parametrize("body, message", [
+    ('[git.x]\nurl = "https://h/x"\ncommit = "main"\ntargets = ["linux"]\n', "full 40-character"),
+    ('[git.x]\nurl = "http://h/x"\ncommit = "' + "a" * 40 + '"\ntargets = ["linux"]\n', "url must be"),
+    ('[git.x]\nurl = "https://h/x"\ncommit = "' + "a" * 40 + '"\ntargets = ["esp32"]\n', "targets must be"),
+    ('[git.x]\nurl = "https://h/x"\ncommit = "' + "a" * 40 + '"\ntargets = ["linux"]\nbranch = "main"\n',
+     "unknown key(s) branch"),
+    ('[registry."espressif/x"]\nversion = "^1.0"\ntargets = ["linux"]\nmanifest = "a/idf_component.yml"\n',
+     "exact version"),
+    ('[registry."x"]\nversion = "1.0.0"\ntargets = ["linux"]\nmanifest = "a/idf_component.yml"\n', "NAMESPACE/NAME"),
+    ("[submodules]\n", "unknown table"),
+    ("[git.x\n", "invalid TOML"),
+])
+def test_manifest_validation_names_file_and_entry(tmp_path, body, message):
+    path = tmp_path / "deps.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError) as err:
+        deps.load_manifest(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_cache_dir_precedence(tmp_path):
+    assert deps.cache_dir({"RTFLASH_DEPS_CACHE": str(tmp_path / "c")}) == tmp_path / "c"
+    assert deps.cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "rtflash" / "deps"
+    assert deps.cache_dir({}) == Path.home() / ".cache" / "rtflash" / "deps"
+
+
+def test_pinned_in_reads_inline_and_nested(tmp_path):
+    yml = tmp_path / "idf_component.yml"
+    yml.write_text('dependencies:\n  idf:\n    version: ">=5.4"\n  espressif/a:\n    version: "==1.2.3"\n'
+                   '    rules:\n      - if: "target in [esp32s3]"\n  b/c: "2.0.0"  # inline\n')
+    assert deps.pinned_in(yml, "espressif/a") == "1.2.3"
+    assert deps.pinned_in(yml, "b/c") == "2.0.0"
+    assert deps.pinned_in(yml, "nope/x") is None
+    dep = deps.RegistryDep("espressif/a", "1.2.4", ("linux",), yml)
+    status = deps.check_registry(dep)
+    assert status.state == deps.MISMATCH and "pins 1.2.3, deps.toml pins 1.2.4" in status.detail
+
+
+# -- fetch and check with real git -------------------------------------------------------------------
+
+def test_fetch_checks_out_the_pin_not_head(tmp_path, upstream):
+    manifest = deps.load_manifest(write_manifest(tmp_path / "deps.toml", upstream["url"], upstream["first"]))
+    cache = tmp_path / "cache"
+    assert deps.check(manifest, cache)[0].state == deps.MISSING
+    status = deps.fetch(manifest.get("libfoo"), cache)
+    assert status.state == deps.OK and status.path == cache / "libfoo"
+    assert git("rev-parse", "HEAD", cwd=cache / "libfoo") == upstream["first"]
+    assert (cache / "libfoo" / "src" / "foo.c").read_text() == "int foo(void) { return 1; }\n"
+    assert [p.name for p in cache.iterdir()] == ["libfoo"]   # no temp dirs left behind
+    # a second fetch is a no-op that does not touch the network or the files
+    stamp = (cache / "libfoo" / "src" / "foo.c").stat().st_mtime_ns
+    shutil.rmtree(upstream["repo"])
+    again = deps.fetch(manifest.get("libfoo"), cache)
+    assert again.state == deps.OK and (cache / "libfoo" / "src" / "foo.c").stat().st_mtime_ns == stamp
+
+
+def test_moving_the_pin_refetches_and_a_wrong_checkout_is_reported(tmp_path, upstream):
+    cache = tmp_path / "cache"
+    old = deps.load_manifest(write_manifest(tmp_path / "a.toml", upstream["url"], upstream["first"]))
+    deps.fetch(old.get("libfoo"), cache)
+    new = deps.load_manifest(write_manifest(tmp_path / "b.toml", upstream["url"], upstream["second"]))
+    stale = deps.check(new, cache)[0]
+    assert stale.state == deps.MISMATCH and f"is at {upstream['first'][:12]}" in stale.detail
+    deps.fetch(new.get("libfoo"), cache)
+    assert deps.check(new, cache)[0].state == deps.OK
+    assert (cache / "libfoo" / "src" / "foo.c").read_text() == "int foo(void) { return 2; }\n"
+
+
+def test_unknown_commit_fails_and_leaves_nothing(tmp_path, upstream):
+    manifest = deps.load_manifest(write_manifest(tmp_path / "deps.toml", upstream["url"], "b" * 40))
+    cache = tmp_path / "cache"
+    with pytest.raises(ToolFailed, match="is not in .*the pin in deps.toml is wrong"):
+        deps.fetch(manifest.get("libfoo"), cache)
+    assert not (cache / "libfoo").exists() and list(cache.iterdir()) == []
+
+
+def test_unreachable_url_fails_clearly(tmp_path, upstream):
+    manifest = deps.load_manifest(write_manifest(tmp_path / "deps.toml", (tmp_path / "gone").as_uri(),
+                                                 upstream["first"]))
+    with pytest.raises(ToolFailed, match="cannot fetch libfoo .*pass --deps-dir"):
+        deps.fetch(manifest.get("libfoo"), tmp_path / "cache")
+
+
+def test_offline_copy_is_used_when_the_url_is_unreachable(tmp_path, upstream):
+    offline = tmp_path / "usb-stick"
+    offline.mkdir()
+    subprocess.run(["git", "clone", "-q", upstream["url"], str(offline / "libfoo")], check=True)
+    manifest = deps.load_manifest(write_manifest(tmp_path / "deps.toml", (tmp_path / "no-network").as_uri(),
+                                                 upstream["first"]))
+    status = deps.fetch(manifest.get("libfoo"), tmp_path / "cache", offline_dirs=[offline])
+    assert status.state == deps.OK and str(offline / "libfoo") in status.detail
+    assert git("rev-parse", "HEAD", cwd=tmp_path / "cache" / "libfoo") == upstream["first"]
+
+
+def test_plain_directory_is_not_accepted_as_a_checkout(tmp_path, upstream):
+    manifest = deps.load_manifest(write_manifest(tmp_path / "deps.toml", upstream["url"], upstream["first"]))
+    (tmp_path / "cache" / "libfoo").mkdir(parents=True)
+    status = deps.check(manifest, tmp_path / "cache")[0]
+    assert status.state == deps.MISMATCH and "not a git checkout" in status.detail
+
+
+# -- the command, doctor and build --deps-dir ----------------------------------------------------------
+
+@pytest.fixture
+def local_manifest(tmp_path, upstream, monkeypatch) -> Path:
+    path = write_manifest(tmp_path / "deps.toml", upstream["url"], upstream["first"])
+    monkeypatch.setattr(deps, "manifest_path", lambda: path)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RTFLASH_DEPS_CACHE", str(cache))
+    return cache
+
+
+def test_cli_check_fetch_json(invoke, local_manifest):
+    missing = invoke("deps", "--check", "--json")
+    assert missing.exit_code == 1
+    data = json.loads(missing.stdout)
+    assert data["ok"] is False and data["deps"][0]["state"] == "missing"
+    fetched = invoke("deps", "--fetch")
+    assert fetched.exit_code == 0, fetched.output
+    assert "fetched" in fetched.stderr + fetched.stdout
+    ok = invoke("deps", "--check", "--json", "--target", "linux")
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["deps"][0]["state"] == "ok"
+
+
+def test_doctor_check(local_manifest, upstream):
+    from orchestrator.doctor import FAIL, OK, WARN, Check
+
+    before = deps.doctor_check()
+    assert isinstance(before, Check) and before.status == WARN and "libfoo" in before.detail
+    deps.fetch_all(deps.load_manifest(), local_manifest)
+    assert deps.doctor_check().status == OK
+    git("checkout", "-q", upstream["second"], cwd=local_manifest / "libfoo")
+    assert deps.doctor_check().status == FAIL
+
+
+def test_build_passes_deps_dir_to_idf(invoke, project, fake_idf, monkeypatch, tmp_path):
+    log = tmp_path / "argv.log"
+    monkeypatch.setenv("FAKE_IDF_LOG", str(log))
+    local = tmp_path / "deps"
+    local.mkdir()
+    result = invoke("build", "--board", "sonatino", "--backend", "idf", "--deps-dir", str(local))
+    assert result.exit_code == 0, result.output
+    argv = json.loads(log.read_text().splitlines()[0])
+    assert f"-DRT_DEPS_DIR={local}" in argv
+    missing = invoke("build", "--board", "sonatino", "--backend", "idf", "--deps-dir", str(tmp_path / "nope"))
+    assert missing.exit_code != 0
