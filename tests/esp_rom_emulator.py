@@ -60,6 +60,18 @@ OPS = {
 }
 STUB_ONLY = {OPS["ERASE_FLASH"], OPS["ERASE_REGION"], OPS["READ_FLASH"], OPS["RUN_USER_CODE"]}
 SPI_CMD_USR = 1 << 18
+RTC_CNTL_OPTION1_REG = 0x6000812C  # esptool clears FORCE_DOWNLOAD_BOOT here right before a hard reset
+APP_BOOT_SECONDS = 0.3  # reset to first log line on a real ESP32-S3 is about this long
+APP_LOG = (
+    b"ESP-ROM:esp32s3-20210327\r\nrst:0x1 (POWERON),boot:0x8 (SPI_FAST_FLASH_BOOT)\r\n"
+    b"\x1b[0;32mI (25) boot: ESP-IDF v5.5.1 2nd stage bootloader\x1b[0m\r\n"
+    b"\x1b[0;32mI (312) rtflash: firmware 0.1.0 board sonatino\x1b[0m\r\n"
+    b"\x1b[0;32mI (1520) wifi_sta: connected to CanaryNet\x1b[0m\r\n"
+    b"\x1b[0;32mI (2210) wifi_sta: got ip: 192.168.1.23\x1b[0m\r\n"
+    b"\x1b[0;32mI (3105) rt_session: peer state: CONNECTED\x1b[0m\r\n"
+    b"\x1b[0;32mI (3190) rt_session: datachannel open: oai-events\x1b[0m\r\n"
+    b"\x1b[0;32mI (3402) rt_session: event: session.created\x1b[0m\r\n"
+)
 INVALID_COMMAND, BAD_CHECKSUM, BAD_DATA_LEN = 0x05, 0x07, 0x0C
 
 
@@ -114,6 +126,8 @@ class Chip:
     blocks: int = 0
     commands: list[str] = field(default_factory=list)
     connections: int = 0
+    app_log: bytes = APP_LOG  # what the "application" prints after a hard reset
+    app_started: int = 0
     drop_at_block: int | None = None
 
     def __post_init__(self) -> None:
@@ -145,8 +159,9 @@ class Chip:
 class Session:
     """One connection's protocol state machine (ROM until the stub is loaded; then the stub)."""
 
-    def __init__(self, chip: Chip, send, *, baud: int | None = None) -> None:
+    def __init__(self, chip: Chip, send, *, baud: int | None = None, on_app_start=None) -> None:
         self.chip = chip
+        self.on_app_start = on_app_start
         self.send_raw = send
         self.regs = chip.registers()
         self.stub = False
@@ -208,6 +223,10 @@ class Session:
             if addr == self.chip.chipdef.spi_base and value & SPI_CMD_USR:
                 self.spi_user_command()
         self.reply(op)
+        if self.chip.chip == "esp32s3" and struct.unpack("<I", data[:4])[0] == RTC_CNTL_OPTION1_REG:
+            self.chip.app_started += 1  # esptool's hard reset: the flashed app boots and logs
+            if self.on_app_start:
+                self.on_app_start()
 
     def spi_user_command(self) -> None:
         """Run the SPI user command esptool set up (RDID answers the JEDEC id; others read 0)."""
@@ -362,9 +381,9 @@ class _Endpoint:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def new_session(self, send) -> Session:
+    def new_session(self, send, on_app_start=None) -> Session:
         self.chip.connections += 1
-        return Session(self.chip, send, baud=self.baud)
+        return Session(self.chip, send, baud=self.baud, on_app_start=on_app_start)
 
     def pump(self, session: Session, decoder: SlipDecoder, data: bytes) -> None:
         session.pace(len(data))
@@ -386,6 +405,11 @@ class SocketEmulator(_Endpoint):
     def url(self) -> str:
         return f"socket://127.0.0.1:{self.port}"
 
+    _app_pending = False
+
+    def _app_started(self) -> None:
+        self._app_pending = True
+
     def _serve(self) -> None:
         while not self._stop.is_set():
             try:
@@ -399,7 +423,11 @@ class SocketEmulator(_Endpoint):
     def _serve_conn(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.settimeout(0.1)
-        session, decoder = self.new_session(conn.sendall), SlipDecoder()
+        if self._app_pending:  # the app boots (as long as a real one takes) and the next reader sees its log
+            self._app_pending = False
+            time.sleep(APP_BOOT_SECONDS)
+            conn.sendall(self.chip.app_log)
+        session, decoder = self.new_session(conn.sendall, self._app_started), SlipDecoder()
         try:
             while not self._stop.is_set():
                 try:
@@ -438,10 +466,19 @@ class PtyEmulator(_Endpoint):
             n = os.write(self.master, view)
             view = view[n:]
 
+    def _write_quietly(self, data: bytes) -> None:
+        try:
+            self._write(data)
+        except OSError:
+            pass  # closed meanwhile
+
     def _serve(self) -> None:
         import select
 
-        session, decoder = self.new_session(self._write), SlipDecoder()
+        def start_app() -> None:  # the app boots a moment after the reset; the pty keeps what it prints
+            threading.Timer(APP_BOOT_SECONDS, self._write_quietly, (self.chip.app_log,)).start()
+
+        session, decoder = self.new_session(self._write, start_app), SlipDecoder()
         while not self._stop.is_set():
             ready, _, _ = select.select([self.master], [], [], 0.1)
             if not ready:
@@ -453,7 +490,7 @@ class PtyEmulator(_Endpoint):
             try:
                 self.pump(session, decoder, data)
             except LinkDropped:
-                session, decoder = self.new_session(self._write), SlipDecoder()
+                session, decoder = self.new_session(self._write, start_app), SlipDecoder()
 
     def close(self) -> None:
         self._stop.set()

@@ -31,6 +31,7 @@ COMMANDS = [
     ["ci", "--boards", "sonatino,linux", "--out", "dist"],
     ["doctor"],
     ["flash", "--board", "sonatino", "--port", "socket://127.0.0.1:9"],
+    ["--verbose", "run", "--board", "sonatino", "--port", "socket://127.0.0.1:9"],
     ["--verbose", "flash", "--board", "atoms3r-echo", "--port", "socket://127.0.0.1:9", "--json"],
     ["--verbose", "doctor", "--json"],
 ]
