@@ -131,14 +131,17 @@ class DeviceServer:
 
     A session is bytes (sent, then the connection is closed: the device "vanishes") or a callable
     taking the connected socket. After the last session nothing listens any more. What the monitor
-    sends (keys) is collected in `received`.
+    sends (keys) is collected in `received`. Each session starts `settle` seconds after the accept,
+    like a device that talks once the port is open: pyserial drops what arrives while it opens
+    (its open() flushes the input, on a socket as on a tty).
     """
 
-    def __init__(self, sessions) -> None:
+    def __init__(self, sessions, settle: float = 0.1) -> None:
         import socket
         import threading
 
         self.sessions = list(sessions)
+        self.settle = settle
         self.received = bytearray()
         self.connections = 0
         self.served = threading.Event()
@@ -149,12 +152,15 @@ class DeviceServer:
         self._thread.start()
 
     def _run(self) -> None:
+        import time
+
         for session in self.sessions:
             try:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
             self.connections += 1
+            time.sleep(self.settle)
             with conn:
                 if callable(session):
                     session(conn)

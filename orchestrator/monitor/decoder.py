@@ -23,6 +23,7 @@ from orchestrator.monitor.parser import LogLine
 
 TOOLCHAIN_PREFIX = {"esp32s3": "xtensa-esp32s3-elf-", "esp32": "xtensa-esp32-elf-", "linux": ""}
 ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{8}")
+ECHOED_ADDRESS_RE = re.compile(r"0x0{0,8}([0-9a-fA-F]{8})")
 SHA_RE = re.compile(r"ELF file SHA256:\s+([0-9a-fA-F]{8,64})")
 PANIC_START = ("Guru Meditation Error", "register dump:", "abort() was called", "***ERROR***",
                "Stack smashing protect failure", "assert failed:")
@@ -73,8 +74,8 @@ class ProcAddressDecoder(PcAddressDecoder):
         if result.returncode != 0:
             return {}
         name = Path(argv[0]).name
-        text = "\n".join(ln for ln in result.output.splitlines() if not ln.startswith(f"{name}:")) + "\n"
-        return PcAddressDecoder.parse_addr2line_output(text, is_rom=is_rom)
+        lines = [_address_form(ln) for ln in result.output.splitlines() if not ln.startswith(f"{name}:")]
+        return PcAddressDecoder.parse_addr2line_output("\n".join(lines) + "\n", is_rom=is_rom)
 
 
 @dataclass
@@ -150,6 +151,12 @@ class PanicDecoder:
             self.notices.append(f"the device runs a different firmware than {self.elf} (ELF SHA256 {m[1]} vs "
                                 f"{self._sha[:len(m[1])]}): decoded backtraces may be wrong; flash this build "
                                 "or pass the matching --elf")
+
+
+def _address_form(line: str) -> str:
+    """A 64-bit host addr2line echoes 0x0000000042001139; the decoder keys on the 8-digit form it asked for."""
+    m = ECHOED_ADDRESS_RE.fullmatch(line.strip())
+    return f"0x{int(m[1], 16):08x}" if m else line
 
 
 def _where(loc) -> str:

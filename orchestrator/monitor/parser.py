@@ -99,7 +99,7 @@ def parse_filters(specs: list[str] | tuple[str, ...]) -> dict[str, int]:
     rules: dict[str, int] = {}
     for spec in specs:
         for item in spec.replace(",", " ").split():
-            tag, _, level = item.rpartition(":") if ":" in item else (item, "", "V")
+            tag, _, level = item.partition(":")
             level = (level or "V").upper().replace("*", "V")
             if not tag or len(level) != 1 or level not in LEVELS:
                 raise ValueError(f"--filter {item!r}: use TAG:LEVEL with LEVEL one of N E W I D V "

@@ -4,7 +4,8 @@ Why a thread and a queue: rendering (or an addr2line run) must never stall readi
 small serial buffer overflows and bytes are lost. The thread does nothing but read whatever is
 waiting and stamp it with the host time. When the port vanishes (a USB-Serial-JTAG board drops off
 the bus on every reset) it looks for the same device by VID/PID/serial, possibly under a new path,
-and reopens it; everything read after the reopen is queued.
+and reopens it; everything read after the reopen is queued. ("After": pyserial's open() flushes
+the input, a tty's and a socket's alike, so the reopen is the moment `open_serial` returns.)
 
 Events put on the queue: ("data", bytes, time), ("gone", reason), ("back", path), ("end", reason).
 """
