@@ -1,51 +1,97 @@
-/* rtflash firmware entry point: credentials and session settings come from NVS (namespace
- * "rtflash", written by `rtflash provision`), never from the binary. */
-#include <stdio.h>
-#include <string.h>
+/* rtflash firmware entry point: settings from NVS (namespace "rtflash", written by
+ * `rtflash provision`) or, on the linux target, from the environment; never from the binary.
+ * Boot: NVS -> settings -> Wi-Fi (back-off) -> board audio -> Realtime session (reconnects by
+ * itself). The task watchdog is on (sdkconfig.defaults); the app tasks subscribe to it. */
+#include <stdlib.h>
 
 #include "esp_log.h"
-#include "nvs.h"
-#include "nvs_flash.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
 #include "sdkconfig.h"
 
-static const char *TAG = "main";
+#include "app_config.h"
+#include "rt_audio.h"
+#include "rt_audio_frame.h"
+#include "rt_session.h"
 
-static const char *const REQUIRED_KEYS[] = {"wifi_ssid", "wifi_pass", "api_key"};
+#if !CONFIG_IDF_TARGET_LINUX
+#include "nvs_flash.h"
+#include "wifi_sta.h"
+#endif
 
-/* Log, for each required key, whether it is present; never its value. Returns how many are missing. */
-static int check_credentials(void)
-{
-    nvs_handle_t handle;
-    esp_err_t err = nvs_open("rtflash", NVS_READONLY, &handle);
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "no credentials in NVS (%s): run `rtflash provision --board %s`", esp_err_to_name(err),
-                 CONFIG_RT_BOARD_NAME);
-        return (int)(sizeof(REQUIRED_KEYS) / sizeof(REQUIRED_KEYS[0]));
-    }
-    int missing = 0;
-    for (size_t i = 0; i < sizeof(REQUIRED_KEYS) / sizeof(REQUIRED_KEYS[0]); i++) {
-        size_t length = 0;
-        if (nvs_get_str(handle, REQUIRED_KEYS[i], NULL, &length) != ESP_OK) {
-            ESP_LOGE(TAG, "credential '%s' missing: run `rtflash provision`", REQUIRED_KEYS[i]);
-            missing++;
-        }
-    }
-    nvs_close(handle);
-    return missing;
-}
+#ifndef RT_FIRMWARE_VERSION
+#define RT_FIRMWARE_VERSION "dev"
+#endif
 
-void app_main(void)
+static const char *TAG = "rtflash";
+
+#define RING_MS 200   /* 10 frames of slack each way */
+
+static rt_config_t s_cfg;
+static rt_ring_t s_mic, s_spk;
+
+#if !CONFIG_IDF_TARGET_LINUX
+/* APIs checked against ESP-IDF v5.4/v5.5 nvs_flash.h: nvs_flash_init, nvs_flash_erase,
+ * ESP_ERR_NVS_NO_FREE_PAGES / ESP_ERR_NVS_NEW_VERSION_FOUND. */
+static void init_nvs(void)
 {
     esp_err_t err = nvs_flash_init();
     if (err == ESP_ERR_NVS_NO_FREE_PAGES || err == ESP_ERR_NVS_NEW_VERSION_FOUND) {
-        ESP_LOGW(TAG, "NVS partition needs erasing (%s); credentials must be provisioned again",
-                 esp_err_to_name(err));
+        ESP_LOGW(TAG, "NVS partition needs erasing (%s); credentials must be provisioned again", esp_err_to_name(err));
         ESP_ERROR_CHECK(nvs_flash_erase());
         err = nvs_flash_init();
     }
     ESP_ERROR_CHECK(err);
-    ESP_LOGI(TAG, "rtflash firmware for board %s", CONFIG_RT_BOARD_NAME);
-    if (check_credentials() == 0) {
-        ESP_LOGI(TAG, "credentials present");
+}
+#endif
+
+/* Nothing to do without settings: say so every minute rather than reboot-loop. */
+static void wait_for_provisioning(void)
+{
+    for (;;) {
+        vTaskDelay(pdMS_TO_TICKS(60000));
+        ESP_LOGW(TAG, "still waiting for settings: provision them and reset the board");
     }
+}
+
+static bool make_ring(rt_ring_t *ring, uint32_t rate)
+{
+    size_t bytes = (size_t)rate / 1000 * RING_MS * sizeof(int16_t);
+    void *storage = malloc(bytes);
+    return storage != NULL && rt_ring_init(ring, storage, bytes);
+}
+
+void app_main(void)
+{
+    ESP_LOGI(TAG, "firmware %s board %s", RT_FIRMWARE_VERSION, CONFIG_RT_BOARD_NAME);
+#if !CONFIG_IDF_TARGET_LINUX
+    init_nvs();
+#endif
+    if (!app_config_load(&s_cfg)) {
+        wait_for_provisioning();
+    }
+#if !CONFIG_IDF_TARGET_LINUX
+    if (!wifi_sta_start(s_cfg.wifi_ssid, s_cfg.wifi_pass)) {
+        wait_for_provisioning();
+    }
+#endif
+    uint32_t rate = rt_audio_rate();
+    if (!rt_opus_rate_ok(rate) || !make_ring(&s_mic, rate) || !make_ring(&s_spk, rate)) {
+        ESP_LOGE(TAG, "audio buffers: rate %u Hz unsupported or out of memory", (unsigned)rate);
+        wait_for_provisioning();
+    }
+    esp_err_t err = rt_audio_start(&s_mic, &s_spk);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "audio set-up failed (%s): check the board's pins in boards/%s.toml", esp_err_to_name(err),
+                 CONFIG_RT_BOARD_NAME);
+    }
+    rt_session_params_t params = {.cfg = &s_cfg, .mic = &s_mic, .spk = &s_spk, .rate = rate};
+    if (!rt_session_start(&params)) {
+        ESP_LOGE(TAG, "session tasks could not start");
+    }
+#if CONFIG_IDF_TARGET_LINUX
+    for (;;) {   /* on the host, app_main returning would end the process */
+        vTaskDelay(portMAX_DELAY);
+    }
+#endif
 }

@@ -1,0 +1,86 @@
+/* Audio without hardware: the linux target (and a board with RT_AUDIO_NONE). The "microphone"
+ * plays the WAV file named by RT_WAV_IN (or silence) in real time, 20 ms at a time; the "speaker"
+ * writes what the model says to RT_WAV_OUT (or drops it). */
+#include "sdkconfig.h"
+
+#if CONFIG_IDF_TARGET_LINUX || CONFIG_RT_AUDIO_NONE
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "esp_log.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
+
+#include "rt_audio.h"
+#include "rt_audio_frame.h"
+#include "rt_audio_priv.h"
+#include "rt_wav.h"
+
+static const char *TAG = "rt_audio";
+static rt_ring_t *s_mic, *s_spk;
+static rt_wav_t s_in, s_out;
+static bool s_have_in, s_have_out;
+
+uint32_t rt_audio_rate(void)
+{
+    return CONFIG_RT_AUDIO_SAMPLE_RATE;
+}
+
+static void wav_task(void *arg)
+{
+    (void)arg;
+    const size_t n = rt_frame_samples(CONFIG_RT_AUDIO_SAMPLE_RATE, RT_FRAME_MS);
+    static int16_t pcm[RT_FRAME_MAX_SAMPLES];
+    TickType_t wake = xTaskGetTickCount();
+    for (;;) {
+        size_t got = s_have_in ? rt_wav_read(&s_in, pcm, n) : 0;
+        if (s_have_in && got < n) {
+            ESP_LOGI(TAG, "RT_WAV_IN finished; sending silence from now on");
+            rt_wav_close(&s_in);
+            s_have_in = false;
+        }
+        memset(pcm + got, 0, (n - got) * sizeof(int16_t));
+        rt_audio_push_mic(s_mic, pcm, n);
+        size_t out = rt_ring_read(s_spk, pcm, n * sizeof(int16_t));
+        if (s_have_out && out > 0) {
+            rt_wav_write(&s_out, pcm, out / sizeof(int16_t));
+            fflush(s_out.fp);
+        }
+        vTaskDelayUntil(&wake, pdMS_TO_TICKS(RT_FRAME_MS));
+    }
+}
+
+esp_err_t rt_audio_start(rt_ring_t *mic, rt_ring_t *spk)
+{
+    char why[96];
+    const char *in = getenv("RT_WAV_IN"), *out = getenv("RT_WAV_OUT");
+    s_mic = mic;
+    s_spk = spk;
+    if (in && *in) {
+        s_have_in = rt_wav_open_read(&s_in, in, why, sizeof(why));
+        if (!s_have_in) {
+            ESP_LOGE(TAG, "RT_WAV_IN %s: %s; sending silence", in, why);
+        } else if (s_in.rate != CONFIG_RT_AUDIO_SAMPLE_RATE) {
+            ESP_LOGE(TAG, "RT_WAV_IN %s is %u Hz, the firmware runs at %d Hz: convert it (sox in.wav -r %d out.wav)",
+                     in, (unsigned)s_in.rate, CONFIG_RT_AUDIO_SAMPLE_RATE, CONFIG_RT_AUDIO_SAMPLE_RATE);
+            rt_wav_close(&s_in);
+            s_have_in = false;
+        } else {
+            ESP_LOGI(TAG, "microphone: %s", in);
+        }
+    } else {
+        ESP_LOGI(TAG, "microphone: silence (set RT_WAV_IN to a 16-bit mono WAV at %d Hz)", CONFIG_RT_AUDIO_SAMPLE_RATE);
+    }
+    if (out && *out) {
+        s_have_out = rt_wav_open_write(&s_out, out, CONFIG_RT_AUDIO_SAMPLE_RATE, why, sizeof(why));
+        if (!s_have_out) {
+            ESP_LOGE(TAG, "RT_WAV_OUT %s: %s; speaker output dropped", out, why);
+        } else {
+            ESP_LOGI(TAG, "speaker: %s", out);
+        }
+    }
+    return xTaskCreate(wav_task, "rt_wav", 8192, NULL, 5, NULL) == pdPASS ? ESP_OK : ESP_ERR_NO_MEM;
+}
+
+#endif

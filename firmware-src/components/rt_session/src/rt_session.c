@@ -1,0 +1,362 @@
+/* Session tasks. libpeer API as pinned in deps.toml (sepfy/libpeer src/peer_connection.h):
+ * peer_init, peer_connection_create(PeerConfiguration), peer_connection_onicecandidate,
+ * peer_connection_oniceconnectionstatechange, peer_connection_ondatachannel, peer_connection_create_offer,
+ * peer_connection_set_remote_description, peer_connection_loop, peer_connection_create_datachannel,
+ * peer_connection_lookup_sid, peer_connection_datachannel_send_sid, peer_connection_send_audio,
+ * peer_connection_close, peer_connection_destroy. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "esp_log.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
+#include "sdkconfig.h"
+#if !CONFIG_IDF_TARGET_LINUX
+#include "esp_random.h"
+#include "esp_task_wdt.h"
+#define WDT_ADD() esp_task_wdt_add(NULL)
+#define WDT_RESET() esp_task_wdt_reset()
+#else
+#define WDT_ADD() ((void)0)
+#define WDT_RESET() ((void)0)
+#endif
+#if CONFIG_SPIRAM
+#include "esp_heap_caps.h"
+#endif
+
+#include "peer.h"
+
+#include "rt_audio_frame.h"
+#include "rt_events.h"
+#include "rt_link.h"
+#include "rt_opus.h"
+#include "rt_session.h"
+#include "rt_signal.h"
+
+static const char *TAG = "rt_session";
+
+#define CHANNEL_LABEL "oai-events"
+#define SDP_MAX 8192
+#define SIGNAL_TIMEOUT_MS 15000
+#define LOOP_MS 5
+#define PKT_RING_BYTES 4096
+#define EVENT_MAX 4608   /* session.update with the longest instructions NVS can hold */
+
+typedef struct {
+    rt_session_params_t p;
+    PeerConnection *pc;
+    rt_link_t link;
+    rt_opus_dec_t *dec;
+    rt_ring_t packets;               /* encoder task -> peer task: [u16 length][opus packet] */
+    uint8_t packet_storage[PKT_RING_BYTES];
+    volatile bool media_up;          /* read by the encoder task */
+    bool offer_ready, channel_opened, lost;
+    uint32_t reconnect_ms;
+    char offer[SDP_MAX];
+    char answer[SDP_MAX];
+    char url[RT_URL_MAX + 96];
+} session_t;
+
+static session_t *s;
+
+/* libpeer's state values mapped explicitly (never cast): a re-pin that reorders them still logs right. */
+static rt_peer_state_t map_state(PeerConnectionState state)
+{
+    switch (state) {
+    case PEER_CONNECTION_NEW: return RT_PEER_NEW;
+    case PEER_CONNECTION_CHECKING: return RT_PEER_CHECKING;
+    case PEER_CONNECTION_CONNECTED: return RT_PEER_CONNECTED;
+    case PEER_CONNECTION_COMPLETED: return RT_PEER_COMPLETED;
+    case PEER_CONNECTION_FAILED: return RT_PEER_FAILED;
+    case PEER_CONNECTION_DISCONNECTED: return RT_PEER_DISCONNECTED;
+    default: return RT_PEER_CLOSED;
+    }
+}
+
+static void on_state(PeerConnectionState state, void *user)
+{
+    session_t *self = user;
+    rt_peer_state_t mapped = map_state(state);
+    uint32_t delay = 0;
+    ESP_LOGI(TAG, "peer state: %s", rt_peer_state_name(mapped));
+    switch (rt_link_on_state(&self->link, mapped, &delay)) {
+    case RT_LINK_MEDIA_UP:
+        self->media_up = true;
+        break;
+    case RT_LINK_RECONNECT:
+        self->media_up = false;
+        self->lost = true;
+        self->reconnect_ms = delay;
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_offer(char *sdp, void *user)
+{
+    session_t *self = user;
+    snprintf(self->offer, sizeof(self->offer), "%s", sdp);
+    self->offer_ready = true;   /* POSTed from the loop, not inside libpeer's callback */
+}
+
+static void send_event(session_t *self, const char *json, int len)
+{
+    uint16_t sid = 0;
+    if (peer_connection_lookup_sid(self->pc, CHANNEL_LABEL, &sid) != 0) {
+        sid = 0;
+    }
+    if (peer_connection_datachannel_send_sid(self->pc, (char *)json, (size_t)len, sid) < 0) {
+        ESP_LOGW(TAG, "could not queue a %d-byte event on %s", len, CHANNEL_LABEL);
+    }
+}
+
+static void greet(session_t *self)
+{
+    static char json[EVENT_MAX];
+    int len = rt_event_session_update(json, sizeof(json), self->p.cfg->instructions, self->p.cfg->voice);
+    if (len > 0) {
+        send_event(self, json, len);
+    } else {
+        ESP_LOGE(TAG, "session.update does not fit in %d bytes; instructions not sent", EVENT_MAX);
+    }
+    len = rt_event_response_create(json, sizeof(json), CONFIG_RT_GREETING);
+    if (len > 0) {
+        send_event(self, json, len);
+    }
+}
+
+static void on_channel_open(void *user)
+{
+    session_t *self = user;
+    /* The SCTP association is up: create our channel (DCEP open), then greet once per connection. */
+    if (peer_connection_create_datachannel(self->pc, DATA_CHANNEL_RELIABLE, 0, 0, (char *)CHANNEL_LABEL, (char *)"") < 0) {
+        ESP_LOGE(TAG, "could not open the %s data channel", CHANNEL_LABEL);
+        return;
+    }
+    ESP_LOGI(TAG, "datachannel open: " CHANNEL_LABEL);
+    self->channel_opened = true;
+    if (rt_link_on_channel_open(&self->link)) {
+        greet(self);
+    }
+}
+
+static void on_channel_close(void *user)
+{
+    (void)user;
+    ESP_LOGW(TAG, "datachannel closed: " CHANNEL_LABEL);
+}
+
+static void on_message(char *msg, size_t len, void *user, uint16_t sid)
+{
+    (void)user;
+    (void)sid;
+    char type[64];
+    if (!rt_event_type(msg, len, type, sizeof(type))) {
+        ESP_LOGW(TAG, "event without a type (%u bytes)", (unsigned)len);
+        return;
+    }
+    ESP_LOGI(TAG, "event: %s", type);
+    if (strcmp(type, "error") == 0) {
+        static const char *const path[] = {"error", "message"};
+        char message[160];
+        if (rt_json_find_string(msg, len, path, 2, message, sizeof(message))) {
+            ESP_LOGE(TAG, "error from the API: %s", message);
+        }
+    }
+}
+
+static void on_audio(uint8_t *data, size_t size, void *user)
+{
+    session_t *self = user;
+    static int16_t pcm[RT_FRAME_MAX_SAMPLES * 3];   /* up to 60 ms per packet */
+    int n = rt_opus_decode(self->dec, data, size, pcm, sizeof(pcm) / sizeof(pcm[0]));
+    if (n > 0) {
+        rt_ring_write(self->p.spk, pcm, (size_t)n * sizeof(int16_t));
+    }
+}
+
+/* Block (in watchdog-sized steps) for `ms`. */
+static void sleep_ms(uint32_t ms)
+{
+    while (ms > 0) {
+        uint32_t step = ms > 1000 ? 1000 : ms;
+        vTaskDelay(pdMS_TO_TICKS(step));
+        WDT_RESET();
+        ms -= step;
+    }
+}
+
+static void drain_packets(session_t *self)
+{
+    uint8_t packet[RT_OPUS_MAX_PACKET];
+    uint16_t len;
+    while (rt_ring_read_all(&self->packets, &len, sizeof(len))) {
+        if (len > sizeof(packet) || !rt_ring_read_all(&self->packets, packet, len)) {
+            break;
+        }
+        if (self->media_up) {
+            peer_connection_send_audio(self->pc, packet, len);
+        }
+    }
+}
+
+static bool post_offer(session_t *self)
+{
+    rt_signal_info_t info;
+    ESP_LOGI(TAG, "sending the SDP offer (%u bytes) to %s", (unsigned)strlen(self->offer), self->url);
+    rt_signal_result_t rc = rt_signal_post_offer(self->url, self->p.cfg->api_key, self->offer, self->answer,
+                                                 sizeof(self->answer), SIGNAL_TIMEOUT_MS, &info);
+    WDT_RESET();
+    if (rc != RT_SIGNAL_OK) {
+        ESP_LOGE(TAG, "signalling failed: %s", info.why);
+        return false;
+    }
+    ESP_LOGI(TAG, "SDP answer received (HTTP %d, %u bytes)", info.status, (unsigned)strlen(self->answer));
+#if RT_LIBPEER_SDP_TYPE
+    peer_connection_set_remote_description(self->pc, self->answer, SDP_TYPE_ANSWER);
+#else
+    peer_connection_set_remote_description(self->pc, self->answer);
+#endif
+    return true;
+}
+
+/* One connection: create, offer, signal, run until lost; returns the delay before the next one. */
+static uint32_t run_once(session_t *self)
+{
+    PeerConfiguration config = {
+        .ice_servers = {{0}},
+        .audio_codec = CODEC_OPUS,
+        .video_codec = CODEC_NONE,
+        .datachannel = DATA_CHANNEL_STRING,
+        .onaudiotrack = on_audio,
+        .onvideotrack = NULL,
+        .on_request_keyframe = NULL,
+        .user_data = self,
+    };
+    rt_link_restart(&self->link);
+    self->offer_ready = self->channel_opened = self->lost = false;
+    self->pc = peer_connection_create(&config);
+    if (self->pc == NULL) {
+        ESP_LOGE(TAG, "peer_connection_create failed (out of memory?)");
+        return rt_link_on_signal_error(&self->link);
+    }
+    peer_connection_oniceconnectionstatechange(self->pc, on_state);
+    peer_connection_onicecandidate(self->pc, on_offer);
+    peer_connection_ondatachannel(self->pc, on_message, on_channel_open, on_channel_close);
+    peer_connection_create_offer(self->pc);
+    uint32_t delay = 0;
+    for (;;) {
+        peer_connection_loop(self->pc);
+        WDT_RESET();
+        if (self->offer_ready) {
+            self->offer_ready = false;
+            if (!post_offer(self)) {
+                delay = rt_link_on_signal_error(&self->link);
+                break;
+            }
+        }
+        drain_packets(self);
+        if (self->lost) {
+            delay = self->reconnect_ms;
+            break;
+        }
+        vTaskDelay(pdMS_TO_TICKS(LOOP_MS));
+    }
+    self->media_up = false;
+    peer_connection_close(self->pc);
+    peer_connection_destroy(self->pc);
+    self->pc = NULL;
+    return delay;
+}
+
+static void peer_task(void *arg)
+{
+    session_t *self = arg;
+    WDT_ADD();
+    for (;;) {
+        uint32_t delay = run_once(self);
+        ESP_LOGW(TAG, "session ended; reconnecting in %u ms", (unsigned)delay);
+        sleep_ms(delay);
+    }
+}
+
+static void encoder_task(void *arg)
+{
+    session_t *self = arg;
+    const size_t samples = rt_frame_samples(self->p.rate, RT_FRAME_MS);
+    static int16_t pcm[RT_FRAME_MAX_SAMPLES];
+    uint8_t packet[2 + RT_OPUS_MAX_PACKET];
+    int err = 0;
+    rt_opus_enc_t *enc = rt_opus_enc_new(self->p.rate, CONFIG_RT_OPUS_BITRATE, CONFIG_RT_OPUS_COMPLEXITY, &err);
+    if (enc == NULL) {
+        ESP_LOGE(TAG, "Opus encoder: %s", rt_opus_error(err));
+        vTaskDelete(NULL);
+        return;
+    }
+    WDT_ADD();
+    for (;;) {
+        WDT_RESET();
+        if (!rt_ring_read_all(self->p.mic, pcm, samples * sizeof(int16_t))) {
+            vTaskDelay(pdMS_TO_TICKS(5));
+            continue;
+        }
+        if (!self->media_up) {
+            continue;   /* not connected: drop mic audio so it never piles up */
+        }
+        int n = rt_opus_encode(enc, pcm, samples, packet + 2, RT_OPUS_MAX_PACKET);
+        if (n <= 0) {
+            ESP_LOGW(TAG, "Opus encode: %s", rt_opus_error(n));
+            continue;
+        }
+        uint16_t len = (uint16_t)n;
+        memcpy(packet, &len, sizeof(len));
+        rt_ring_write_all(&self->packets, packet, sizeof(len) + (size_t)n);
+    }
+}
+
+static bool spawn(const char *name, TaskFunction_t fn, uint32_t stack, UBaseType_t prio, void *arg)
+{
+#if CONFIG_SPIRAM
+    return xTaskCreatePinnedToCoreWithCaps(fn, name, stack, arg, prio, NULL, 0, MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT) ==
+           pdPASS;
+#else
+    return xTaskCreate(fn, name, stack, arg, prio, NULL) == pdPASS;
+#endif
+}
+
+bool rt_session_start(const rt_session_params_t *params)
+{
+    if (s != NULL) {
+        return true;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        ESP_LOGE(TAG, "out of memory for the session");
+        return false;
+    }
+    s->p = *params;
+    rt_ring_init(&s->packets, s->packet_storage, sizeof(s->packet_storage));
+#if !CONFIG_IDF_TARGET_LINUX
+    rt_link_init(&s->link, esp_random());
+#else
+    rt_link_init(&s->link, (uint32_t)xTaskGetTickCount() ^ 0x5A5A1234u);
+#endif
+    if (rt_calls_url(s->url, sizeof(s->url), s->p.cfg->api_url, s->p.cfg->model) < 0) {
+        ESP_LOGE(TAG, "api_url + model do not fit in %u bytes", (unsigned)sizeof(s->url));
+        return false;
+    }
+    int err = 0;
+    s->dec = rt_opus_dec_new(s->p.rate, &err);
+    if (s->dec == NULL) {
+        ESP_LOGE(TAG, "Opus decoder: %s", rt_opus_error(err));
+        return false;
+    }
+    if (peer_init() != 0) {
+        ESP_LOGE(TAG, "libpeer init failed");
+        return false;
+    }
+    return spawn("rt_peer", peer_task, CONFIG_RT_PEER_TASK_STACK, 5, s) &&
+           spawn("rt_opus_enc", encoder_task, CONFIG_RT_ENCODER_TASK_STACK, 6, s);
+}

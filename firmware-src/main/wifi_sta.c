@@ -1,0 +1,87 @@
+/* APIs checked against ESP-IDF v5.4/v5.5 (examples/wifi/getting_started/station, esp_wifi.h,
+ * esp_event.h, esp_netif.h): esp_netif_init, esp_event_loop_create_default,
+ * esp_netif_create_default_wifi_sta, WIFI_INIT_CONFIG_DEFAULT, esp_wifi_init,
+ * esp_event_handler_instance_register (WIFI_EVENT / IP_EVENT_STA_GOT_IP), esp_wifi_set_mode,
+ * esp_wifi_set_config(WIFI_IF_STA), esp_wifi_start, esp_wifi_connect; wifi_event_sta_connected_t,
+ * wifi_event_sta_disconnected_t.reason, ip_event_got_ip_t + IPSTR/IP2STR; esp_timer_start_once. */
+#include <string.h>
+
+#include "esp_event.h"
+#include "esp_log.h"
+#include "esp_netif.h"
+#include "esp_random.h"
+#include "esp_timer.h"
+#include "esp_wifi.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/event_groups.h"
+
+#include "rt_backoff.h"
+#include "wifi_sta.h"
+
+static const char *TAG = "wifi_sta";
+
+#define GOT_IP BIT0
+
+static EventGroupHandle_t s_events;
+static rt_backoff_t s_backoff;
+static esp_timer_handle_t s_retry;
+
+static void retry_now(void *arg)
+{
+    (void)arg;
+    ESP_LOGI(TAG, "connecting");
+    esp_wifi_connect();
+}
+
+static void on_event(void *arg, esp_event_base_t base, int32_t id, void *data)
+{
+    (void)arg;
+    if (base == WIFI_EVENT && id == WIFI_EVENT_STA_START) {
+        ESP_LOGI(TAG, "started; connecting");
+        esp_wifi_connect();
+    } else if (base == WIFI_EVENT && id == WIFI_EVENT_STA_CONNECTED) {
+        const wifi_event_sta_connected_t *ev = data;
+        ESP_LOGI(TAG, "connected to %.*s", (int)ev->ssid_len, (const char *)ev->ssid);
+    } else if (base == WIFI_EVENT && id == WIFI_EVENT_STA_DISCONNECTED) {
+        const wifi_event_sta_disconnected_t *ev = data;
+        xEventGroupClearBits(s_events, GOT_IP);
+        uint32_t delay = rt_backoff_next(&s_backoff);
+        ESP_LOGW(TAG, "disconnected (reason %d), retry in %u ms", (int)ev->reason, (unsigned)delay);
+        esp_timer_stop(s_retry);
+        esp_timer_start_once(s_retry, (uint64_t)delay * 1000);
+    } else if (base == IP_EVENT && id == IP_EVENT_STA_GOT_IP) {
+        const ip_event_got_ip_t *ev = data;
+        ESP_LOGI(TAG, "got ip: " IPSTR, IP2STR(&ev->ip_info.ip));
+        rt_backoff_reset(&s_backoff);
+        xEventGroupSetBits(s_events, GOT_IP);
+    }
+}
+
+bool wifi_sta_start(const char *ssid, const char *password)
+{
+    s_events = xEventGroupCreate();
+    rt_backoff_init(&s_backoff, 1000, 30000, esp_random());
+    const esp_timer_create_args_t retry = {.callback = retry_now, .name = "wifi_retry"};
+    if (s_events == NULL || esp_timer_create(&retry, &s_retry) != ESP_OK) {
+        ESP_LOGE(TAG, "out of memory");
+        return false;
+    }
+    ESP_ERROR_CHECK(esp_netif_init());
+    ESP_ERROR_CHECK(esp_event_loop_create_default());
+    esp_netif_create_default_wifi_sta();
+    wifi_init_config_t init = WIFI_INIT_CONFIG_DEFAULT();
+    ESP_ERROR_CHECK(esp_wifi_init(&init));
+    ESP_ERROR_CHECK(esp_event_handler_instance_register(WIFI_EVENT, ESP_EVENT_ANY_ID, on_event, NULL, NULL));
+    ESP_ERROR_CHECK(esp_event_handler_instance_register(IP_EVENT, IP_EVENT_STA_GOT_IP, on_event, NULL, NULL));
+
+    wifi_config_t cfg = {0};
+    strncpy((char *)cfg.sta.ssid, ssid, sizeof(cfg.sta.ssid));          /* 32 bytes, not NUL-terminated if full */
+    strncpy((char *)cfg.sta.password, password, sizeof(cfg.sta.password));
+    cfg.sta.threshold.authmode = password[0] ? WIFI_AUTH_WPA2_PSK : WIFI_AUTH_OPEN;
+    ESP_ERROR_CHECK(esp_wifi_set_mode(WIFI_MODE_STA));
+    ESP_ERROR_CHECK(esp_wifi_set_config(WIFI_IF_STA, &cfg));
+    ESP_LOGI(TAG, "station for \"%s\" (%s)", ssid, password[0] ? "WPA2/WPA3" : "open network");
+    ESP_ERROR_CHECK(esp_wifi_start());
+    xEventGroupWaitBits(s_events, GOT_IP, pdFALSE, pdTRUE, portMAX_DELAY);
+    return true;
+}
