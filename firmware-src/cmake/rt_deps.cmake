@@ -6,6 +6,8 @@
 # commit (network needed once); one given with --deps-dir is used as is (offline), after checking
 # its commit when it is a git checkout.
 
+cmake_policy(SET CMP0057 NEW)  # if(... IN_LIST ...), also when run with cmake -P
+
 function(rt_deps_read_manifest manifest out_names)
     file(STRINGS "${manifest}" lines)
     set(names "")

@@ -1,6 +1,6 @@
 /* The ESP-IDF transport for rt_signal_post_offer: esp_http_client, TLS verified against the
  * ESP-IDF certificate bundle (esp_crt_bundle_attach; CONFIG_MBEDTLS_CERTIFICATE_BUNDLE), never
- * ESP_TLS_INSECURE. Streaming API (open/write/fetch_headers/read) so the answer lands in our
+ * the insecure esp-tls options. Streaming API (open/write/fetch_headers/read) so the answer lands in our
  * buffer whatever its length header says.
  * Checked against ESP-IDF v5.4/v5.5: esp_http_client.h (esp_http_client_config_t .url .method
  * .timeout_ms .crt_bundle_attach .buffer_size; esp_http_client_init/set_header/open/write/
