@@ -13,14 +13,13 @@ process-wide logger, so ours routes each thread's lines and progress to that thr
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from orchestrator import ports
+from orchestrator import esptool_log, ports
 from orchestrator.errors import FlashError, PortError, RtflashError
 from orchestrator.files import write_atomic
 
@@ -130,82 +129,6 @@ class _Cache:
             p.unlink(missing_ok=True)
 
 
-# -- esptool's logger, routed per thread ------------------------------------------------
-
-class Cancelled(RtflashError):
-    """Ctrl-C: the write was stopped between two blocks."""
-
-
-_local = threading.local()
-_cancel = threading.Event()
-
-
-def _logger():
-    """An esp-pylib logger that sends each thread's esptool output to that thread's device."""
-    from esp_pylib.logger import EspLogBase
-
-    class DeviceLog(EspLogBase):
-        def _emit(self, *args) -> None:
-            sink = getattr(_local, "on_line", None)
-            if sink and args:
-                sink(" ".join(str(a) for a in args).strip())
-
-        def print(self, *args, **kwargs) -> None:
-            self._emit(*args)
-
-        def err(self, *args, suggestion=None) -> None:
-            self._emit(*args)
-
-        def warn(self, *args, suggestion=None) -> None:
-            self._emit(*args)
-
-        def note(self, *args) -> None:
-            self._emit(*args)
-
-        def hint(self, *args) -> None:
-            self._emit(*args)
-
-        def debug(self, *args) -> None:
-            pass
-
-        def set_verbosity(self, mode) -> None:
-            pass
-
-        def progress_bar(self, cur_iter, total_iters, prefix="", suffix="", bar_length=30) -> None:
-            if _cancel.is_set():
-                raise Cancelled("interrupted")
-            sink = getattr(_local, "on_progress", None)
-            if sink:
-                sink(prefix.strip(), cur_iter, total_iters)
-
-    return DeviceLog()
-
-
-class _EsptoolLog:
-    """Install our logger for the duration of a flash, restore esptool's after."""
-
-    _lock = threading.Lock()
-    _depth = 0
-    _saved = None
-
-    def __enter__(self):
-        from esp_pylib.logger import EspLog
-
-        with self._lock:
-            if _EsptoolLog._depth == 0:
-                _EsptoolLog._saved = EspLog.instance
-                EspLog.instance = _logger()
-            _EsptoolLog._depth += 1
-
-    def __exit__(self, *exc) -> None:
-        from esp_pylib.logger import EspLog
-
-        with self._lock:
-            _EsptoolLog._depth -= 1
-            if _EsptoolLog._depth == 0:
-                EspLog.instance = _EsptoolLog._saved
-
-
 # -- one device -------------------------------------------------------------------------
 
 def _connect(port: str, options: FlashOptions, result: DeviceResult):
@@ -281,12 +204,11 @@ def flash_device(port: str, board, images: Sequence[Image], options: FlashOption
                  on_progress: OnProgress | None = None, on_line: OnLine | None = None) -> DeviceResult:
     """Connect, check, write and verify one device; errors are returned in the result, not raised."""
     result = DeviceResult(port=port)
-    _local.on_progress = (lambda what, done, total: on_progress(port, what, done, total)) if on_progress else None
-    _local.on_line = (lambda line: on_line(port, line)) if on_line else None
+    progress = (lambda what, done, total: on_progress(port, what, done, total)) if on_progress else None
     start = time.perf_counter()
-    esp = cache = None
+    esp = None
     try:
-        with _EsptoolLog():
+        with esptool_log.sinks(progress, _line_sink(port, on_line)):
             esp = _connect(port, options, result)
             result.chip = chip_key(esp.CHIP_NAME)
             result.mac = ":".join(f"{b:02x}" for b in esp.read_mac())
@@ -304,8 +226,11 @@ def flash_device(port: str, board, images: Sequence[Image], options: FlashOption
         result.seconds = round(time.perf_counter() - start, 3)
         if esp is not None:
             _close(esp)
-        _local.on_progress = _local.on_line = None
     return result
+
+
+def _line_sink(port: str, on_line: OnLine | None):
+    return (lambda line: on_line(port, line)) if on_line else None
 
 
 def _prepare(esp, options: FlashOptions):
@@ -337,7 +262,7 @@ def flash_many(port_list: Sequence[str], board, images: Sequence[Image], options
     """Flash every port at once, one thread each; results in the order of `port_list`."""
     if len(set(port_list)) != len(port_list):
         raise PortError("the same --port is given twice")
-    _cancel.clear()
+    esptool_log.clear_cancel()
     if len(port_list) == 1:
         return [flash_device(port_list[0], board, images, options, on_progress, on_line)]
     with ThreadPoolExecutor(max_workers=len(port_list)) as pool:
@@ -345,15 +270,10 @@ def flash_many(port_list: Sequence[str], board, images: Sequence[Image], options
         try:
             return [f.result() for f in futures]
         except KeyboardInterrupt:
-            _cancel.set()  # each worker stops at its next block
+            esptool_log.cancel()  # each worker stops at its next block
             for f in futures:
                 f.result()
             raise
-
-
-def cancel() -> None:
-    """Ask running writes to stop at the next block (Ctrl-C in another thread)."""
-    _cancel.set()
 
 
 def erase_device(port: str, board, options: FlashOptions = FlashOptions(),
@@ -362,11 +282,10 @@ def erase_device(port: str, board, options: FlashOptions = FlashOptions(),
     from esptool.cmds import erase_flash, erase_region
 
     result = DeviceResult(port=port, mode="erase")
-    _local.on_line = (lambda line: on_line(port, line)) if on_line else None
     start = time.perf_counter()
     esp = None
     try:
-        with _EsptoolLog():
+        with esptool_log.sinks(None, _line_sink(port, on_line)):
             esp = _connect(port, options, result)
             result.chip = chip_key(esp.CHIP_NAME)
             result.mac = ":".join(f"{b:02x}" for b in esp.read_mac())
@@ -384,7 +303,6 @@ def erase_device(port: str, board, options: FlashOptions = FlashOptions(),
         result.seconds = round(time.perf_counter() - start, 3)
         if esp is not None:
             _close(esp)
-        _local.on_line = None
     return result
 
 

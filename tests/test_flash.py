@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from orchestrator import flash
+from orchestrator import esptool_log, flash
 from orchestrator.boards import load_catalog
 
 SECTOR = 0x1000
@@ -204,11 +204,11 @@ def test_cancel_stops_between_blocks_and_forgets_the_cache(emulators, board, opt
     assert list(opts.cache_dir.rglob("*.bin"))
 
     def stop(port, what, done, total):
-        flash.cancel()
+        esptool_log.cancel()
 
     r = flash.flash_device(emu.url, board, firmware(seed=2), flash.FlashOptions(cache_dir=opts.cache_dir, full=True),
                            on_progress=stop)
-    flash._cancel.clear()
+    esptool_log.clear_cancel()
     assert not r.ok and r.error == "interrupted"
     assert not list(opts.cache_dir.rglob("*.bin"))
 
