@@ -34,6 +34,7 @@ COMMANDS = [
     ["--verbose", "run", "--board", "sonatino", "--port", "socket://127.0.0.1:9"],
     ["--verbose", "flash", "--board", "atoms3r-echo", "--port", "socket://127.0.0.1:9", "--json"],
     ["--verbose", "doctor", "--json"],
+    ["deps", "--json"],
 ]
 
 
