@@ -101,6 +101,15 @@ def stream(argv: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] 
         raise ToolFailed(failure_message(Result(tuple(map(str, argv)), proc.returncode, "\n".join(tail))))
 
 
+def interactive(argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
+    """Run with the terminal (stdin/stdout/stderr inherited), for programs people talk to; the exit code."""
+    log.debug("interactive: %s", shown(argv))
+    try:
+        return subprocess.call([str(a) for a in argv], env=_env(env))
+    except FileNotFoundError:
+        raise _not_found(argv) from None
+
+
 def failure_message(result: Result) -> str:
     last = next((ln.strip() for ln in reversed(result.output.splitlines()) if ln.strip()), "")
     detail = f": {last}" if last else ""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import click
@@ -93,7 +91,8 @@ def exec_(app: App, board_name, args) -> None:
     except (OSError, ValueError, KeyError):
         raise ConfigError(f"no linux build in {build_dir}; run `rtflash build --board {board.name}` first") from None
     found = credentials.resolve({}, app.project_dir, names=("openai_api_key",))
-    env = {**os.environ, "OPENAI_API_KEY": found["openai_api_key"].value}
-    code = subprocess.call([str(build_dir / elf), *args], env=env)  # interactive: output goes straight through
+    from orchestrator import proc
+
+    code = proc.interactive([build_dir / elf, *args], env={"OPENAI_API_KEY": found["openai_api_key"].value})
     if code:
         raise click.exceptions.Exit(code)
