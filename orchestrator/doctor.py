@@ -117,18 +117,18 @@ def check_platformio(env: dict[str, str]) -> Check:
 
 
 def check_serial_ports() -> list[Check]:
-    from serial.tools import list_ports
+    """The USB serial ports a board can be (ports.candidates), each readable and writable or the fix."""
+    from orchestrator.ports import DIALOUT_FIX, candidates, list_ports
 
-    ports = list(list_ports.comports())
-    if not ports:
-        return [Check("serial ports", WARN, "none found", "plug the board in with a data-capable USB cable")]
+    found = candidates(list_ports())
+    if not found:
+        return [Check("serial ports", WARN, "no USB serial port found",
+                      "plug the board in with a data-capable USB cable (`rtflash ports --all` lists every port)")]
     checks = []
-    for port in ports:
+    for port in found:
         usable = os.access(port.device, os.R_OK | os.W_OK)
-        label = f"{port.device} {port.vid or 0:04x}:{port.pid or 0:04x} {port.description}"
-        fix = "" if usable else ("sudo usermod -aG dialout $USER (uucp on Arch), log out and in; "
-                                 f"or add the udev rule: {UDEV_RULE}")
-        checks.append(Check("serial port", OK if usable else FAIL, label, fix))
+        label = f"{port.device} {port.usb_id()} {port.bridge} {port.description}".rstrip()
+        checks.append(Check("serial port", OK if usable else FAIL, label, "" if usable else DIALOUT_FIX))
     return checks
 
 
