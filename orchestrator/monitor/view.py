@@ -34,6 +34,7 @@ class View:
         self._status_shown = False
         self._second, self._second_text = -1, ""
         self.lines_shown = 0
+        self._log_open = False
 
     def show(self, lines: list[LogLine]) -> None:
         """Write the visible lines of a batch, in one write."""
@@ -56,13 +57,15 @@ class View:
         stamp = self.timestamps
         self.log.write("".join((self._stamp(ln.host_time) + " " if stamp else "") + ln.text
                                + ("" if ln.partial and ln.kind == "log" else "\n") for ln in lines))
+        self._log_open = lines[-1].partial and lines[-1].kind == "log"  # the rest of the line may follow
         self.log.flush()
 
     def notice(self, text: str) -> None:
         """rtflash's own one-line messages (reconnects, decoder problems): in the stream on a terminal."""
         text = redact(text)
         if self.log is not None:
-            self.log.write(f"--- rtflash: {text}\n")
+            self.log.write(("\n" if self._log_open else "") + f"--- rtflash: {text}\n")
+            self._log_open = False
             self.log.flush()
         if self.mode == "terminal":
             pre, post = self._codes["notice"]
@@ -89,6 +92,9 @@ class View:
             self.err.flush()
 
     def close(self) -> None:
+        if self.log is not None and self._log_open:
+            self.log.write("\n")
+            self._log_open = False
         if self.mode == "terminal" and self._status_shown:
             self.out.write(self._unstatus() + f"--- status: {self._status}\n")
             self.out.flush()
