@@ -51,7 +51,7 @@ typedef struct {
     rt_ring_t packets;               /* encoder task -> peer task: [u16 length][opus packet] */
     uint8_t packet_storage[PKT_RING_BYTES];
     volatile bool media_up;          /* read by the encoder task */
-    bool offer_ready, channel_opened, lost;
+    bool offer_ready, offer_taken, channel_opened, lost;
     uint32_t reconnect_ms;
     char offer[SDP_MAX];
     char answer[SDP_MAX];
@@ -94,11 +94,21 @@ static void on_state(PeerConnectionState state, void *user)
     }
 }
 
+/* The local description: from create_offer's return value (newer libpeer) or the onicecandidate
+ * callback (older); whichever comes first is POSTed once, from the loop, never inside a callback. */
+static void take_offer(session_t *self, const char *sdp)
+{
+    if (self->offer_taken || sdp == NULL || sdp[0] == '\0') {
+        return;
+    }
+    snprintf(self->offer, sizeof(self->offer), "%s", sdp);
+    self->offer_taken = true;
+    self->offer_ready = true;
+}
+
 static void on_offer(char *sdp, void *user)
 {
-    session_t *self = user;
-    snprintf(self->offer, sizeof(self->offer), "%s", sdp);
-    self->offer_ready = true;   /* POSTed from the loop, not inside libpeer's callback */
+    take_offer(user, sdp);
 }
 
 static void send_event(session_t *self, const char *json, int len)
@@ -236,7 +246,7 @@ static uint32_t run_once(session_t *self)
         .user_data = self,
     };
     rt_link_restart(&self->link);
-    self->offer_ready = self->channel_opened = self->lost = false;
+    self->offer_ready = self->offer_taken = self->channel_opened = self->lost = false;
     self->pc = peer_connection_create(&config);
     if (self->pc == NULL) {
         ESP_LOGE(TAG, "peer_connection_create failed (out of memory?)");
@@ -245,7 +255,11 @@ static uint32_t run_once(session_t *self)
     peer_connection_oniceconnectionstatechange(self->pc, on_state);
     peer_connection_onicecandidate(self->pc, on_offer);
     peer_connection_ondatachannel(self->pc, on_message, on_channel_open, on_channel_close);
+#if RT_LIBPEER_SDP_TYPE
+    take_offer(self, peer_connection_create_offer(self->pc));
+#else
     peer_connection_create_offer(self->pc);
+#endif
     uint32_t delay = 0;
     for (;;) {
         peer_connection_loop(self->pc);
