@@ -85,7 +85,7 @@ class Monitor:
                 batch.append(self.events.get_nowait())
         except queue.Empty:
             pass
-        for event in batch:
+        for event in _coalesce(batch):
             self._event(event)
         self._draw()
 
@@ -213,6 +213,24 @@ class Monitor:
         fix = ("try --baud 115200" if self.opts.baud != 115200 else
                "check the firmware's console baud rate (CONFIG_ESP_CONSOLE_UART_BAUDRATE) and pass it with --baud")
         return f"{self.reader.path} sends mostly unreadable bytes at {self.opts.baud} baud: wrong baud rate? {fix}"
+
+
+def _coalesce(batch: list[tuple]) -> list[tuple]:
+    """Neighbouring data events become one (stamped with the last arrival): fewer, bigger parser passes."""
+    out: list[tuple] = []
+    chunks: list[bytes] = []
+    for event in batch:
+        if event[0] == "data":
+            chunks.append(event[1])
+            stamp = event[2]
+            continue
+        if chunks:
+            out.append(("data", b"".join(chunks), stamp))
+            chunks = []
+        out.append(event)
+    if chunks:
+        out.append(("data", b"".join(chunks), stamp))
+    return out
 
 
 def compile_grep(pattern: str | None) -> re.Pattern[str] | None:

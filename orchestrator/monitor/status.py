@@ -47,13 +47,13 @@ class Status:
         rules = RULES.get(line.tag) if line.level else None
         if not rules:
             return False
-        before = asdict(self)
         for pattern, apply in rules:
             m = pattern.search(line.message)
             if m:
+                before = dict(self.__dict__)
                 apply(self, m)
-                break
-        return asdict(self) != before
+                return self.__dict__ != before
+        return False
 
     def _set(self, **values: str) -> None:
         for key, value in values.items():
