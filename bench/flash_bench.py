@@ -10,7 +10,6 @@ bytes); a one-sector change (target <= 2 sectors plus protocol overhead over the
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import tempfile
 import time
@@ -22,19 +21,7 @@ sys.path.insert(0, str(ROOT))
 from orchestrator import flash  # noqa: E402
 from orchestrator.boards import load_catalog  # noqa: E402
 from tests.esp_rom_emulator import SocketEmulator  # noqa: E402
-
-
-def firmware(app_kb: int, seed: int = 7) -> list[flash.Image]:
-    """Code-like images (a 2 KB vocabulary of 4-byte words): they compress about as well as real code."""
-    rng = random.Random(seed)
-    words = [rng.randbytes(4) for _ in range(512)]
-
-    def blob(n: int) -> bytes:
-        return b"".join(rng.choice(words) for _ in range(n // 4))
-
-    return [flash.Image("bootloader", 0x0, b"\xe9" + blob(20 * 1024)[1:]),
-            flash.Image("partition-table", 0x8000, blob(0xC00)),
-            flash.Image("app", 0x20000, b"\xe9" + blob(app_kb * 1024)[1:])]
+from tests.test_flash import firmware  # noqa: E402  (code-like images, as the tests use)
 
 
 def run(emu, images, cache: Path, **kw) -> flash.DeviceResult:
@@ -48,7 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--app-kb", type=int, default=1200)
     args = ap.parse_args()
-    images = firmware(args.app_kb)
+    images = firmware(seed=7, app_kb=args.app_kb)
     total = sum(len(i.data) for i in images)
     print(f"images: {total} bytes ({args.app_kb} KB app + bootloader + partition table)")
     with tempfile.TemporaryDirectory() as tmp, SocketEmulator() as emu:

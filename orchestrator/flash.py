@@ -200,11 +200,9 @@ def _write(esp, images: Sequence[Image], cache: _Cache, options: FlashOptions, r
         cache.put(image)
 
 
-def flash_device(port: str, board, images: Sequence[Image], options: FlashOptions = FlashOptions(),
-                 on_progress: OnProgress | None = None, on_line: OnLine | None = None) -> DeviceResult:
-    """Connect, check, write and verify one device; errors are returned in the result, not raised."""
-    result = DeviceResult(port=port)
-    progress = (lambda what, done, total: on_progress(port, what, done, total)) if on_progress else None
+def _on_device(port: str, board, options: FlashOptions, result: DeviceResult, work: Callable,
+               progress=None, on_line: OnLine | None = None) -> DeviceResult:
+    """Connect, check and ready one device, then `work(esp, cache)`; errors land in the result."""
     start = time.perf_counter()
     esp = None
     try:
@@ -214,8 +212,7 @@ def flash_device(port: str, board, images: Sequence[Image], options: FlashOption
             result.mac = ":".join(f"{b:02x}" for b in esp.read_mac())
             _check_device(esp, board, result, options.force)
             esp = _prepare(esp, options)
-            cache = _Cache(options.cache_dir or default_cache_dir(), result.mac)
-            _write(esp, images, cache, options, result)
+            work(esp, _Cache(options.cache_dir or default_cache_dir(), result.mac))
             _reset(esp, options.after)
         result.ok = True
     except (RtflashError, OSError) as exc:
@@ -227,6 +224,15 @@ def flash_device(port: str, board, images: Sequence[Image], options: FlashOption
         if esp is not None:
             _close(esp)
     return result
+
+
+def flash_device(port: str, board, images: Sequence[Image], options: FlashOptions = FlashOptions(),
+                 on_progress: OnProgress | None = None, on_line: OnLine | None = None) -> DeviceResult:
+    """Connect, check, write and verify one device; errors are returned in the result, not raised."""
+    result = DeviceResult(port=port)
+    progress = (lambda what, done, total: on_progress(port, what, done, total)) if on_progress else None
+    return _on_device(port, board, options, result,
+                      lambda esp, cache: _write(esp, images, cache, options, result), progress, on_line)
 
 
 def _line_sink(port: str, on_line: OnLine | None):
@@ -281,29 +287,11 @@ def erase_device(port: str, board, options: FlashOptions = FlashOptions(),
     """Erase the whole flash (or one region); the device's image cache is forgotten."""
     from esptool.cmds import erase_flash, erase_region
 
-    result = DeviceResult(port=port, mode="erase")
-    start = time.perf_counter()
-    esp = None
-    try:
-        with esptool_log.sinks(None, _line_sink(port, on_line)):
-            esp = _connect(port, options, result)
-            result.chip = chip_key(esp.CHIP_NAME)
-            result.mac = ":".join(f"{b:02x}" for b in esp.read_mac())
-            _check_device(esp, board, result, options.force)
-            esp = _prepare(esp, options)
-            _Cache(options.cache_dir or default_cache_dir(), result.mac).forget()
-            erase_region(esp, *region) if region else erase_flash(esp)
-            _reset(esp, options.after)
-        result.ok = True
-    except RtflashError as exc:
-        result.error = str(exc)
-    except Exception as exc:
-        result.error = f"{port}: {_first_line(exc)}"
-    finally:
-        result.seconds = round(time.perf_counter() - start, 3)
-        if esp is not None:
-            _close(esp)
-    return result
+    def erase(esp, cache: _Cache) -> None:
+        cache.forget()
+        erase_region(esp, *region) if region else erase_flash(esp)
+
+    return _on_device(port, board, options, DeviceResult(port=port, mode="erase"), erase, None, on_line)
 
 
 def write_region(port: str, board, offset: int, path: Path | bytes, project_dir: Path | None = None,
