@@ -233,3 +233,15 @@ def test_peer_going_down_closes_the_data_channel_and_other_tags_are_ignored():
     assert status.summary() == "webrtc DISCONNECTED | dc oai-events closed"
     assert not status.observe(parse("I (3) other: got ip: 10.0.0.1"))
     assert not status.observe(parse("wifi_sta: got ip: 10.0.0.1"))  # not a log line
+
+
+def test_transient_state_takes_the_status_row_until_cleared():
+    v, out, _ = view("terminal", color_system="standard", width=200)
+    v.status("wifi up")
+    v.transient("waiting for /dev/ttyACM0 to come back")
+    v.transient(None)
+    assert out.getvalue() == ("\x1b[7mwifi up\x1b[0m" "\r\x1b[2K\x1b[1;35mwaiting for /dev/ttyACM0 to come back\x1b[0m"
+                              "\r\x1b[2K\x1b[7mwifi up\x1b[0m")
+    plain, pout, perr = view()
+    plain.transient("waiting")
+    assert pout.getvalue() == perr.getvalue() == "", "not a terminal: only the reconnect line is said"

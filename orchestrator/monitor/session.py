@@ -54,6 +54,7 @@ class Monitor:
         self.end_reason = ""
         self.last_data = 0.0
         self.keys: KeyReader | None = None
+        self.gone: tuple[float, str] | None = None  # (since, reason) while waiting for the port
 
     def run(self) -> str:
         """Monitor until quit, --timeout or (with reconnect off) the end of the stream; returns why it stopped."""
@@ -69,6 +70,8 @@ class Monitor:
         finally:
             self.reader.stop()
             self._drain_after_stop()
+            if self.gone:
+                self._notice(f"stopped while waiting for {self.reader.path} to come back (port gone: {self.gone[1]})")
             if self.view is not None:
                 self.view.close()
         return self.end_reason
@@ -102,14 +105,33 @@ class Monitor:
             self._process(lines)
         elif kind == "gone":
             self._flush_partial()
-            self._notice(f"port {self.reader.path} gone ({event[1]})" +
-                         ("; waiting for the device to come back (Ctrl-] quits)" if self.opts.reconnect else ""))
+            self._gone(event[1])
         elif kind == "back":
-            self._notice(f"{event[2]} on {event[1]}")
+            self._back(event[1], event[2])
         elif kind == "end":
             self.done, self.end_reason = True, "stream ended"
         elif kind == "key":
             self._key(event[1])
+
+    def _gone(self, reason: str) -> None:
+        """Without reconnect: say it. With: wait quietly (a status row on a terminal), say it once when back."""
+        if not self.opts.reconnect:
+            self._notice(f"port {self.reader.path} gone ({reason})")
+            return
+        self.gone = (time.monotonic(), reason)
+        self._draw()
+        if self.view is not None:
+            self.view.transient(f"waiting for {self.reader.path} to come back ({reason}); Ctrl-] quits")
+
+    def _back(self, path: str, why: str) -> None:
+        if self.view is not None:
+            self.view.transient(None)
+        if why == "reconnected" and self.gone:
+            since, reason = self.gone
+            self._notice(f"reconnected on {path} after {time.monotonic() - since:.1f} s (port gone: {reason})")
+        else:
+            self._notice(f"{why} on {path}")
+        self.gone = None
 
     def _process(self, lines: list[LogLine]) -> None:
         """Status and panic decoding, line by line; decoded frames go right under their line."""

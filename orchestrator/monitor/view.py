@@ -31,6 +31,7 @@ class View:
         self.timestamps, self.grep, self.width = timestamps, grep, width
         self._codes = _codes(color_system if mode == "terminal" else None)
         self._status = ""
+        self._transient = ""
         self._status_shown = False
         self._second, self._second_text = -1, ""
         self.lines_shown = 0
@@ -91,6 +92,13 @@ class View:
             self.err.write(f"--- status: {summary}\n")
             self.err.flush()
 
+    def transient(self, text: str | None) -> None:
+        """A passing state (waiting for the device) shown in the status row on a terminal; gone when cleared."""
+        self._transient = redact(text) if text else ""
+        if self.mode == "terminal":
+            self.out.write(self._unstatus() + self._status_row())
+            self.out.flush()
+
     def close(self) -> None:
         if self.log is not None and self._log_open:
             self.log.write("\n")
@@ -130,11 +138,12 @@ class View:
         return "\r\x1b[2K"
 
     def _status_row(self) -> str:
-        if not self._status:
+        row = self._transient or self._status
+        if not row:
             return ""
         self._status_shown = True
-        pre, post = self._codes["status"]
-        return f"{pre}{self._status[: max(self.width - 1, 10)]}{post}"
+        pre, post = self._codes["notice" if self._transient else "status"]
+        return f"{pre}{row[: max(self.width - 1, 10)]}{post}"
 
 
 def _codes(color_system: str | None) -> dict[str, tuple[str, str]]:
