@@ -223,7 +223,7 @@ def run_exe(exe: str, *args: str, cwd, env=None, user=None, timeout=60) -> subpr
     argv = [exe, *args]
     if user is not None:
         argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
                           env={**clean, "COLUMNS": "200", **(env or {})})
 
 
@@ -259,8 +259,8 @@ def test_permission_denied_is_one_line_with_the_fix(rtflash_exe):
                          env={"HOME": workdir})
         assert result.returncode == 1
         assert result.stderr.strip().splitlines() == [
-            f"error: permission denied on {path}: add yourself to the serial group (sudo usermod -aG dialout "
-            "$USER, then log in again; 'uucp' on Arch) or install the udev rule shown by `rtflash doctor`"]
+            (f"error: permission denied on {path}: add yourself to the serial group (sudo usermod -aG dialout "
+             "$USER, then log in again; 'uucp' on Arch) or install the udev rule shown by `rtflash doctor`")]
     finally:
         os.close(master)
         os.close(slave)

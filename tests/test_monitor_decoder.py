@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ConfigError
-from orchestrator.monitor.decoder import PanicDecoder, check_elf, find_elf, toolchain_prefix
+from orchestrator.monitor.decoder import (
+    PanicDecoder,
+    check_elf,
+    find_elf,
+    toolchain_prefix,
+)
 from orchestrator.monitor.parser import LineSplitter, parse
 
 
@@ -94,9 +99,9 @@ def test_missing_xtensa_toolchain_is_said_once_not_per_line(crash_elf, monkeypat
     out = feed_all(decoder, f"Guru Meditation Error: Core  0 panic'ed\nPC      : 0x{pc:08x}\n"
                    + f"Backtrace: 0x{pc:08x}:0x3fc9a2f0\n" * 3)
     assert [ln.kind for ln in out] == ["panic"] * 5, "shown, undecoded"
-    assert decoder.notices == ["xtensa-esp32s3-elf-addr2line not found on PATH; install the ESP-IDF toolchain "
-                               "($IDF_PATH/install.sh esp32s3) and run `. $IDF_PATH/export.sh`; "
-                               "backtraces are shown undecoded"]
+    assert decoder.notices == [("xtensa-esp32s3-elf-addr2line not found on PATH; install the ESP-IDF toolchain "
+                                "($IDF_PATH/install.sh esp32s3) and run `. $IDF_PATH/export.sh`; "
+                                "backtraces are shown undecoded")]
 
 
 def test_missing_elf_is_said_once(tmp_path):

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator import redact
-from orchestrator.monitor.parser import (GarbageDetector, LineSplitter, clean, decode_lines, parse, parse_filters,
-                                         passes)
+from orchestrator.monitor.parser import (
+    GarbageDetector,
+    LineSplitter,
+    clean,
+    decode_lines,
+    parse,
+    parse_filters,
+    passes,
+)
 
 
 @pytest.mark.parametrize("text, level, time, tag, message", [
@@ -133,7 +142,7 @@ def _lines(chunks: list[bytes]) -> list[tuple[str, bool]]:
 
 def _chunked(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:])]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 @settings(max_examples=300, deadline=None)

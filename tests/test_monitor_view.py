@@ -111,7 +111,7 @@ def test_status_changes_go_to_stderr_when_not_a_terminal():
 
 def test_log_file_gets_every_line_and_the_notices():
     log = io.StringIO()
-    v, out, err = view(log=log)
+    v, _out, err = view(log=log)
     batch = lines_of(b"I (1) a: b\nno newline yet")
     batch += LineSplitter().flush()
     v.save(batch)
@@ -126,7 +126,7 @@ def test_log_file_gets_every_line_and_the_notices():
 
 def test_notices_and_status_are_redacted():
     redact.register("s3cret-password-1")
-    v, out, err = view()
+    v, _out, err = view()
     v.notice("saw s3cret-password-1")
     v.status("ssid s3cret-password-1")
     assert "s3cret" not in err.getvalue() and err.getvalue().count("********") == 2
@@ -180,7 +180,7 @@ def test_menu_state_survives_across_reads():
 
 
 def test_other_keys_are_sent_to_the_device_in_one_write():
-    menu, got = feed(False, "help\r")
+    _menu, got = feed(False, "help\r")
     assert got == [Action("send", b"help\r")]
     assert step(False, "\n") == (False, Action("send", b"\r"))
     assert step(True, "\x14") == (False, Action("send", b"\x14"))
@@ -218,8 +218,8 @@ def test_status_follows_the_firmware_log():
         "wifi 192.168.1.23 | webrtc CONNECTED | fw 0.3.1 on sonatino",
         "wifi 192.168.1.23 | webrtc CONNECTED | dc oai-events open | fw 0.3.1 on sonatino",
         "wifi 192.168.1.23 | webrtc CONNECTED | dc oai-events open | event session.created (#1) | fw 0.3.1 on sonatino",
-        "wifi 192.168.1.23 | webrtc CONNECTED | dc oai-events open | event response.audio_transcript.done (#2) "
-        "| fw 0.3.1 on sonatino",
+        ("wifi 192.168.1.23 | webrtc CONNECTED | dc oai-events open | event response.audio_transcript.done (#2) "
+         "| fw 0.3.1 on sonatino"),
     ]
     assert status.to_dict() == {"wifi": "up", "ssid": "HomeNet", "ip": "192.168.1.23", "peer": "CONNECTED",
                                 "datachannel": "oai-events open", "last_event": "response.audio_transcript.done",

@@ -32,7 +32,11 @@ def make_rebuild(app: App, board):
 
         run_build(app, board, None, False)
         try:
-            from orchestrator.cli.flash import flash_options_from, load_images, run_flash
+            from orchestrator.cli.flash import (
+                flash_options_from,
+                load_images,
+                run_flash,
+            )
         except ImportError:
             raise ConfigError("built, but this rtflash has no flash layer; flash with `rtflash flash`") from None
         images = load_images(app, board, force=False, with_credentials=False)
@@ -102,12 +106,10 @@ def monitor(app: App, board_name, port, baud, elf, timestamps, filters, grep, ra
     """
     import queue
 
-    from orchestrator import ports
     from orchestrator.errors import ConfigError
-    from orchestrator.monitor import decoder
     from orchestrator.monitor.parser import parse_filters
     from orchestrator.monitor.reader import SerialReader
-    from orchestrator.monitor.session import MonitorOptions, compile_grep
+    from orchestrator.monitor.session import compile_grep
 
     if raw and as_json:
         raise ConfigError("--raw and --json do not mix: --raw passes bytes through, --json parses lines")
@@ -117,19 +119,8 @@ def monitor(app: App, board_name, port, baud, elf, timestamps, filters, grep, ra
         raise ConfigError(str(exc)) from None
     pattern = compile_grep(grep)
     board = _board_or_none(app, board_name)
-    if elf is not None:
-        elf = decoder.check_elf(elf)
-    elif board is not None:
-        elf = decoder.find_elf(app.build_dir(board.name))
-    register_known_secrets(app)
-    url = ports.resolve(port or app.settings.port, board, _ask_port if sys.stdin.isatty() else None)
-    baud = baud or app.settings.monitor_baud
-    opts = MonitorOptions(
-        url=url, baud=baud, elf=elf, filters=rules, reconnect=not no_reconnect, timeout=timeout,
-        toolchain_prefix=decoder.toolchain_prefix(board.chip if board else "esp32s3"),
-        elf_hint=(f"build first (rtflash build --board {board.name}) or pass --elf FILE" if board
-                  else "pass --elf FILE or --board NAME"))
-    reader = SerialReader(url, baud, queue.Queue(), reconnect=opts.reconnect)
+    opts = _options(app, board, port, baud, elf, rules, not no_reconnect, timeout)
+    reader = SerialReader(opts.url, opts.baud, queue.Queue(), reconnect=opts.reconnect)
     reader.open()
     log = _open_log(log_path, binary=raw)
     try:
@@ -137,6 +128,25 @@ def monitor(app: App, board_name, port, baud, elf, timestamps, filters, grep, ra
     finally:
         if log is not None:
             log.close()
+
+
+def _options(app: App, board, port, baud, elf, rules, reconnect: bool, timeout):
+    """Port, baud, ELF and toolchain: options first, then rtflash.toml and the board's last build."""
+    from orchestrator import ports
+    from orchestrator.monitor import decoder
+    from orchestrator.monitor.session import MonitorOptions
+
+    if elf is not None:
+        elf = decoder.check_elf(elf)
+    elif board is not None:
+        elf = decoder.find_elf(app.build_dir(board.name))
+    register_known_secrets(app)
+    url = ports.resolve(port or app.settings.port, board, _ask_port if sys.stdin.isatty() else None)
+    return MonitorOptions(
+        url=url, baud=baud or app.settings.monitor_baud, elf=elf, filters=rules, reconnect=reconnect,
+        timeout=timeout, toolchain_prefix=decoder.toolchain_prefix(board.chip if board else "esp32s3"),
+        elf_hint=(f"build first (rtflash build --board {board.name}) or pass --elf FILE" if board
+                  else "pass --elf FILE or --board NAME"))
 
 
 def _run(app, board, opts, reader, log, raw, as_json, timestamps, pattern) -> None:

@@ -71,7 +71,7 @@ class KeyReader:
         except (AttributeError, OSError, ValueError):
             self.fd, self.active = -1, False
 
-    def __enter__(self) -> KeyReader:
+    def __enter__(self) -> KeyReader:  # noqa: PYI034 - Self needs Python 3.11
         if self.active:
             self._raw()
             self._thread = threading.Thread(target=self._run, name="rtflash-keys", daemon=True)

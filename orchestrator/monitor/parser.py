@@ -15,11 +15,11 @@ from orchestrator.redact import redact, redact_bytes
 
 # ESP-IDF's log format (components/log): "X (TIME) TAG: TEXT", TIME in ms since boot or, with
 # CONFIG_LOG_TIMESTAMP_SOURCE_SYSTEM, a wall clock "hh:mm:ss.mmm"; log v2 may omit it.
-LOG_RE = re.compile(r"([EWIDV]) (?:\(([^)]{1,24})\) )?([^:]{1,64}): (.*)", re.S)
+LOG_RE = re.compile(r"([EWIDV]) (?:\(([^)]{1,24})\) )?([^:]{1,64}): (.*)", re.DOTALL)
 _match = LOG_RE.match
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 LEVELS = "NEWIDV"  # none, error, warning, info, debug, verbose: the order of ESP-IDF's esp_log_level_t
-_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F]}
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x09), *range(0x0A, 0x20), 0x7F]}
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\r\n\x1b"
 
 
@@ -73,7 +73,7 @@ def decode_lines(data: bytes) -> list[str]:
         text = text.replace("\r\n", "\n")
     if text.replace("\n", " ").isprintable():  # the usual case: nothing to escape anywhere
         return text.split("\n")
-    return [clean(line[:-1] if line.endswith("\r") else line) for line in text.split("\n")]
+    return [clean(line.removesuffix("\r")) for line in text.split("\n")]
 
 
 class LineSplitter:

@@ -114,8 +114,8 @@ class SerialReader:
                     self.path, self._is_url = path, ports.is_url(path)
                     self.events.put(("back", path, why))
                     return True
-                except PortError:
-                    pass  # not back yet, or the udev rule has not applied its permissions yet
+                except PortError:  # not back yet, or udev has not set its permissions yet
+                    pass
             self._stop.wait(self.retry)
         return True
 
@@ -125,7 +125,7 @@ class SerialReader:
         if ser is not None:
             try:
                 ser.close()
-            except Exception:  # noqa: BLE001 - closing a vanished port may fail; it is gone either way
+            except Exception:  # noqa: BLE001, S110 - closing a vanished port may fail; it is gone either way
                 pass
 
     def write(self, data: bytes) -> None:
@@ -135,7 +135,7 @@ class SerialReader:
         if ser is not None:
             try:
                 ser.write(data)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110 - the reader reports the loss
                 pass
 
     def reset(self) -> bool:
