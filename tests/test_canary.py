@@ -35,6 +35,7 @@ COMMANDS = [
     ["--verbose", "flash", "--board", "atoms3r-echo", "--port", "socket://127.0.0.1:9", "--json"],
     ["--verbose", "doctor", "--json"],
     ["deps", "--json"],
+    ["--verbose", "monitor", "--board", "sonatino", "--port", "socket://127.0.0.1:9", "--no-reconnect"],
 ]
 
 
