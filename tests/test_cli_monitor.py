@@ -321,6 +321,33 @@ def test_keys_on_a_real_terminal(rtflash_exe, project, device_server):
         os.close(slave)
 
 
+def test_terminal_restored_when_killed(rtflash_exe, project, device_server):
+    """SIGTERM (a closed terminal sends SIGHUP) still runs the cleanup: terminal settings, log file."""
+    import signal
+
+    server = device_server(lambda conn: (conn.sendall(BOOT), server.drain(conn, 30)))
+    master, slave = os.openpty()
+    before = termios.tcgetattr(slave)
+    log = project / "killed.log"
+    proc = subprocess.Popen([rtflash_exe, "monitor", "--port", server.url, "--log", str(log)], cwd=project,
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                            env={**os.environ, "TERM": "xterm-256color"})
+    seen: list[str] = []
+    try:
+        read_until(master, "event: session.created", seen)
+        assert termios.tcgetattr(slave) != before, "cbreak while running"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 128 + signal.SIGTERM
+        assert termios.tcgetattr(slave) == before, "terminal restored"
+        assert log.read_text().splitlines()[1:] == BOOT_TEXT, "the log is complete and closed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        os.close(slave)
+
+
 def test_rebuild_key_builds_flashes_and_resumes(project, fake_idf, emulators):
     """Ctrl-T F: the port is closed, the same build and fast reflash run, the monitor shows the new app's log."""
     import io

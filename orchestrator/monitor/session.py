@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import queue
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +64,7 @@ class Monitor:
         deadline = time.monotonic() + self.opts.timeout if self.opts.timeout else None
         self.reader.start()
         try:
-            with KeyReader(self.events, self.stdin) as keys:
+            with _signals_exit(), KeyReader(self.events, self.stdin) as keys:
                 self.keys = keys
                 while not self.done:
                     self._tick()
@@ -235,6 +238,24 @@ class Monitor:
         fix = ("try --baud 115200" if self.opts.baud != 115200 else
                "check the firmware's console baud rate (CONFIG_ESP_CONSOLE_UART_BAUDRATE) and pass it with --baud")
         return f"{self.reader.path} sends mostly unreadable bytes at {self.opts.baud} baud: wrong baud rate? {fix}"
+
+
+@contextmanager
+def _signals_exit():
+    """SIGTERM/SIGHUP end the monitor like an error would: through the `finally`s (terminal, log, port)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    saved = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def _coalesce(batch: list[tuple]) -> list[tuple]:
