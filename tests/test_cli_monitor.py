@@ -50,6 +50,16 @@ def test_shows_parsed_lines_and_ends_with_the_stream(invoke, device_server):
     assert err[-1] == f"--- port {server.url} gone (read failed: socket disconnected)"
 
 
+def test_colour_follows_rich_and_no_color_turns_it_off(invoke, device_server):
+    server = device_server(BOOT)
+    coloured = invoke("monitor", "--port", server.url, "--no-reconnect", env={"FORCE_COLOR": "1", "NO_COLOR": None})
+    assert "\x1b[32mI (25) boot: ESP-IDF v5.5.1 2nd stage bootloader\x1b[0m\n" in coloured.stdout
+    server = device_server(BOOT)
+    plain = invoke("monitor", "--port", server.url, "--no-reconnect", env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    assert "I (25) boot: ESP-IDF v5.5.1 2nd stage bootloader\n" in plain.stdout
+    assert not re.search(r"\x1b\[[0-9;]*m", plain.stdout), "NO_COLOR: no styling at all"
+
+
 def test_json_lines_and_status_objects(invoke, device_server):
     server = device_server(BOOT)
     result = invoke("monitor", "--port", server.url, "--no-reconnect", "--json")
