@@ -243,3 +243,76 @@ def test_open_errors_are_one_line_port_errors(pty_pair, tmp_path):
             SerialReader(path, 115200, queue.Queue()).open()
     finally:
         first.stop()
+
+
+class Rfc2217Device:
+    """A device behind an RFC 2217 server (pyserial's PortManager): what it prints comes from a
+    loop:// port; the DTR/RTS changes the client asks for are recorded as a bridge would apply them."""
+
+    def __init__(self, payload: bytes) -> None:
+        import socket
+
+        self.payload = payload
+        self.lines: list[tuple[str, bool]] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"rfc2217://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.done = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _port(self):
+        from serial.urlhandler.protocol_loop import Serial as Loop
+
+        lines = self.lines
+
+        class Recording(Loop):
+            def _update_dtr_state(self):
+                lines.append(("dtr", self._dtr_state))
+
+            def _update_rts_state(self):
+                lines.append(("rts", self._rts_state))
+
+        return Recording("loop://", timeout=0.05)
+
+    def _serve(self) -> None:
+
+        import serial.rfc2217
+
+        conn, _ = self.listener.accept()
+        port = self._port()
+        manager = serial.rfc2217.PortManager(port, type("Out", (), {"write": lambda _s, d: conn.sendall(d)})())
+        conn.settimeout(0.02)
+        start = time.monotonic()
+        with conn:
+            while not self.done.is_set():
+                try:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    for byte in manager.filter(data):
+                        port.write(byte)
+                except TimeoutError:
+                    pass
+                if self.payload and time.monotonic() - start > 0.3:  # talks once the client is set up
+                    port.write(self.payload)
+                    self.payload = b""
+                waiting = port.in_waiting
+                if waiting:
+                    conn.sendall(b"".join(manager.escape(port.read(waiting))))
+
+
+@pytest.mark.filterwarnings("ignore:set(Daemon|Name)\\(\\) is deprecated:DeprecationWarning")  # pyserial 3.5's rfc2217
+def test_rfc2217_port_reads_and_resets_through_the_modem_lines():
+    device = Rfc2217Device(b"I (1) app: over rfc2217\r\n" * 50)
+    reader = SerialReader(device.url, 115200, queue.Queue())
+    reader.start()
+    try:
+        seen = collect(reader.events, lambda s: data_of(s).count(b"\n") == 50)
+        assert data_of(seen) == b"I (1) app: over rfc2217\r\n" * 50
+        assert reader.reset()
+        end = time.monotonic() + 5
+        while device.lines[-4:] != [("dtr", False), ("rts", True), ("rts", False), ("dtr", False)]:
+            assert time.monotonic() < end, device.lines
+            time.sleep(0.02)
+    finally:
+        device.done.set()
+        reader.stop()

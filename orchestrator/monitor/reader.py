@@ -41,7 +41,7 @@ class SerialReader:
 
     def open(self) -> None:
         self.ser = ports.open_serial(self.path, self.baud)
-        self._is_url = ports.is_url(self.path)
+        self._socket = self.path.startswith("socket://")
 
     def start(self) -> None:
         if self.ser is None:
@@ -82,9 +82,9 @@ class SerialReader:
         ser = self.ser
         if ser is None:
             raise PortError("port closed")
-        if not self._is_url:
+        if not self._socket:  # a tty's in_waiting is the kernel's count, rfc2217's its queue's
             return ser.read(ser.in_waiting or 1)
-        data = ser.read(1)  # socket:// and rfc2217:// report 0/1 waiting: read one, then drain without waiting
+        data = ser.read(1)  # socket:// reports 0 or 1 waiting: read one, then drain without waiting
         if data:
             ser.timeout = 0
             try:
@@ -111,7 +111,7 @@ class SerialReader:
                 try:
                     with self._lock:
                         self.ser = ports.open_serial(path, self.baud)
-                    self.path, self._is_url = path, ports.is_url(path)
+                    self.path, self._socket = path, path.startswith("socket://")
                     self.events.put(("back", path, why))
                     return True
                 except PortError:  # not back yet, or udev has not set its permissions yet
