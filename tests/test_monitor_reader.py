@@ -274,7 +274,6 @@ class Rfc2217Device:
         return Recording("loop://", timeout=0.05)
 
     def _serve(self) -> None:
-
         import serial.rfc2217
 
         conn, _ = self.listener.accept()
