@@ -245,3 +245,11 @@ def test_transient_state_takes_the_status_row_until_cleared():
     plain, pout, perr = view()
     plain.transient("waiting")
     assert pout.getvalue() == perr.getvalue() == "", "not a terminal: only the reconnect line is said"
+
+
+def test_release_clears_the_status_row_for_someone_else():
+    v, out, _ = view("terminal", color_system=None)
+    v.status("wifi up")
+    v.release()
+    v.release()
+    assert out.getvalue() == "wifi up\r\x1b[2K"

@@ -221,6 +221,8 @@ class Monitor:
             return
         self._notice("rebuilding and flashing; the monitor resumes afterwards")
         self._draw()
+        if self.view is not None:
+            self.view.release()
         self.reader.pause()
         try:
             if self.keys is not None:

@@ -99,6 +99,12 @@ class View:
             self.out.write(self._unstatus() + self._status_row())
             self.out.flush()
 
+    def release(self) -> None:
+        """Clear the status row before someone else writes to the terminal (the Ctrl-T F build)."""
+        if self.mode == "terminal" and self._status_shown:
+            self.out.write(self._unstatus())
+            self.out.flush()
+
     def close(self) -> None:
         if self.log is not None and self._log_open:
             self.log.write("\n")
