@@ -47,6 +47,21 @@ def redact_bytes(data: bytes) -> bytes:
     return data
 
 
+_TOKEN_TAIL = re.compile(rb"[A-Za-z0-9_\-.]{1,256}\Z")
+
+
+def held_tail(data: bytes) -> int:
+    """How many trailing bytes of a stream chunk might be the start of a secret (hold them back)."""
+    m = _TOKEN_TAIL.search(data)
+    best = len(m[0]) if m else 0
+    for secret in (s.encode() for s in _secrets):
+        for n in range(min(len(secret) - 1, len(data)), best, -1):
+            if data.endswith(secret[:n]):
+                best = n
+                break
+    return best
+
+
 def mask(value: str | None) -> str:
     """A display form that shows a value exists without showing any of it (an API key keeps its public `sk-`)."""
     if not value:

@@ -132,7 +132,6 @@ def monitor(app: App, board_name, port, baud, elf, timestamps, filters, grep, ra
 
 def _options(app: App, board, port, baud, elf, rules, reconnect: bool, timeout):
     """Port, baud, ELF and toolchain: options first, then rtflash.toml and the board's last build."""
-    from orchestrator import ports
     from orchestrator.monitor import decoder
     from orchestrator.monitor.session import MonitorOptions
 
@@ -141,7 +140,9 @@ def _options(app: App, board, port, baud, elf, rules, reconnect: bool, timeout):
     elif board is not None:
         elf = decoder.find_elf(app.build_dir(board.name))
     register_known_secrets(app)
-    url = ports.resolve(port or app.settings.port, board, _ask_port if sys.stdin.isatty() else None)
+    from orchestrator.cli.flash import resolve_ports
+
+    url = resolve_ports(app, board, (port,) if port else ())[0]
     return MonitorOptions(
         url=url, baud=baud or app.settings.monitor_baud, elf=elf, filters=rules, reconnect=reconnect,
         timeout=timeout, toolchain_prefix=decoder.toolchain_prefix(board.chip if board else "esp32s3"),
@@ -164,12 +165,3 @@ def _run(app, board, opts, reader, log, raw, as_json, timestamps, pattern) -> No
         header += " | Ctrl-] quit | Ctrl-T H help"
     view.notice(header)
     Monitor(opts, reader, view=view, raw=sink, rebuild=rebuild).run()
-
-
-def _ask_port(candidates):
-    from orchestrator import console
-
-    for i, p in enumerate(candidates, 1):
-        console.info(f"  {i}. {p.device}  {p.usb_id()}  {p.bridge}  {p.description}")
-    choice = click.prompt("which port", type=click.IntRange(1, len(candidates)), err=True)
-    return candidates[choice - 1]

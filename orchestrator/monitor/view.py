@@ -14,7 +14,7 @@ import time
 from typing import TextIO
 
 from orchestrator.monitor.parser import LogLine
-from orchestrator.redact import redact, redact_bytes
+from orchestrator.redact import held_tail, redact, redact_bytes
 
 STYLES = {"E": "red", "W": "yellow", "I": "green", "D": "", "V": "dim", "panic": "bold red",
           "decoded": "cyan", "notice": "bold magenta", "time": "dim", "grep": "bold black on yellow",
@@ -182,7 +182,7 @@ class RawSink:
 
     def feed(self, chunk: bytes) -> None:
         data = _redact_raw(self.held + chunk)
-        keep = _held_tail(data)
+        keep = held_tail(data)
         self.held = data[len(data) - keep:] if keep else b""
         self._write(data[: len(data) - keep])
 
@@ -201,23 +201,8 @@ class RawSink:
             self.log.flush()
 
 
-_TOKEN_TAIL = re.compile(rb"[A-Za-z0-9_\-.]{1,256}\Z")
 
 
 def _redact_raw(data: bytes) -> bytes:
     """Registered secrets (any encoding), then key shapes; latin-1 keeps every other byte as it was."""
     return redact(redact_bytes(data).decode("latin-1")).encode("latin-1")
-
-
-def _held_tail(data: bytes) -> int:
-    """How many trailing bytes might be the start of a secret."""
-    from orchestrator import redact as registry
-
-    m = _TOKEN_TAIL.search(data)
-    best = len(m[0]) if m else 0
-    for secret in (s.encode() for s in registry._secrets):
-        for n in range(min(len(secret) - 1, len(data)), best, -1):
-            if data.endswith(secret[:n]):
-                best = n
-                break
-    return best
