@@ -1,7 +1,8 @@
 """Credentials partition: render the NVS CSV, build `nvs.bin` with Espressif's generator, read it back.
 
 The CSV holds secrets, so it only ever exists in a private 0700 temp dir, as a 0600 file, removed
-as soon as the generator is done; `nvs.bin` itself is written 0600 and never copied into artifacts.
+as soon as the generator is done; the image is flashed from memory (or saved 0600 by `provision --out`,
+never inside build/ or dist/).
 The reader follows ESP-IDF's NVS page format (components/nvs_flash, "NVS Partition Format"): 4 KiB
 pages, a 32-byte header (state, sequence, version, CRC32 of bytes 4-28), a 32-byte entry-state
 bitmap (2 bits per entry), then 126 entries of 32 bytes (namespace index, type, span, chunk index,

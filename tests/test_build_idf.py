@@ -64,11 +64,14 @@ def test_target_mismatch_offers_clean(project, fake_idf):
     build_dir = project / "build" / "sonatino"
     build_dir.mkdir(parents=True)
     (build_dir / "sdkconfig").write_text('CONFIG_IDF_TARGET="esp32"\n')
-    (build_dir / "nvs.bin").write_bytes(b"keep me")
+    (build_dir / "log").mkdir()
+    (build_dir / "log" / "old.log").write_text("keep me")
+    (build_dir / "nvs.bin").write_bytes(b"credentials from an older rtflash")
     with pytest.raises(ConfigError, match="configured for esp32, board sonatino is esp32s3; rerun with --clean"):
         build_board(board("sonatino"), Settings(), project, "idf")
     build_board(board("sonatino"), Settings(), project, "idf", clean_first=True)
-    assert (build_dir / "nvs.bin").read_bytes() == b"keep me"
+    assert (build_dir / "log" / "old.log").read_text() == "keep me"
+    assert not (build_dir / "nvs.bin").exists(), "a clean build dir holds no credentials"
 
 
 def test_linux_target(project, fake_idf):

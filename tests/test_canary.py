@@ -1,7 +1,8 @@
-"""A canary secret, set in every credential source in turn, never shows up anywhere but nvs.bin.
+"""A canary secret, set in every credential source in turn, never shows up anywhere but the device.
 
 Every command that exists is run with the installed `rtflash` script, also with --verbose and with a
-forced traceback; stdout, stderr and every file under build/ and dist/ (except nvs.bin) are searched.
+forced traceback; stdout, stderr and every file under build/ and dist/ are searched (the one file
+that must hold it, the `provision --out` image, is outside them).
 New commands join by adding one argv line to COMMANDS.
 """
 
@@ -19,11 +20,11 @@ SSID = "CanaryNet"
 
 COMMANDS = [
     ["render", "--board", "sonatino"],
-    ["provision", "--board", "sonatino"],
-    ["--verbose", "provision", "--board", "atoms3r-echo"],
+    ["provision", "--board", "sonatino", "--out", "private/nvs.bin"],
+    ["--verbose", "provision", "--board", "atoms3r-echo", "--out", "private/atoms3r-echo.bin"],
     ["secrets", "show"],
     ["secrets", "show", "--json"],
-    ["nvs", "show", "build/sonatino/nvs.bin"],
+    ["nvs", "show", "private/nvs.bin"],
     ["check", "--board", "sonatino"],
     ["ci", "--boards", "all", "--matrix"],
     ["build", "--board", "sonatino"],
@@ -76,7 +77,7 @@ def scan_tree(project: Path) -> int:
     scanned = 0
     for folder in ("build", "dist"):
         for path in (project / folder).rglob("*") if (project / folder).exists() else ():
-            if path.is_file() and path.name != "nvs.bin":
+            if path.is_file():
                 data = path.read_bytes()
                 assert PASSWORD.encode() not in data and API_KEY.encode() not in data, f"leak in {path}"
                 scanned += 1
@@ -93,7 +94,7 @@ def test_canary_never_leaks(rtflash_exe, project, fake_idf, source):
         assert_no_canary(result.stdout + result.stderr, f"`rtflash {' '.join(argv[:3])}` output ({source})")
         if "provision" in argv:
             assert result.returncode == 0, result.stderr
-    nvs_bin = project / "build" / "sonatino" / "nvs.bin"
+    nvs_bin = project / "private" / "nvs.bin"
     assert PASSWORD.encode() in nvs_bin.read_bytes(), "the canary must reach nvs.bin, or the test proves nothing"
     assert (project / "dist" / "sonatino" / "manifest.json").is_file(), "ci must have run, or dist proves nothing"
     assert scan_tree(project) >= 20

@@ -36,13 +36,13 @@ def test_set_needs_something_without_tty(invoke, secrets_env):
     assert invoke("secrets", "set").exit_code == 2
 
 
-def test_provision_writes_nvs_bin_and_says_how_to_flash(invoke, secrets_env, monkeypatch):
+def test_provision_out_saves_the_image_and_says_how_to_flash(invoke, secrets_env, monkeypatch):
     monkeypatch.setenv("WIFI_SSID", "Home")
     monkeypatch.setenv("WIFI_PASSWORD", "canary-pw-42")
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    result = invoke("provision", "--board", "esp32-s3-box-3")
+    nvs_bin = secrets_env.parent / "keep" / "box3-nvs.bin"
+    result = invoke("provision", "--board", "esp32-s3-box-3", "--out", str(nvs_bin))
     assert result.exit_code == 0, result.stderr
-    nvs_bin = secrets_env.parent / "build" / "esp32-s3-box-3" / "nvs.bin"
     assert (nvs_bin.stat().st_mode & 0o777) == 0o600
     assert "write-flash 0x9000" in result.stderr
     listed = invoke("nvs", "show", str(nvs_bin))
@@ -50,6 +50,16 @@ def test_provision_writes_nvs_bin_and_says_how_to_flash(invoke, secrets_env, mon
     revealed = json.loads(invoke("nvs", "show", str(nvs_bin), "--reveal", "--json").stdout)
     values = {i["key"]: i["value"] for i in revealed["items"]}
     assert values["wifi_pass"] == "canary-pw-42" and values["api_key"] == KEY
+
+
+def test_provision_out_refuses_build_and_dist(invoke, secrets_env, monkeypatch):
+    monkeypatch.setenv("WIFI_SSID", "Home")
+    monkeypatch.setenv("WIFI_PASSWORD", "canary-pw-42")
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    for where in ("build/sonatino/nvs.bin", "dist/nvs.bin"):
+        result = invoke("provision", "--board", "sonatino", "--out", where)
+        assert result.exit_code == 1 and "credentials stay out of" in result.stderr
+        assert not (secrets_env.parent / where).exists()
 
 
 def test_provision_missing_credential(invoke, secrets_env):

@@ -18,7 +18,7 @@ from orchestrator.errors import ConfigError, ToolNotFound
 from orchestrator.settings import Settings
 
 OnLine = Callable[[str], None]
-KEEP_ON_CLEAN = {"config", "log", "nvs.bin"}
+KEEP_ON_CLEAN = {"config", "log"}
 
 
 class Backend(Protocol):

@@ -39,7 +39,7 @@ def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = F
 @board_option()
 @click.option("--backend", type=click.Choice(["auto", "idf", "pio"]), default=None,
               help="Build tool (default: rtflash.toml, else auto: ESP-IDF when usable, else PlatformIO).")
-@click.option("--clean", is_flag=True, help="Remove the previous build output first (keeps config and nvs.bin).")
+@click.option("--clean", is_flag=True, help="Remove the previous build output first (keeps config/ and log/).")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts as JSON on stdout.")
 @click.option("--deps-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Build from local copies of the firmware's pinned dependencies (DIR/<name>, e.g. the "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from orchestrator.cli import App, board_option, pass_app
@@ -32,22 +34,30 @@ def nvs_image(app: App, board, options: dict) -> tuple[bytes, object]:
     return nvs.image(nvs.entries(found, app.settings), part.size), part
 
 
-def build_nvs(app: App, board, options: dict):
-    """nvs_image written to build/<board>/nvs.bin (0600), for flashing it by other means."""
+def save_nvs(app: App, board, options: dict, out: Path):
+    """nvs_image saved to `out` (0600) for flashing by other means; never inside build/ or dist/."""
+    from orchestrator.errors import ConfigError
     from orchestrator.files import write_atomic
 
+    target = out.resolve()
+    for shared in ("build", "dist"):
+        if target.is_relative_to((app.project_dir / shared).resolve()):
+            raise ConfigError(f"--out {out}: credentials stay out of {shared}/ (build output is shared and "
+                              "uploaded); pick a path outside it, e.g. ~/nvs-{board.name}.bin")
     data, part = nvs_image(app, board, options)
-    out = app.build_dir(board.name) / "nvs.bin"
-    write_atomic(out, data, mode=0o600)
-    return out, part
+    write_atomic(target, data, mode=0o600)
+    return target, part
 
 
 @click.command()
 @board_option()
-@click.option("--port", "-p", "ports", multiple=True, metavar="PORT", help="Serial port (several allowed).")
+@click.option("--port", "-p", "ports", multiple=True, metavar="PORT",
+              help="Serial port or pyserial URL; several allowed (default: rtflash.toml, else auto).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Save the partition image (0600) to FILE instead of writing a device.")
 @credential_options
 @pass_app
-def provision(app: App, board_name, ports, wifi_ssid, wifi_password, openai_api_key) -> None:
+def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai_api_key) -> None:
     """Write Wi-Fi and API credentials to the device's NVS partition (no rebuild)."""
     from orchestrator import console
 
@@ -57,11 +67,11 @@ def provision(app: App, board_name, ports, wifi_ssid, wifi_password, openai_api_
                      "(OPENAI_API_KEY); nothing to provision")
         return
     options = {"wifi_ssid": wifi_ssid, "wifi_password": wifi_password, "openai_api_key": openai_api_key}
-    if not ports:
-        path, part = build_nvs(app, board, options)
+    if out is not None:
+        path, part = save_nvs(app, board, options, out)
         console.info(f"credentials partition: {path} ({part.size // 1024} KiB at {part.offset:#x}, mode 0600)")
-        console.info(f"write it with: rtflash provision --board {board.name} --port PORT "
-                     f"(or: python -m esptool --chip {board.chip} --port PORT write-flash {part.offset:#x} {path})")
+        console.info(f"write it with: python -m esptool --chip {board.chip} --port PORT write-flash "
+                     f"{part.offset:#x} {path}")
         return
     from orchestrator import flash
     from orchestrator.cli.flash import flash_options_from, report, resolve_ports
