@@ -72,6 +72,9 @@ class DeviceResult:
     def __str__(self) -> str:
         if not self.ok:
             return f"failed: {self.error}"
+        if self.mode == "unchanged":
+            return (f"{self.chip} {self.mac}: already on the device (MD5 verified), sent {self.bytes_sent} "
+                    f"bytes in {self.seconds:.1f} s")
         return (f"{self.chip} {self.mac}: wrote {self.bytes_written} bytes, sent {self.bytes_sent} "
                 f"({self.mode}) in {self.seconds:.1f} s, verified")
 
@@ -185,9 +188,33 @@ def _count_sent(port, result: DeviceResult) -> None:
     port.write = counting
 
 
-def _write(esp, images: Sequence[Image], cache: _Cache, options: FlashOptions, result: DeviceResult) -> None:
+def _unchanged(esp, images: Sequence[Image], cache: _Cache) -> bool:
+    """Every image already on the device? Asked of the ROM (SPI_FLASH_MD5), before any stub upload.
+
+    Only tried when the cache says so, since a wasted MD5 costs time; the MD5 is what decides.
+    """
+    import hashlib
+
+    from esptool.cmds import attach_flash
+
+    if not images or any(cache.get(i) != i.data for i in images if i.cache):
+        return False
+    attach_flash(esp)
+    for image in images:
+        data = image.data + b"\xff" * (-len(image.data) % 4)  # write_flash pads to 4 bytes the same way
+        if esp.flash_md5sum(image.offset, len(data)) != hashlib.md5(data).hexdigest():
+            return False
+    return True
+
+
+def _write(esp, images: Sequence[Image], cache: _Cache, options: FlashOptions, result: DeviceResult):
+    """Write what differs (all of it with --full/--erase) and verify; returns the loader now in charge."""
     from esptool.cmds import erase_flash, write_flash
 
+    if not (options.full or options.erase) and _unchanged(esp, images, cache):
+        result.mode, result.verified = "unchanged", True
+        return esp
+    esp = _prepare(esp, options)
     if options.erase:
         erase_flash(esp)
     old = [None if options.full or options.erase else cache.get(i) for i in images]
@@ -198,11 +225,13 @@ def _write(esp, images: Sequence[Image], cache: _Cache, options: FlashOptions, r
     result.verified = True
     for image in images:
         cache.put(image)
+    return esp
 
 
 def _on_device(port: str, board, options: FlashOptions, result: DeviceResult, work: Callable,
                progress=None, on_line: OnLine | None = None) -> DeviceResult:
-    """Connect, check and ready one device, then `work(esp, cache)`; errors land in the result."""
+    """Connect and check one device, then `work(esp, cache)` (returns the loader to reset); errors land in
+    the result."""
     start = time.perf_counter()
     esp = None
     try:
@@ -211,8 +240,7 @@ def _on_device(port: str, board, options: FlashOptions, result: DeviceResult, wo
             result.chip = chip_key(esp.CHIP_NAME)
             result.mac = ":".join(f"{b:02x}" for b in esp.read_mac())
             _check_device(esp, board, result, options.force)
-            esp = _prepare(esp, options)
-            work(esp, _Cache(options.cache_dir or default_cache_dir(), result.mac))
+            esp = work(esp, _Cache(options.cache_dir or default_cache_dir(), result.mac))
             _reset(esp, options.after)
         result.ok = True
     except (RtflashError, OSError) as exc:
@@ -287,9 +315,11 @@ def erase_device(port: str, board, options: FlashOptions = FlashOptions(),
     """Erase the whole flash (or one region); the device's image cache is forgotten."""
     from esptool.cmds import erase_flash, erase_region
 
-    def erase(esp, cache: _Cache) -> None:
+    def erase(esp, cache: _Cache):
+        esp = _prepare(esp, options)
         cache.forget()
         erase_region(esp, *region) if region else erase_flash(esp)
+        return esp
 
     return _on_device(port, board, options, DeviceResult(port=port, mode="erase"), erase, None, on_line)
 

@@ -124,6 +124,7 @@ class Chip:
     bytes_in: int = 0
     bytes_out: int = 0
     blocks: int = 0
+    data_bytes: int = 0  # payload bytes of FLASH_DATA / FLASH_DEFL_DATA blocks (what a write really costs)
     commands: list[str] = field(default_factory=list)
     connections: int = 0
     app_log: bytes = APP_LOG  # what the "application" prints after a hard reset
@@ -292,6 +293,7 @@ class Session:
             self.reply(op, status=1, error=BAD_CHECKSUM)
             return
         self.chip.blocks += 1
+        self.chip.data_bytes += size
         if self.chip.drop_at_block is not None and self.chip.blocks >= self.chip.drop_at_block:
             self.chip.drop_at_block = None  # once: the cable is back for the next connection
             raise LinkDropped

@@ -52,8 +52,10 @@ def test_flash_json_and_fast_reflash(invoke, built, project, emulators):
                               "--json").stdout)
     assert set(first) == {"port", "ok", "chip", "mac", "bytes_written", "bytes_sent", "seconds", "verified",
                           "mode", "error", "warnings"}
-    assert (first["mode"], again["mode"], again["verified"]) == ("full", "fast", True)
-    assert again["bytes_sent"] < 0.01 * again["bytes_written"]
+    assert (first["mode"], again["mode"], again["verified"]) == ("full", "unchanged", True)
+    assert again["bytes_sent"] < 0.01 * first["bytes_written"]
+    human = invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials")
+    assert "7c:df:a1:e0:c0:de: already on the device (MD5 verified), sent" in human.stderr
     full = json.loads(invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials", "--full",
                              "--json").stdout)
     assert full["mode"] == "full" and full["bytes_sent"] > 10 * again["bytes_sent"]
