@@ -29,6 +29,19 @@ def test_wheel_ships_data(wheel):
     assert any(n.startswith("rtflash-") and n.endswith("entry_points.txt") for n in names)
 
 
+def test_wheel_ships_every_command_module(wheel):
+    """Every command in the CLI table, and every package module, is in the wheel (a missing package
+    entry in pyproject.toml only shows once installed non-editable)."""
+    from orchestrator.cli import COMMANDS
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for module, _attr, _help in COMMANDS.values():
+        assert f"orchestrator/cli/{module}.py" in names
+    for path in (REPO / "orchestrator").rglob("*.py"):
+        assert path.relative_to(REPO).as_posix() in names, path
+    assert "orchestrator/_data/firmware/deps.toml" in names
+
+
 def test_unpacked_wheel_finds_its_data(wheel, tmp_path):
     zipfile.ZipFile(wheel).extractall(tmp_path)
     code = ("from orchestrator.boards import load_catalog; from orchestrator.resources import templates_dir;"
