@@ -132,6 +132,7 @@ def monitor(app: App, board_name, port, baud, elf, timestamps, filters, grep, ra
 
 def _options(app: App, board, port, baud, elf, rules, reconnect: bool, timeout):
     """Port, baud, ELF and toolchain: options first, then rtflash.toml and the board's last build."""
+    from orchestrator.cli.flash import resolve_ports
     from orchestrator.monitor import decoder
     from orchestrator.monitor.session import MonitorOptions
 
@@ -140,8 +141,6 @@ def _options(app: App, board, port, baud, elf, rules, reconnect: bool, timeout):
     elif board is not None:
         elf = decoder.find_elf(app.build_dir(board.name))
     register_known_secrets(app)
-    from orchestrator.cli.flash import resolve_ports
-
     url = resolve_ports(app, board, (port,) if port else ())[0]
     return MonitorOptions(
         url=url, baud=baud or app.settings.monitor_baud, elf=elf, filters=rules, reconnect=reconnect,
