@@ -61,12 +61,12 @@ def load_flasher_args(build_dir: Path, board: str = "") -> Artifacts:
         key=lambda r: r.offset))
     settings = data.get("flash_settings", {})
     chip = data.get("extra_esptool_args", {}).get("chip", "")
-    elf = _find_elf(build_dir)
+    elf = find_elf(build_dir)
     return Artifacts(board or build_dir.name, chip, build_dir, regions, settings.get("flash_mode", "dio"),
                      settings.get("flash_freq", "80m"), settings.get("flash_size", "keep"), elf)
 
 
-def _find_elf(build_dir: Path) -> Path | None:
+def find_elf(build_dir: Path) -> Path | None:
     """The app ELF named in project_description.json (`app_elf`), if the build dir has one."""
     desc = build_dir / "project_description.json"
     try:
@@ -78,7 +78,7 @@ def _find_elf(build_dir: Path) -> Path | None:
 
 def linux_artifacts(build_dir: Path, board: str) -> Artifacts:
     """The linux target builds a host ELF only (no images, no flasher_args.json)."""
-    elf = _find_elf(build_dir)
+    elf = find_elf(build_dir)
     if elf is None or not elf.is_file():
         raise ConfigError(f"{build_dir}/project_description.json names no ELF; rebuild with rtflash build --clean")
     return Artifacts(board, "linux", build_dir, (), "", "", "", elf)

@@ -53,11 +53,9 @@ class Credential:
 
 
 def secrets_path(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    if env.get("RTFLASH_SECRETS_FILE"):
-        return Path(env["RTFLASH_SECRETS_FILE"])
-    base = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "rtflash" / "secrets.toml"
+    from orchestrator.resources import user_path
+
+    return user_path("config", "secrets.toml", "RTFLASH_SECRETS_FILE", env)
 
 
 def read_dotenv(path: Path) -> dict[str, tuple[str, int]]:

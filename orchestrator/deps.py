@@ -9,7 +9,6 @@ manifests (idf_component.yml) so the one manifest and the build never disagree.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
@@ -142,11 +141,9 @@ def load_manifest(path: Path | None = None) -> Manifest:
 
 def cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where fetched dependencies live: $RTFLASH_DEPS_CACHE, else $XDG_CACHE_HOME/rtflash/deps, else ~/.cache/..."""
-    env = os.environ if env is None else env
-    if env.get("RTFLASH_DEPS_CACHE"):
-        return Path(env["RTFLASH_DEPS_CACHE"]).expanduser()
-    base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "rtflash" / "deps"
+    from orchestrator.resources import user_path
+
+    return user_path("cache", "deps", "RTFLASH_DEPS_CACHE", env)
 
 
 def _git(*args: str, cwd: Path | None = None, timeout: float = 600):

@@ -12,7 +12,6 @@ process-wide logger, so ours routes each thread's lines and progress to that thr
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -81,10 +80,9 @@ class DeviceResult:
 
 def default_cache_dir() -> Path:
     """Per-device image cache: $RTFLASH_CACHE_DIR, else $XDG_CACHE_HOME/rtflash/devices."""
-    if os.environ.get("RTFLASH_CACHE_DIR"):
-        return Path(os.environ["RTFLASH_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "rtflash" / "devices"
+    from orchestrator.resources import user_path
+
+    return user_path("cache", "devices", "RTFLASH_CACHE_DIR")
 
 
 def chip_key(name: str) -> str:
@@ -322,10 +320,3 @@ def erase_device(port: str, board, options: FlashOptions = FlashOptions(),
         return esp
 
     return _on_device(port, board, options, DeviceResult(port=port, mode="erase"), erase, None, on_line)
-
-
-def write_region(port: str, board, offset: int, path: Path | bytes, project_dir: Path | None = None,
-                 options: FlashOptions = FlashOptions()) -> DeviceResult:
-    """Write one image (the credentials partition, for `rtflash provision`); never cached."""
-    data = path if isinstance(path, bytes) else Path(path).read_bytes()
-    return flash_device(port, board, [Image("nvs", offset, data, cache=False)], options)

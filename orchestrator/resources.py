@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
@@ -33,3 +35,13 @@ def templates_dir() -> Path:
 
 def firmware_dir() -> Path:
     return data_dir("firmware")
+
+
+def user_path(kind: str, leaf: str, override: str, env: Mapping[str, str] | None = None) -> Path:
+    """A per-user rtflash path: $`override` when set, else $XDG_<KIND>_HOME/rtflash/`leaf`
+    (kind "cache" or "config"; ~/.cache or ~/.config without XDG)."""
+    env = os.environ if env is None else env
+    if env.get(override):
+        return Path(env[override]).expanduser()
+    base = env.get(f"XDG_{kind.upper()}_HOME")
+    return (Path(base).expanduser() if base else Path.home() / f".{kind}") / "rtflash" / leaf

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import termios
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -293,17 +294,32 @@ def read_until(fd: int, needle: str, seen: list[str], timeout: float = 15.0) -> 
                 pass
 
 
+@contextmanager
+def on_a_terminal(argv: list[str], cwd, env: dict):
+    """Run `argv` with a pty as its terminal; yields (process, master fd, slave fd, the terminal settings
+    from before it started); always cleans up."""
+    master, slave = os.openpty()
+    before = termios.tcgetattr(slave)
+    proc = subprocess.Popen(argv, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                            env=env)
+    try:
+        yield proc, master, slave, before
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        os.close(slave)
+
+
 def test_keys_on_a_real_terminal(rtflash_exe, project, device_server):
     """Ctrl-T T, Ctrl-T R, typing, Ctrl-] over a pty stdin; the terminal settings come back unchanged."""
     server = device_server(lambda conn: (conn.sendall(BOOT), server.drain(conn, 30)))
-    master, slave = os.openpty()
-    before = termios.tcgetattr(slave)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("RTFLASH_", "WIFI_", "OPENAI_", "NO_COLOR"))}
-    proc = subprocess.Popen([rtflash_exe, "monitor", "--port", server.url, "--timeout", "60"], cwd=project,
-                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-                            env={**clean, "TERM": "xterm-256color", "COLUMNS": "120"})
-    seen: list[str] = []
-    try:
+    argv = [rtflash_exe, "monitor", "--port", server.url, "--timeout", "60"]
+    env = {**clean, "TERM": "xterm-256color", "COLUMNS": "120"}
+    with on_a_terminal(argv, project, env) as (proc, master, slave, before):
+        seen: list[str] = []
         read_until(master, "Ctrl-] quit | Ctrl-T H help", seen)
         read_until(master, "event: session.created", seen)
         os.write(master, b"\x14t")
@@ -323,12 +339,6 @@ def test_keys_on_a_real_terminal(rtflash_exe, project, device_server):
         assert "\x1b[32mI (25) boot: ESP-IDF v5.5.1" in "".join(seen), "coloured on a terminal"
         assert "binary \\x00\\xff\\xfe noise" in text
         assert termios.tcgetattr(slave) == before, "terminal restored"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-        os.close(slave)
 
 
 def test_terminal_restored_when_killed(rtflash_exe, project, device_server):
@@ -336,26 +346,16 @@ def test_terminal_restored_when_killed(rtflash_exe, project, device_server):
     import signal
 
     server = device_server(lambda conn: (conn.sendall(BOOT), server.drain(conn, 30)))
-    master, slave = os.openpty()
-    before = termios.tcgetattr(slave)
     log = project / "killed.log"
-    proc = subprocess.Popen([rtflash_exe, "monitor", "--port", server.url, "--log", str(log)], cwd=project,
-                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-                            env={**os.environ, "TERM": "xterm-256color"})
-    seen: list[str] = []
-    try:
+    argv = [rtflash_exe, "monitor", "--port", server.url, "--log", str(log)]
+    with on_a_terminal(argv, project, {**os.environ, "TERM": "xterm-256color"}) as (proc, master, slave, before):
+        seen: list[str] = []
         read_until(master, "event: session.created", seen)
         assert termios.tcgetattr(slave) != before, "cbreak while running"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 128 + signal.SIGTERM
         assert termios.tcgetattr(slave) == before, "terminal restored"
         assert log.read_text().splitlines()[1:] == BOOT_TEXT, "the log is complete and closed"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-        os.close(slave)
 
 
 def test_rebuild_key_builds_flashes_and_resumes(project, fake_idf, emulators):

@@ -153,10 +153,12 @@ def test_same_port_twice_is_refused(board, opts):
 
 
 def test_credentials_are_written_but_never_cached(emulators, board, opts, tmp_path):
+    from orchestrator.artifacts import Artifacts
+
     emu = emulators()
     secret = b"canary-pw-in-nvs-0001"
     nvs = (0x9000, secret + b"\xff" * (0x6000 - len(secret)))
-    images = flash.images_for(type("A", (), {"regions": (), "board": "sonatino"})(), nvs) + firmware()
+    images = flash.images_for(Artifacts("sonatino", "esp32s3", tmp_path, ()), nvs) + firmware()
     r = flash.flash_device(emu.url, board, images, opts)
     assert r.ok and emu.chip.flash[0x9000:0x9000 + len(secret)] == secret
     cached = list((tmp_path / "cache").rglob("*.bin"))

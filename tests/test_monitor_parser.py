@@ -171,11 +171,3 @@ def test_generated_log_lines_parse_back_exactly(entries):
     lines = splitter.feed(data)
     assert [(ln.level, ln.device_time, ln.tag, ln.message) for ln in lines] == [
         (lv, str(t), tag, msg) for lv, t, tag, msg in entries]
-
-
-def test_redact_hints_cover_every_key_shape():
-    """decode_lines only runs redact()'s key-shape regex when "sk-" or "Bearer " occurs (it is the
-    slowest step of the parser); if redact.py learns a new shape, this fails: update the hints there."""
-    from orchestrator.redact import _SHAPES
-
-    assert all(alt.startswith(("sk-", "(?<=Bearer )")) for alt in _SHAPES.pattern.split("|")), _SHAPES.pattern

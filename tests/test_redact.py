@@ -38,3 +38,13 @@ def test_never_leaks_registered_secret(secret, before, after):
     redact.clear()
     redact.register(secret)
     assert secret not in redact.redact(before + secret + after) or secret in redact.MASK
+
+
+def test_shape_hints_cover_every_key_shape():
+    """redact() runs the key-shape regex only when a hint occurs (it is the costly step on a fast log);
+    if redact.py learns a new shape, this fails until the hints cover it."""
+    from orchestrator.redact import _SHAPES, SHAPE_HINTS
+
+    starts = tuple(h if h.startswith("sk-") else f"(?<={h})" for h in SHAPE_HINTS)
+    assert all(alt.startswith(starts) for alt in _SHAPES.pattern.split("|")), _SHAPES.pattern
+    assert redact.redact("auth: Bearer abcdefghijklmnopqrstuvwxyz0123") == "auth: Bearer ********"

@@ -10,7 +10,6 @@ Problems (no toolchain, no ELF, an ELF that is not the running firmware) are sai
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,16 +36,11 @@ def toolchain_prefix(chip: str) -> str:
 
 
 def find_elf(build_dir: Path) -> Path | None:
-    """The app ELF of the last build in build/<board>: ESP-IDF's (project_description.json) or PlatformIO's."""
-    found: list[Path] = []
-    try:
-        name = json.loads((build_dir / "project_description.json").read_text(encoding="utf-8")).get("app_elf")
-        if name:
-            found.append(build_dir / name)
-    except (OSError, ValueError):
-        pass
-    found.append(build_dir / "pio" / build_dir.name / "firmware.elf")
-    existing = [p for p in found if p.is_file()]
+    """The app ELF of the last build in build/<board>: ESP-IDF's or PlatformIO's, the newer if both."""
+    from orchestrator.artifacts import find_elf as idf_elf
+
+    found = [idf_elf(build_dir), build_dir / "pio" / build_dir.name / "firmware.elf"]
+    existing = [p for p in found if p is not None and p.is_file()]
     return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from orchestrator.redact import redact, redact_bytes
+from orchestrator.redact import redact
 
 # ESP-IDF's log format (components/log): "X (TIME) TAG: TEXT", TIME in ms since boot or, with
 # CONFIG_LOG_TIMESTAMP_SOURCE_SYSTEM, a wall clock "hh:mm:ss.mmm"; log v2 may omit it.
@@ -64,9 +64,7 @@ def parse(text: str, host_time: float = 0.0, partial: bool = False) -> LogLine:
 
 def decode_lines(data: bytes) -> list[str]:
     """Complete lines (joined by b"\\n") -> cleaned, redacted text lines; one pass per batch where possible."""
-    text = redact_bytes(data).decode("utf-8", "backslashreplace")  # registered secrets: plain replaces
-    if "sk-" in text or "Bearer " in text:  # every key shape redact() masks has one (test_redact_hints_*)
-        text = redact(text)
+    text = redact(data.decode("utf-8", "backslashreplace"))
     if "\x1b" in text:
         text = ANSI_RE.sub("", text)  # a CSI sequence never spans a newline: one pass for the batch
     if "\r" in text:

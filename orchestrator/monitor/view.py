@@ -201,8 +201,6 @@ class RawSink:
             self.log.flush()
 
 
-
-
 def _redact_raw(data: bytes) -> bytes:
     """Registered secrets (any encoding), then key shapes; latin-1 keeps every other byte as it was."""
     return redact(redact_bytes(data).decode("latin-1")).encode("latin-1")
