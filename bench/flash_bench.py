@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator import flash  # noqa: E402
-from orchestrator.boards import load_catalog  # noqa: E402
+from rtflash import flash  # noqa: E402
+from rtflash.boards import load_catalog  # noqa: E402
 from tests.esp_rom_emulator import SocketEmulator  # noqa: E402
 from tests.test_flash import firmware  # noqa: E402  (code-like images, as the tests use)
 

@@ -28,9 +28,9 @@ def wall(argv: list[str], cwd: str) -> float:
 
 
 def main() -> None:
-    from orchestrator.boards import load_catalog
-    from orchestrator.render import render_board
-    from orchestrator.settings import Settings
+    from rtflash.boards import load_catalog
+    from rtflash.render import render_board
+    from rtflash.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         base = wall([sys.executable, "-c", "pass"], tmp)

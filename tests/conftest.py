@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def _clean_redaction():
     """Every test starts with no registered secrets."""
-    from orchestrator import redact
+    from rtflash import redact
 
     redact.clear()
     yield
@@ -52,7 +52,7 @@ class _Main:
     name = "rtflash"
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
-        from orchestrator.cli import main
+        from rtflash.cli import main
 
         main(list(args or []))
 

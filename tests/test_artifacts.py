@@ -8,11 +8,11 @@ import os
 
 import pytest
 
-from orchestrator.artifacts import check_fits, collect_dist, load_flasher_args
-from orchestrator.boards import load_catalog
-from orchestrator.builder import build_board
-from orchestrator.errors import ConfigError
-from orchestrator.settings import Settings
+from rtflash.artifacts import check_fits, collect_dist, load_flasher_args
+from rtflash.boards import load_catalog
+from rtflash.builder import build_board
+from rtflash.errors import ConfigError
+from rtflash.settings import Settings
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.boards import load_board, load_catalog
-from orchestrator.errors import BoardError
+from rtflash.boards import load_board, load_catalog
+from rtflash.errors import BoardError
 
 SHIPPED = ("atoms3r-echo", "esp32-s3-box-3", "freenove-s3", "linux", "sonatino")
 
@@ -148,7 +148,7 @@ def test_invalid_board_names_file_key_and_fix(tmp_path, old, new, key, words):
 
 
 def test_non_table_section_refused(tmp_path):
-    from orchestrator.boards import parse_board
+    from rtflash.boards import parse_board
 
     with pytest.raises(BoardError, match="audio: must be a table, not int"):
         parse_board("t", tmp_path / "t.toml", {"chip": "linux", "audio": 3})
@@ -243,8 +243,8 @@ def test_to_dict_is_json_ready(tmp_path):
 
 
 def test_min_chip_revision_parsed_and_checked(tmp_path):
-    from orchestrator.boards import load_catalog as load
-    from orchestrator.errors import BoardError
+    from rtflash.boards import load_catalog as load
+    from rtflash.errors import BoardError
 
     src = (Path(__file__).parents[1] / "boards" / "sonatino.toml").read_text()
     (tmp_path / "newchip.toml").write_text('min_chip_revision = "v0.2"\n' + src)

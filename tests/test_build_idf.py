@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.boards import load_catalog
-from orchestrator.builder import build_board, choose
-from orchestrator.builder.progress import first_error, parse_step
-from orchestrator.errors import ConfigError, ToolFailed, ToolNotFound
-from orchestrator.settings import Settings
+from rtflash.boards import load_catalog
+from rtflash.builder import build_board, choose
+from rtflash.builder.progress import first_error, parse_step
+from rtflash.errors import ConfigError, ToolFailed, ToolNotFound
+from rtflash.settings import Settings
 
 
 def board(name: str):
@@ -96,7 +96,7 @@ def test_old_esp_idf_refused(project, tmp_path, monkeypatch):
 def test_no_tool_at_all(project, monkeypatch, tmp_path):
     monkeypatch.delenv("IDF_PATH", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    import orchestrator.builder.pio as pio
+    import rtflash.builder.pio as pio
 
     monkeypatch.setattr(pio, "pio_path", lambda: (_ for _ in ()).throw(ToolNotFound("pio not found")))
     with pytest.raises(ToolNotFound, match="no build tool usable: idf.py not found.*pio not found"):

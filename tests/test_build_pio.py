@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from orchestrator.boards import load_catalog
-from orchestrator.builder.pio import PioBackend, installed_platforms, pio_path
-from orchestrator.errors import ToolFailed
-from orchestrator.render import render_board
-from orchestrator.settings import Settings
+from rtflash.boards import load_catalog
+from rtflash.builder.pio import PioBackend, installed_platforms, pio_path
+from rtflash.errors import ToolFailed
+from rtflash.render import render_board
+from rtflash.settings import Settings
 
 
 @pytest.mark.parametrize("name", ["sonatino", "freenove-s3", "atoms3r-echo", "esp32-s3-box-3"])
@@ -35,7 +35,7 @@ def test_rendered_ini_parses_with_platformio(tmp_path, name):
 
 def test_real_pio_reports_no_platform_and_build_fails_fast(project, tmp_path, monkeypatch):
     monkeypatch.setenv("PLATFORMIO_CORE_DIR", str(tmp_path / "pio-core"))
-    import orchestrator.builder.pio as pio
+    import rtflash.builder.pio as pio
 
     assert installed_platforms(pio_path()) == []  # the real pio, asked locally
     monkeypatch.setattr(pio, "REGISTRY", ("127.0.0.1", 9))  # no network here either way; be explicit

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from orchestrator.boards import load_catalog
-from orchestrator.ci import check_out_dir, matrix, run_ci, select_boards
-from orchestrator.errors import BoardError, ConfigError, ToolFailed
+from rtflash.boards import load_catalog
+from rtflash.ci import check_out_dir, matrix, run_ci, select_boards
+from rtflash.errors import BoardError, ConfigError, ToolFailed
 
 
 def test_select_all_and_list():

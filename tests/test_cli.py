@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from orchestrator import __version__
+from rtflash import __version__
 from tests.test_boards import I2S_BOARD, SHIPPED
 
 

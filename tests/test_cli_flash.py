@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from orchestrator import nvs
+from rtflash import nvs
 from tests.test_canary import API_KEY, PASSWORD, SSID, assert_no_canary, scan_tree
 
 CREDS = {"RTFLASH_WIFI_SSID": SSID, "RTFLASH_WIFI_PASSWORD": PASSWORD, "RTFLASH_OPENAI_API_KEY": API_KEY}
@@ -101,7 +101,7 @@ def test_flash_linux_board(invoke):
 
 
 def test_flash_port_auto_without_boards(invoke, built, monkeypatch):
-    monkeypatch.setattr("orchestrator.ports.list_ports", lambda: [])
+    monkeypatch.setattr("rtflash.ports.list_ports", lambda: [])
     result = invoke("flash", "--board", "sonatino", "--no-credentials")
     assert result.exit_code == 1 and "no serial port found for --port auto" in result.stderr
 
@@ -116,9 +116,9 @@ def test_erase_region_and_bad_region(invoke, emulators):
 
 
 def test_ports_lists_known_bridges(invoke, monkeypatch):
-    from orchestrator.ports import PortInfo
+    from rtflash.ports import PortInfo
 
-    monkeypatch.setattr("orchestrator.ports.list_ports", lambda: [
+    monkeypatch.setattr("rtflash.ports.list_ports", lambda: [
         PortInfo("/dev/ttyACM0", 0x303A, 0x1001, "F4:12:FA:00:11:22", "USB JTAG/serial debug unit", "1-2",
                  "usb-serial-jtag"),
         PortInfo("/dev/ttyS0")])

@@ -363,12 +363,12 @@ def test_rebuild_key_builds_flashes_and_resumes(project, fake_idf, emulators):
     import io
     import queue
 
-    from orchestrator.cli import App
-    from orchestrator.cli.monitor import make_rebuild
-    from orchestrator.monitor.keys import Action
-    from orchestrator.monitor.reader import SerialReader
-    from orchestrator.monitor.session import Monitor, MonitorOptions
-    from orchestrator.monitor.view import View
+    from rtflash.cli import App
+    from rtflash.cli.monitor import make_rebuild
+    from rtflash.monitor.keys import Action
+    from rtflash.monitor.reader import SerialReader
+    from rtflash.monitor.session import Monitor, MonitorOptions
+    from rtflash.monitor.view import View
 
     emu = emulators()
     app = App(project_dir=project)

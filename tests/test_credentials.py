@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import credentials, redact
-from orchestrator.credentials import Credential, resolve
-from orchestrator.errors import CredentialError
+from rtflash import credentials, redact
+from rtflash.credentials import Credential, resolve
+from rtflash.errors import CredentialError
 
 KEY = "sk-test-abcdefghijklmnopqrstuvwx"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import deps
-from orchestrator.errors import ConfigError, ToolFailed
+from rtflash import deps
+from rtflash.errors import ConfigError, ToolFailed
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -61,7 +61,7 @@ def test_shipped_manifest_is_pinned_and_consistent():
 
 
 def test_no_third_party_source_is_vendored():
-    from orchestrator.resources import firmware_dir
+    from rtflash.resources import firmware_dir
 
     fw = firmware_dir()
     own = {"rt_core", "rt_opus", "rt_audio", "rt_session", "peer"}
@@ -195,7 +195,7 @@ def test_cli_check_fetch_json(invoke, local_manifest):
 
 
 def test_doctor_check(local_manifest, upstream):
-    from orchestrator.doctor import FAIL, OK, WARN, Check
+    from rtflash.doctor import FAIL, OK, WARN, Check
 
     before = deps.doctor_check()
     assert isinstance(before, Check) and before.status == WARN and "libfoo" in before.detail

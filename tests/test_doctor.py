@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator import doctor
+from rtflash import doctor
 
 
 def fake_idf(root: Path, major: int, minor: int) -> Path:
@@ -55,14 +55,14 @@ def test_broken_extra_check_is_reported_not_raised():
 
 
 def test_serial_ports_only_usb_bridges_with_access(monkeypatch, tmp_path):
-    from orchestrator import doctor
-    from orchestrator.ports import PortInfo
+    from rtflash import doctor
+    from rtflash.ports import PortInfo
 
     mine = tmp_path / "ttyACM0"
     mine.write_text("")
     locked = tmp_path / "ttyUSB0"
     locked.write_text("")
-    monkeypatch.setattr("orchestrator.ports.list_ports", lambda: [
+    monkeypatch.setattr("rtflash.ports.list_ports", lambda: [
         PortInfo(str(mine), 0x303A, 0x1001, "F4", "USB JTAG/serial debug unit", "1-2", "usb-serial-jtag"),
         PortInfo(str(locked), 0x1A86, 0x55D3, "54", "USB Single Serial", "1-3", "ch34x"),
         PortInfo("/dev/ttyS0")])
@@ -72,5 +72,5 @@ def test_serial_ports_only_usb_bridges_with_access(monkeypatch, tmp_path):
         ("ok", f"{mine} 303a:1001 usb-serial-jtag USB JTAG/serial debug unit"),
         ("fail", f"{locked} 1a86:55d3 ch34x USB Single Serial")]
     assert "dialout" in checks[1].fix and "udev rule" in checks[1].fix
-    monkeypatch.setattr("orchestrator.ports.list_ports", lambda: [PortInfo("/dev/ttyS0")])
+    monkeypatch.setattr("rtflash.ports.list_ports", lambda: [PortInfo("/dev/ttyS0")])
     assert [c.status for c in doctor.check_serial_ports()] == ["warn"]

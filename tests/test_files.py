@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from orchestrator.errors import ConfigError
-from orchestrator.files import write_atomic, write_if_changed
+from rtflash.errors import ConfigError
+from rtflash.files import write_atomic, write_if_changed
 
 
 def test_write_atomic_mode_and_no_temp_left(tmp_path):

@@ -97,7 +97,7 @@ def test_secrets_are_logged_as_presence_and_length_only():
 
 
 def test_nvs_keys_match_what_rtflash_provisions():
-    from orchestrator import nvs
+    from rtflash import nvs
 
     header = (FW / "components/rt_core/src/rt_config.c").read_text()
     keys = re.findall(r'\{"([a-z_]+)", FIELD', header)

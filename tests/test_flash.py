@@ -1,4 +1,4 @@
-"""orchestrator.flash against a real esptool talking to the emulated ROM bootloader."""
+"""rtflash.flash against a real esptool talking to the emulated ROM bootloader."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from orchestrator import esptool_log, flash
-from orchestrator.boards import load_catalog
+from rtflash import esptool_log, flash
+from rtflash.boards import load_catalog
 
 SECTOR = 0x1000
 
@@ -146,14 +146,14 @@ def test_several_devices_in_parallel_one_failure_does_not_stop_others(emulators,
 
 
 def test_same_port_twice_is_refused(board, opts):
-    from orchestrator.errors import PortError
+    from rtflash.errors import PortError
 
     with pytest.raises(PortError, match="the same --port is given twice"):
         flash.flash_many(["socket://x:1", "socket://x:1"], board, firmware(), opts)
 
 
 def test_credentials_are_written_but_never_cached(emulators, board, opts, tmp_path):
-    from orchestrator.artifacts import Artifacts
+    from rtflash.artifacts import Artifacts
 
     emu = emulators()
     secret = b"canary-pw-in-nvs-0001"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import kconfig
+from rtflash import kconfig
 
 DATA = Path(__file__).parent / "data" / "kconfig"
 
@@ -53,7 +53,7 @@ def test_later_layer_wins(tmp_path):
 
 
 def test_firmware_tree_checks_only_rt_symbols(tmp_path):
-    from orchestrator.resources import firmware_dir
+    from rtflash.resources import firmware_dir
 
     layer = defaults(tmp_path, 'CONFIG_RT_BOARD_NAME="x"\nCONFIG_RT_AUDIO_I2S=y\nCONFIG_RT_SPK_BCLK_GPIO=99\n'
                                "CONFIG_RT_NOPE=y\nCONFIG_SPIRAM=y\n")

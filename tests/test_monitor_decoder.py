@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import ConfigError
-from orchestrator.monitor.decoder import (
+from rtflash.errors import ConfigError
+from rtflash.monitor.decoder import (
     PanicDecoder,
     check_elf,
     find_elf,
     toolchain_prefix,
 )
-from orchestrator.monitor.parser import LineSplitter, parse
+from rtflash.monitor.parser import LineSplitter, parse
 
 
 def source_line(source: Path, needle: str) -> int:
@@ -112,7 +112,7 @@ def test_missing_elf_is_said_once(tmp_path):
 
 
 def test_ordinary_lines_with_addresses_are_not_looked_up(crash_elf, monkeypatch):
-    from orchestrator import proc
+    from rtflash import proc
 
     calls = []
     monkeypatch.setattr(proc, "run", lambda *a, **k: calls.append(a))

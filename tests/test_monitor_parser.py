@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator import redact
-from orchestrator.monitor.parser import (
+from rtflash import redact
+from rtflash.monitor.parser import (
     GarbageDetector,
     LineSplitter,
     clean,

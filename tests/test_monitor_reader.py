@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from orchestrator import ports
-from orchestrator.errors import PortError
-from orchestrator.monitor.reader import SerialReader
+from rtflash import ports
+from rtflash.errors import PortError
+from rtflash.monitor.reader import SerialReader
 
 
 def boot_log(lines: int) -> bytes:

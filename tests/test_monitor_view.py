@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from orchestrator import redact
-from orchestrator.monitor.keys import Action, feed, step
-from orchestrator.monitor.parser import LineSplitter, LogLine, parse
-from orchestrator.monitor.status import Status
-from orchestrator.monitor.view import RawSink, View
+from rtflash import redact
+from rtflash.monitor.keys import Action, feed, step
+from rtflash.monitor.parser import LineSplitter, LogLine, parse
+from rtflash.monitor.status import Status
+from rtflash.monitor.view import RawSink, View
 
 BOOT = (b"\x1b[0;32mI (318) cpu_start: Starting scheduler.\x1b[0m\r\n"
         b"\x1b[0;33mW (320) wifi_sta: disconnected (reason 201), retry in 2000 ms\x1b[0m\r\n"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import nvs
-from orchestrator.credentials import Credential
-from orchestrator.errors import ConfigError, CredentialError
-from orchestrator.settings import Settings
+from rtflash import nvs
+from rtflash.credentials import Credential
+from rtflash.errors import ConfigError, CredentialError
+from rtflash.settings import Settings
 
 
 def creds(password: str = "hunter2-canary") -> dict:

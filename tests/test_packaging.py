@@ -23,33 +23,33 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_ships_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for board in ("sonatino", "freenove-s3", "atoms3r-echo", "esp32-s3-box-3", "linux"):
-        assert f"orchestrator/_data/boards/{board}.toml" in names
-    assert "orchestrator/_data/templates/sdkconfig.defaults.j2" in names
-    assert "orchestrator/_data/firmware/main/Kconfig.projbuild" in names
+        assert f"rtflash/_data/boards/{board}.toml" in names
+    assert "rtflash/_data/templates/sdkconfig.defaults.j2" in names
+    assert "rtflash/_data/firmware/main/Kconfig.projbuild" in names
     assert any(n.startswith("rtflash-") and n.endswith("entry_points.txt") for n in names)
 
 
 def test_wheel_ships_every_command_module(wheel):
     """Every command in the CLI table, and every package module, is in the wheel (a missing package
     entry in pyproject.toml only shows once installed non-editable)."""
-    from orchestrator.cli import COMMANDS
+    from rtflash.cli import COMMANDS
 
     names = set(zipfile.ZipFile(wheel).namelist())
     for module, _attr, _help in COMMANDS.values():
-        assert f"orchestrator/cli/{module}.py" in names
-    for path in (REPO / "orchestrator").rglob("*.py"):
-        assert path.relative_to(REPO).as_posix() in names, path
-    assert "orchestrator/_data/firmware/deps.toml" in names
+        assert f"rtflash/cli/{module}.py" in names
+    for path in (REPO / "orchestrator" / "rtflash").rglob("*.py"):
+        assert path.relative_to(REPO / "orchestrator").as_posix() in names, path
+    assert "rtflash/_data/firmware/deps.toml" in names
 
 
 def test_unpacked_wheel_finds_its_data(wheel, tmp_path):
     zipfile.ZipFile(wheel).extractall(tmp_path)
-    code = ("from orchestrator.boards import load_catalog; from orchestrator.resources import templates_dir;"
+    code = ("from rtflash.boards import load_catalog; from rtflash.resources import templates_dir;"
             "c = load_catalog(); print(len(c.names()), c.files['sonatino'].parent, templates_dir())")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env={"PYTHONPATH": str(tmp_path)}, timeout=60)
     assert result.returncode == 0, result.stderr
     count, boards, templates = result.stdout.split()
     assert int(count) >= 5
-    assert boards == str(tmp_path / "orchestrator" / "_data" / "boards")
-    assert templates == str(tmp_path / "orchestrator" / "_data" / "templates")
+    assert boards == str(tmp_path / "rtflash" / "_data" / "boards")
+    assert templates == str(tmp_path / "rtflash" / "_data" / "templates")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.errors import ConfigError
-from orchestrator.partitions import NVS_OFFSET, layout_for, parse_csv
+from rtflash.errors import ConfigError
+from rtflash.partitions import NVS_OFFSET, layout_for, parse_csv
 
 MB = 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""orchestrator.ports: bridge guesses, --port auto, finding a re-enumerated device, one-line open errors."""
+"""rtflash.ports: bridge guesses, --port auto, finding a re-enumerated device, one-line open errors."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import tty
 
 import pytest
 
-from orchestrator import ports
-from orchestrator.boards import load_catalog
-from orchestrator.errors import PortError
-from orchestrator.ports import PortInfo
+from rtflash import ports
+from rtflash.boards import load_catalog
+from rtflash.errors import PortError
+from rtflash.ports import PortInfo
 
 JTAG = PortInfo("/dev/ttyACM0", 0x303A, 0x1001, "F4:12:FA:00:11:22", "USB JTAG/serial debug unit", "1-2",
                 "usb-serial-jtag")

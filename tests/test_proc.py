@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from orchestrator import proc, redact
-from orchestrator.errors import ToolFailed, ToolNotFound
+from rtflash import proc, redact
+from rtflash.errors import ToolFailed, ToolNotFound
 
 
 def test_require_missing_program_names_fix():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator import redact
+from rtflash import redact
 
 
 def test_registered_secret_masked_everywhere():
@@ -43,7 +43,7 @@ def test_never_leaks_registered_secret(secret, before, after):
 def test_shape_hints_cover_every_key_shape():
     """redact() runs the key-shape regex only when a hint occurs (it is the costly step on a fast log);
     if redact.py learns a new shape, this fails until the hints cover it."""
-    from orchestrator.redact import _SHAPES, SHAPE_HINTS
+    from rtflash.redact import _SHAPES, SHAPE_HINTS
 
     starts = tuple(h if h.startswith("sk-") else f"(?<={h})" for h in SHAPE_HINTS)
     assert all(alt.startswith(starts) for alt in _SHAPES.pattern.split("|")), _SHAPES.pattern

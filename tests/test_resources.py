@@ -1,10 +1,10 @@
-"""orchestrator.resources: shipped data dirs and the per-user paths every module shares."""
+"""rtflash.resources: shipped data dirs and the per-user paths every module shares."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.resources import boards_dir, user_path
+from rtflash.resources import boards_dir, user_path
 
 
 def test_user_path_override_then_xdg_then_home(monkeypatch, tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.errors import ConfigError
-from orchestrator.settings import Settings, load_settings
+from rtflash.errors import ConfigError
+from rtflash.settings import Settings, load_settings
 
 
 def test_defaults_without_file(tmp_path):

@@ -13,7 +13,7 @@ static rt_config_t good(void)
 
 static void test_keys_match_rtflash_nvs(void)
 {
-    /* orchestrator/nvs.py writes exactly these keys into namespace "rtflash" */
+    /* orchestrator/rtflash/nvs.py writes exactly these keys into namespace "rtflash" */
     const char *want[] = {"wifi_ssid", "wifi_pass", "api_key", "model", "voice", "instructions", "api_url"};
     CHECK(RT_CONFIG_KEY_COUNT == 7);
     for (size_t i = 0; i < RT_CONFIG_KEY_COUNT; i++) {

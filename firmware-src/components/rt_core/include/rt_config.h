@@ -1,7 +1,7 @@
 /* Credentials and session settings as the firmware reads them (NVS namespace "rtflash" on the
  * device, the environment on the linux target), and their validation.
  *
- * Why here: the same rules rtflash applies before provisioning (orchestrator/credentials.py)
+ * Why here: the same rules rtflash applies before provisioning (orchestrator/rtflash/credentials.py)
  * are applied again on the device, so a corrupt or hand-written NVS partition gives one clear log
  * line naming the key, never a crash or a confusing TLS error. Values are never logged; only
  * their presence and length.

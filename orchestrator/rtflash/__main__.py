@@ -1,0 +1,3 @@
+from rtflash.cli import main
+
+main()

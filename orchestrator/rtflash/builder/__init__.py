@@ -1,0 +1,94 @@
+"""Build backends behind one small interface: ESP-IDF's idf.py and PlatformIO's pio.
+
+`build_board` renders (a no-op when nothing changed), picks the backend, runs it with progress
+callbacks and returns the `Artifacts` the flasher and CI use.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from rtflash.artifacts import Artifacts
+from rtflash.boards import Board
+from rtflash.errors import ConfigError, ToolNotFound
+from rtflash.settings import Settings
+
+OnLine = Callable[[str], None]
+KEEP_ON_CLEAN = {"config", "log"}
+
+
+class Backend(Protocol):
+    name: str
+
+    def unavailable(self, board: Board) -> str | None:
+        """None when usable for this board, else why not (one line, with the fix)."""
+
+    def build(self, board: Board, project_dir: Path, config_dir: Path, on_line: OnLine,
+              deps_dir: Path | None = None) -> Artifacts:
+        """Build the firmware for `board`; raise ToolFailed with the first error and the log path.
+
+        `deps_dir` holds local copies of the firmware's pinned dependencies (DIR/<name>), for
+        offline builds; None lets firmware-src's CMake use (and if needed fill) the deps cache."""
+
+
+def backends() -> dict[str, Backend]:
+    from rtflash.builder.idf import IdfBackend
+    from rtflash.builder.pio import PioBackend
+
+    return {"idf": IdfBackend(), "pio": PioBackend()}
+
+
+def choose(name: str, board: Board) -> Backend:
+    """`idf`, `pio`, or `auto`: ESP-IDF when usable, else PlatformIO (which installs its toolchains)."""
+    available = backends()
+    if name != "auto":
+        if name not in available:
+            raise ConfigError(f"unknown backend '{name}'; use idf, pio or auto")
+        return available[name]
+    reasons = []
+    for candidate in ("idf", "pio"):
+        if board.is_linux and candidate == "pio":
+            continue
+        why = available[candidate].unavailable(board)
+        if why is None:
+            return available[candidate]
+        reasons.append(why)
+    raise ToolNotFound("no build tool usable: " + "; ".join(reasons))
+
+
+def clean(build_dir: Path) -> None:
+    """Remove the build tool's output, keeping rendered config, logs and the credentials image."""
+    if not build_dir.is_dir():
+        return
+    for child in build_dir.iterdir():
+        if child.name in KEEP_ON_CLEAN:
+            continue
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+
+
+def build_board(board: Board, settings: Settings, project_dir: Path, backend: str = "auto",
+                on_line: OnLine | None = None, clean_first: bool = False, deps_dir: Path | None = None) -> Artifacts:
+    """Render, then build `board` with the chosen backend; returns what was produced."""
+    from rtflash.render import ensure_rendered
+
+    project_dir = Path(project_dir)
+    build_dir = project_dir / "build" / board.name
+    if clean_first:
+        clean(build_dir)
+    rendered = ensure_rendered(board, settings, project_dir)
+    chosen = choose(backend or "auto", board)
+    if deps_dir is not None:
+        deps_dir = Path(deps_dir).resolve()
+        if not deps_dir.is_dir():
+            raise ConfigError(f"--deps-dir {deps_dir} is not a directory; fetch into it with "
+                              f"`rtflash deps --fetch --cache {deps_dir}`")
+        return chosen.build(board, project_dir, rendered.out_dir, on_line or (lambda line: None), deps_dir=deps_dir)
+    return chosen.build(board, project_dir, rendered.out_dir, on_line or (lambda line: None))
+
+
+def ccache_available() -> bool:
+    return shutil.which("ccache") is not None and not os.environ.get("RTFLASH_NO_CCACHE")

@@ -1,0 +1,98 @@
+"""ESP-IDF backend: drive `idf.py` on firmware-src with the board's layered sdkconfig defaults.
+
+`idf.py -C <firmware> -B build/<board> -DSDKCONFIG=build/<board>/sdkconfig
+ -DSDKCONFIG_DEFAULTS="<firmware>/sdkconfig.defaults;build/<board>/config/sdkconfig.defaults" build`
+(`--preview` for the linux target). idf.py itself decides whether to reconfigure or relink, so a
+no-op build costs only its own start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from rtflash.artifacts import Artifacts, linux_artifacts, load_flasher_args
+from rtflash.boards import Board
+from rtflash.builder.progress import run_logged
+from rtflash.errors import ConfigError, ToolNotFound
+from rtflash.resources import firmware_dir
+
+MIN_VERSION = (5, 4)
+
+
+def idf_py_argv() -> list[str]:
+    """How to start idf.py: on PATH (after export.sh), else $IDF_PATH/tools/idf.py with this Python."""
+    found = shutil.which("idf.py")
+    if found:
+        return [found]
+    idf_path = os.environ.get("IDF_PATH")
+    if idf_path and (Path(idf_path) / "tools" / "idf.py").is_file():
+        return [sys.executable, str(Path(idf_path) / "tools" / "idf.py")]
+    raise ToolNotFound("idf.py not found: install ESP-IDF v5.4+ and run `. $IDF_PATH/export.sh`, "
+                       "or use --backend pio")
+
+
+def idf_version() -> tuple[int, int, int] | None:
+    from rtflash.doctor import idf_version as read_version
+
+    idf_path = os.environ.get("IDF_PATH")
+    return read_version(Path(idf_path)) if idf_path else None
+
+
+def configured_target(sdkconfig: Path) -> str | None:
+    try:
+        for line in sdkconfig.read_text(encoding="utf-8").splitlines():
+            if line.startswith("CONFIG_IDF_TARGET="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        return None
+    return None
+
+
+class IdfBackend:
+    name = "idf"
+
+    def unavailable(self, board: Board) -> str | None:
+        try:
+            idf_py_argv()
+        except ToolNotFound as exc:
+            return str(exc)
+        version = idf_version()
+        if version is not None and version[:2] < MIN_VERSION:
+            return f"ESP-IDF v{'.'.join(map(str, version))} is too old: firmware-src needs v5.4 or newer"
+        return None
+
+    def argv(self, board: Board, project_dir: Path, config_dir: Path, deps_dir: Path | None = None) -> list[str]:
+        firmware = firmware_dir()
+        build_dir = project_dir / "build" / board.name
+        layers = [p for p in (firmware / "sdkconfig.defaults", config_dir / "sdkconfig.defaults") if p.is_file()]
+        argv = [*idf_py_argv(), "-C", str(firmware), "-B", str(build_dir), f"-DSDKCONFIG={build_dir / 'sdkconfig'}",
+                f"-DSDKCONFIG_DEFAULTS={';'.join(str(p) for p in layers)}"]
+        if deps_dir is not None:
+            argv.append(f"-DRT_DEPS_DIR={deps_dir}")  # firmware-src/cmake/rt_deps.cmake: local copies, offline
+        if board.is_linux:
+            argv.append("--preview")
+        from rtflash.builder import ccache_available
+
+        if ccache_available():
+            argv.append("--ccache")
+        return [*argv, "build"]
+
+    def build(self, board: Board, project_dir: Path, config_dir: Path, on_line, deps_dir: Path | None = None) -> Artifacts:
+        why = self.unavailable(board)
+        if why:
+            raise ToolNotFound(why)
+        build_dir = project_dir / "build" / board.name
+        existing = configured_target(build_dir / "sdkconfig")
+        if existing and existing != board.idf_target:
+            raise ConfigError(f"{build_dir} was configured for {existing}, board {board.name} is {board.idf_target}; "
+                              f"rerun with --clean")
+        env = {"IDF_TARGET": board.idf_target}
+        if deps_dir is not None:
+            env["RTFLASH_DEPS_DIR"] = str(deps_dir)
+        run_logged(self.argv(board, project_dir, config_dir, deps_dir), build_dir, "idf", board.name, on_line, env=env)
+        if board.is_linux:
+            return linux_artifacts(build_dir, board.name)
+        return load_flasher_args(build_dir, board.name)

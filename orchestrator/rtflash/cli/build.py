@@ -1,0 +1,98 @@
+"""`rtflash build` and `rtflash exec` (run the linux build)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from rtflash.cli import App, board_option, pass_app
+
+
+def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = False, deps_dir=None):
+    """Build with a rich progress bar from ninja's [N/M] lines; returns Artifacts."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rtflash import console
+    from rtflash.builder import build_board
+    from rtflash.builder.progress import parse_step
+
+    progress = Progress(TextColumn(f"[bold]{board.name}[/]"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("{task.description}"), console=console.console(),
+                        transient=True, disable=quiet)
+    with progress:
+        task = progress.add_task("starting", total=None)
+
+        def on_line(line: str) -> None:
+            step = parse_step(line)
+            if step:
+                progress.update(task, completed=step.done, total=step.total, description=step.text[-60:])
+            elif app.verbose:
+                progress.console.print(line, markup=False, highlight=False)
+
+        return build_board(board, app.settings, app.project_dir, backend or app.settings.backend, on_line, clean,
+                           deps_dir=deps_dir)
+
+
+@click.command()
+@board_option()
+@click.option("--backend", type=click.Choice(["auto", "idf", "pio"]), default=None,
+              help="Build tool (default: rtflash.toml, else auto: ESP-IDF when usable, else PlatformIO).")
+@click.option("--clean", is_flag=True, help="Remove the previous build output first (keeps config/ and log/).")
+@click.option("--json", "as_json", is_flag=True, help="Print the artifacts as JSON on stdout.")
+@click.option("--deps-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Build from local copies of the firmware's pinned dependencies (DIR/<name>, e.g. the "
+                   "`rtflash deps` cache): no network needed.")
+@pass_app
+def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:
+    """Render the board's config and build firmware-src with idf.py or pio."""
+    import time
+
+    from rtflash import console
+    from rtflash.artifacts import check_fits
+
+    board = app.board(board_name)
+    for w in board.warnings:
+        console.warn(w)
+    start = time.perf_counter()
+    artifacts = run_build(app, board, backend, clean, quiet=as_json, deps_dir=deps_dir)
+    if not board.is_linux:
+        check_fits(artifacts, app.build_dir(board.name) / "config" / "partitions.csv")
+    seconds = time.perf_counter() - start
+    data = {"board": board.name, "chip": artifacts.chip, "seconds": round(seconds, 2),
+            "elf": str(artifacts.elf) if artifacts.elf else None,
+            "regions": [{"name": r.name, "offset": hex(r.offset), "path": str(r.path), "size": r.path.stat().st_size}
+                        for r in artifacts.regions]}
+    if as_json:
+        console.emit_json(data)
+        return
+    for r in data["regions"]:
+        console.info(f"  {r['offset']:>9}  {r['size']:>9} bytes  {r['path']}")
+    console.console().print(f"[green]built[/] {board.name} in {seconds:.1f} s", highlight=False)
+
+
+@click.command(name="exec", context_settings={"ignore_unknown_options": True})
+@board_option()
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def exec_(app: App, board_name, args) -> None:
+    """Run the linux build of the firmware (credentials from the environment: OPENAI_API_KEY)."""
+    from rtflash import credentials
+    from rtflash.errors import ConfigError
+
+    board = app.board(board_name or "linux")
+    if not board.is_linux:
+        raise ConfigError(f"board {board.name} is {board.chip}; exec runs linux builds: use `rtflash flash` "
+                          "and `rtflash monitor` for hardware")
+    build_dir = app.build_dir(board.name)
+    try:
+        elf = json.loads((build_dir / "project_description.json").read_text())["app_elf"]
+    except (OSError, ValueError, KeyError):
+        raise ConfigError(f"no linux build in {build_dir}; run `rtflash build --board {board.name}` first") from None
+    found = credentials.resolve({}, app.project_dir, names=("openai_api_key",))
+    from rtflash import proc
+
+    code = proc.interactive([build_dir / elf, *args], env={"OPENAI_API_KEY": found["openai_api_key"].value})
+    if code:
+        raise click.exceptions.Exit(code)

@@ -1,0 +1,91 @@
+"""`rtflash ci` and `rtflash doctor`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from rtflash.cli import App, pass_app
+
+
+@click.command()
+@click.option("--boards", "spec", default="all", show_default=True, metavar="all|a,b",
+              help="Boards to build: all, or a comma-separated list.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("dist"), show_default=True,
+              help="Where dist/<board>/, index.json and summary.md go.")
+@click.option("--matrix", "as_matrix", is_flag=True, help="Print the GitHub Actions matrix JSON and stop.")
+@click.option("--backend", type=click.Choice(["auto", "idf", "pio"]), default=None,
+              help="Build backend (default: rtflash.toml, else auto).")
+@pass_app
+def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None) -> None:
+    """Build boards secret-free into dist/ (CI); --matrix prints the job matrix."""
+    from rtflash import ci as ci_core
+    from rtflash import console
+
+    boards = ci_core.select_boards(app.catalog, spec)
+    if as_matrix:
+        click.echo(json.dumps(ci_core.matrix(boards), separators=(",", ":")))
+        return
+    from rtflash.artifacts import collect_dist
+    from rtflash.builder import build_board
+
+    out = out if out.is_absolute() else app.project_dir / out
+    chosen = backend or app.settings.backend
+
+    def build(board):
+        console.info(f"building {board.name} ({board.idf_target}) ...")
+        return build_board(board, app.settings, app.project_dir, backend=chosen)
+
+    def shown(result) -> None:
+        if result.ok:
+            console.console().print(f"[green]ok[/]      {result.board}  {result.seconds:.1f} s  {len(result.files)} files")
+        else:
+            console.console().print(f"[red]failed[/]  {result.board}  ", end="")
+            console.info(result.error)
+
+    report = ci_core.run_ci(boards, out, build, collect_dist, on_result=shown)
+    console.info(f"{sum(r.ok for r in report.results)} of {len(report.results)} boards built; "
+                 f"see {out / 'index.json'}")
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON on stdout.")
+@pass_app
+def doctor(app: App, as_json: bool) -> None:
+    """Check ESP-IDF, toolchains, PlatformIO, packages, serial ports, deps and credentials."""
+    from rtflash import console
+    from rtflash.doctor import FAIL, run_checks
+
+    chips = {b.chip for b in app.catalog.all()}
+    checks = run_checks(chips, extra=_project_checks(app))
+    if as_json:
+        console.emit_json([c.to_dict() for c in checks])
+    else:
+        styles = {"ok": "green", "warn": "yellow", "fail": "red"}
+        for c in checks:
+            console.console().print(f"[{styles[c.status]}]{c.status:<4}[/] [bold]{c.name}[/]: ", end="")
+            console.info(c.detail + (f"  -> {c.fix}" if c.fix else ""))
+    if any(c.status == FAIL for c in checks):
+        raise click.exceptions.Exit(1)
+
+
+def _project_checks(app: App) -> list:
+    """Checks that need the project: firmware deps and credentials (each module says its own status)."""
+    extra = []
+    try:
+        from rtflash.deps import doctor_check as deps_check
+
+        extra.append(lambda: deps_check())
+    except ImportError:
+        pass
+    try:
+        from rtflash.credentials import doctor_check as cred_check
+
+        extra.append(lambda: cred_check(app.project_dir))
+    except ImportError:
+        pass
+    return extra

@@ -1,0 +1,195 @@
+"""`rtflash flash`, `rtflash erase` and `rtflash ports`: the flash layer for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from rtflash.cli import App, board_option, pass_app
+
+BEFORE = click.Choice(["default-reset", "usb-reset", "no-reset"])
+AFTER = click.Choice(["hard-reset", "no-reset", "watchdog-reset"])
+
+
+def port_options(f):
+    """--port (several), --baud, --before/--after: shared by flash, erase, provision and run."""
+    f = click.option("--after", type=AFTER, default="hard-reset", show_default=True,
+                     help="What to do with the chip when done.")(f)
+    f = click.option("--before", type=BEFORE, default="default-reset", show_default=True,
+                     help="How to enter the bootloader (no-reset: you hold BOOT and tap RESET).")(f)
+    f = click.option("--baud", type=click.IntRange(9600, 5_000_000), default=None,
+                     help="Baud rate for writing (default: rtflash.toml, else 921600).")(f)
+    return click.option("--port", "-p", "ports", multiple=True, metavar="PORT",
+                        help="Serial port or pyserial URL; several flash in parallel; "
+                             "'auto' picks the only board found (default: rtflash.toml, else auto).")(f)
+
+
+def flash_options_from(app: App, baud: int | None = None, before: str = "default-reset",
+                       after: str = "hard-reset", **kw):
+    from rtflash.flash import FlashOptions
+
+    return FlashOptions(baud=baud or app.settings.baud, before=before, after=after, **kw)
+
+
+def _ask(candidates):
+    """--port auto with several boards on a terminal: let the user pick one."""
+    from rtflash import console
+
+    for i, p in enumerate(candidates, 1):
+        console.info(f"  {i}. {p.device}  {p.usb_id()}  {p.bridge}  {p.description}")
+    choice = click.prompt("which port", type=click.IntRange(1, len(candidates)), err=True)
+    return candidates[choice - 1]
+
+
+def resolve_ports(app: App, board, ports: tuple[str, ...]) -> list[str]:
+    from rtflash.ports import resolve
+
+    wanted = ports or (app.settings.port,)
+    ask = _ask if sys.stdin.isatty() else None
+    return [resolve(p, board, ask) for p in wanted]
+
+
+def report(app: App, results, as_json: bool) -> None:
+    """One line (or one JSON object) per device; exit 1 if any failed."""
+    from rtflash import console
+    from rtflash.redact import redact
+
+    for r in results:
+        if as_json:
+            sys.stdout.write(redact(json.dumps(r.to_dict())) + "\n")
+            continue
+        for w in r.warnings:
+            console.warn(f"{r.port}: {w} (--force)")
+        if r.ok:
+            console.console().print(f"[green]ok[/]   {r.port}: ", end="", highlight=False)
+            console.info(str(r))
+        else:
+            console.error(r.error)
+    sys.stdout.flush()
+    if not all(r.ok for r in results):
+        raise click.exceptions.Exit(1)
+
+
+def run_flash(app: App, board, port_list: list[str], images, options, quiet: bool = False):
+    """Flash with one rich progress row per device; returns the DeviceResults."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rtflash import console, flash
+
+    progress = Progress(TextColumn("[bold]{task.fields[port]}[/]"), BarColumn(), DownloadColumn(),
+                        TimeElapsedColumn(), TextColumn("{task.description}"), console=console.console(),
+                        transient=True, disable=quiet)
+    with progress:
+        tasks = {p: progress.add_task("connecting", total=None, port=p) for p in port_list}
+
+        def on_progress(port: str, what: str, done: int, total: int) -> None:
+            progress.update(tasks[port], completed=done, total=total, description=what[-40:])
+
+        def on_line(port: str, line: str) -> None:
+            if app.verbose and line:
+                progress.console.print(f"{port}: {line}", markup=False, highlight=False)
+
+        try:
+            return flash.flash_many(port_list, board, images, options, on_progress, on_line)
+        except KeyboardInterrupt:
+            from rtflash.errors import FlashError
+
+            raise FlashError("interrupted: the device stays in its bootloader; run the same command "
+                             "again to finish (it writes what is missing and verifies)") from None
+
+
+def load_images(app: App, board, force: bool, with_credentials: bool, cred_options: dict | None = None):
+    """The last build's images (checked against the partition table) plus the credentials."""
+    from rtflash import console, flash
+    from rtflash.artifacts import check_fits, last_build
+    from rtflash.errors import ConfigError
+
+    build_dir = app.build_dir(board.name)
+    artifacts = last_build(board, build_dir)
+    try:
+        check_fits(artifacts, build_dir / "config" / "partitions.csv")
+    except ConfigError as exc:
+        if not force:
+            raise ConfigError(f"{exc} (or --force to write anyway)") from None
+        console.warn(str(exc))
+    nvs = None
+    if with_credentials:
+        from rtflash.cli.provision import nvs_image
+
+        data, part = nvs_image(app, board, cred_options or {})
+        nvs = (part.offset, data)
+    return flash.images_for(artifacts, nvs)
+
+
+@click.command()
+@board_option()
+@port_options
+@click.option("--erase", is_flag=True, help="Erase the whole flash first (also forgets Wi-Fi/API settings).")
+@click.option("--full", is_flag=True, help="Write every sector (no fast reflash of changed sectors).")
+@click.option("--force", is_flag=True, help="Write even if the chip, flash size or partitions do not match.")
+@click.option("--no-credentials", is_flag=True, help="Do not write the Wi-Fi/API credentials partition.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON result object per device on stdout.")
+@pass_app
+def flash(app: App, board_name, ports, baud, before, after, erase, full, force, no_credentials, as_json) -> None:
+    """Write the last build (and the credentials) to one or more devices."""
+    from rtflash.errors import ConfigError
+
+    board = app.board(board_name)
+    if board.is_linux:
+        raise ConfigError("the linux board runs on this machine: use rtflash exec --board linux")
+    images = load_images(app, board, force, with_credentials=not no_credentials)
+    port_list = resolve_ports(app, board, ports)
+    options = flash_options_from(app, baud, before, after, full=full, erase=erase, force=force)
+    report(app, run_flash(app, board, port_list, images, options, quiet=as_json), as_json)
+
+
+@click.command()
+@board_option()
+@port_options
+@click.option("--region", nargs=2, metavar="OFFSET SIZE", default=None,
+              help="Erase only this region (hex or decimal, 4 KB aligned), e.g. --region 0x9000 0x6000.")
+@click.option("--force", is_flag=True, help="Erase even if the chip does not match the board.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON result object per device on stdout.")
+@pass_app
+def erase(app: App, board_name, ports, baud, before, after, region, force, as_json) -> None:
+    """Erase a device's flash (all of it, or one region)."""
+    from rtflash import flash
+    from rtflash.errors import ConfigError
+
+    board = app.board(board_name)
+    span = None
+    if region:
+        try:
+            span = (int(region[0], 0), int(region[1], 0))
+        except ValueError:
+            raise ConfigError(f"--region {region[0]} {region[1]}: give two numbers, e.g. 0x9000 0x6000") from None
+        if span[0] % 0x1000 or span[1] % 0x1000:
+            raise ConfigError(f"--region {region[0]} {region[1]}: offset and size must be multiples of 0x1000")
+    options = flash_options_from(app, baud, before, after, force=force)
+    results = [flash.erase_device(p, board, options, span) for p in resolve_ports(app, board, ports)]
+    report(app, results, as_json)
+
+
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="Also list ports with no known USB bridge.")
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+def ports(show_all, as_json) -> None:
+    """List serial ports, with USB VID:PID, serial number and the bridge chip guessed."""
+    from rtflash import console
+    from rtflash.ports import list_ports
+
+    found = [p for p in list_ports() if show_all or p.bridge != "unknown"]
+    if as_json:
+        console.emit_json([p.to_dict() for p in found])
+        return
+    if not found:
+        console.info("no USB serial ports found (plug the board in with a data cable; --all lists every port)")
+        return
+    from rich.table import Table
+
+    table = Table("port", "usb id", "bridge", "serial", "description", box=None)
+    for p in found:
+        table.add_row(p.device, p.usb_id(), p.bridge, p.serial_number or "", p.description)
+    console.out_console().print(table)

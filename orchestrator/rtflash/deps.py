@@ -1,0 +1,294 @@
+"""Firmware dependencies: the pinned manifest (firmware-src/deps.toml), a local cache, fetch and check.
+
+Why: third-party C code (libpeer, esp-protocols' linux compat) is never copied into the repo; it is
+pinned by URL and full commit SHA and fetched with git into a cache, so a build is reproducible and,
+once fetched, works offline (`rtflash build --deps-dir DIR`). ESP Component Registry components are
+fetched by ESP-IDF's component manager; here their pins are checked against the component
+manifests (idf_component.yml) so the one manifest and the build never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtflash.errors import ConfigError, ToolFailed
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_REGISTRY_NAME = re.compile(r"^[a-z0-9_.-]+/[a-z0-9_.-]+$", re.IGNORECASE)
+_URL = re.compile(r"^(https://|ssh://|git@|file://|/)")
+TARGETS = ("esp32s3", "linux")
+OK, MISSING, MISMATCH, MANAGED = "ok", "missing", "mismatch", "managed"
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+
+
+@dataclass(frozen=True)
+class GitDep:
+    name: str
+    url: str
+    commit: str
+    targets: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RegistryDep:
+    name: str
+    version: str
+    targets: tuple[str, ...]
+    manifest: Path
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    git: tuple[GitDep, ...]
+    registry: tuple[RegistryDep, ...]
+
+    def get(self, name: str) -> GitDep:
+        for dep in self.git:
+            if dep.name == name:
+                return dep
+        raise ConfigError(f"{self.path}: no git dependency named {name!r}; "
+                          f"known: {', '.join(d.name for d in self.git)}")
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str
+    kind: str          # git | registry
+    state: str         # ok | missing | mismatch | managed
+    detail: str
+    path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state in (OK, MANAGED)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "state": self.state, "detail": self.detail,
+                "path": str(self.path) if self.path else None}
+
+
+def manifest_path() -> Path:
+    from rtflash.resources import firmware_dir
+
+    return firmware_dir() / "deps.toml"
+
+
+def _targets(where: str, raw) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw or any(t not in TARGETS for t in raw):
+        raise ConfigError(f"{where}: targets must be a non-empty list of {', '.join(TARGETS)}")
+    return tuple(raw)
+
+
+def load_manifest(path: Path | None = None) -> Manifest:
+    """Parse and validate deps.toml; every problem names the file and the entry."""
+    path = Path(path or manifest_path())
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the dependency manifest: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    unknown = set(raw) - {"git", "registry"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}; use [git.NAME] or [registry.\"NS/NAME\"]")
+    git = []
+    for name, entry in raw.get("git", {}).items():
+        where = f"{path}: [git.{name}]"
+        if not _NAME.match(name):
+            raise ConfigError(f"{where}: name must be lower-case letters, digits, - _ .")
+        extra = set(entry) - {"url", "commit", "targets", "note"}
+        if extra:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+        url, commit = entry.get("url", ""), entry.get("commit", "")
+        if not isinstance(url, str) or not _URL.match(url):
+            raise ConfigError(f"{where}: url must be an https://, ssh:// or file:// git URL")
+        if not isinstance(commit, str) or not _SHA.match(commit):
+            raise ConfigError(f"{where}: commit must be a full 40-character lower-case SHA, not a branch or tag")
+        git.append(GitDep(name, url, commit, _targets(where, entry.get("targets")), str(entry.get("note", ""))))
+    registry = []
+    for name, entry in raw.get("registry", {}).items():
+        where = f"{path}: [registry.\"{name}\"]"
+        if not _REGISTRY_NAME.match(name):
+            raise ConfigError(f"{where}: name must be NAMESPACE/NAME as on the ESP Component Registry")
+        extra = set(entry) - {"version", "targets", "manifest", "note"}
+        if extra:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+        version = entry.get("version", "")
+        if not isinstance(version, str) or not re.match(r"^\d+\.\d+\.\d+([~-][0-9A-Za-z.]+)?$", version):
+            raise ConfigError(f"{where}: version must be an exact version like 1.2.3")
+        manifest = entry.get("manifest")
+        if not isinstance(manifest, str) or not manifest.endswith("idf_component.yml"):
+            raise ConfigError(f"{where}: manifest must name the idf_component.yml that declares it")
+        registry.append(RegistryDep(name, version, _targets(where, entry.get("targets")), path.parent / manifest,
+                                    str(entry.get("note", ""))))
+    return Manifest(path, tuple(git), tuple(registry))
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where fetched dependencies live: $RTFLASH_DEPS_CACHE, else $XDG_CACHE_HOME/rtflash/deps, else ~/.cache/..."""
+    from rtflash.resources import user_path
+
+    return user_path("cache", "deps", "RTFLASH_DEPS_CACHE", env)
+
+
+def _git(*args: str, cwd: Path | None = None, timeout: float = 600):
+    from rtflash import proc
+
+    return proc.run(["git", "-c", "advice.detachedHead=false", *args], cwd=cwd, env=GIT_ENV, timeout=timeout,
+                    check=False)
+
+
+def head_of(checkout: Path) -> str | None:
+    """The commit checked out in `checkout`, or None when it is not a git checkout."""
+    if not (checkout / ".git").exists():
+        return None
+    result = _git("rev-parse", "HEAD", cwd=checkout, timeout=30)
+    head = result.output.strip()
+    return head if result.returncode == 0 and _SHA.match(head) else None
+
+
+def has_commit(repo: Path, commit: str) -> bool:
+    """Does the git repository at `repo` hold `commit` (at any branch or HEAD)?"""
+    if not (repo / ".git").exists():
+        return False
+    return _git("cat-file", "-e", f"{commit}^{{commit}}", cwd=repo, timeout=30).returncode == 0
+
+
+def verify(dep: GitDep, checkout: Path) -> Status:
+    """Is `checkout` a git checkout of `dep` at exactly its pinned commit?"""
+    if not checkout.is_dir():
+        return Status(dep.name, "git", MISSING, f"not fetched: run `rtflash deps --fetch` ({dep.url})", checkout)
+    head = head_of(checkout)
+    if head is None:
+        return Status(dep.name, "git", MISMATCH, f"{checkout} is not a git checkout; remove it and fetch again",
+                      checkout)
+    if head != dep.commit:
+        return Status(dep.name, "git", MISMATCH, f"{checkout} is at {head[:12]}, the pin is {dep.commit[:12]}: "
+                      "run `rtflash deps --fetch`", checkout)
+    return Status(dep.name, "git", OK, f"{dep.commit[:12]} in {checkout}", checkout)
+
+
+def fetch(dep: GitDep, cache: Path, offline_dirs: Sequence[Path] = ()) -> Status:
+    """Put `dep` at its pinned commit in cache/<name>; clone from a local copy in offline_dirs that has it.
+
+    The clone goes to a temporary directory beside the target and is renamed into place only once
+    `git rev-parse HEAD` equals the pin, so an interrupted or wrong fetch never leaves a bad copy.
+    """
+    target = Path(cache) / dep.name
+    current = verify(dep, target)
+    if current.state == OK:
+        return current
+    sources = [Path(d) / dep.name for d in offline_dirs if has_commit(Path(d) / dep.name, dep.commit)]
+    source = str(sources[0]) if sources else dep.url
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dep.name}-", dir=target.parent))
+    try:
+        clone = _git("clone", "--filter=blob:none", "--no-checkout", "--quiet", source, str(tmp / "src"))
+        if clone.returncode != 0:
+            raise ToolFailed(f"cannot fetch {dep.name} from {source}: {_last_line(clone.output)}; "
+                             "check the network, or pass --deps-dir with a local copy")
+        checkout = _git("checkout", "--quiet", "--detach", dep.commit, cwd=tmp / "src")
+        if checkout.returncode != 0:
+            raise ToolFailed(f"{dep.name}: commit {dep.commit} is not in {source}: {_last_line(checkout.output)}; "
+                             "the pin in deps.toml is wrong or the history was rewritten")
+        got = head_of(tmp / "src")
+        if got != dep.commit:
+            raise ToolFailed(f"{dep.name}: checked out {got} but the pin is {dep.commit}")
+        if target.exists():
+            shutil.rmtree(target)
+        (tmp / "src").rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Status(dep.name, "git", OK, f"fetched {dep.commit[:12]} from {source}", target)
+
+
+def _last_line(output: str) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def pinned_in(manifest: Path, name: str) -> str | None:
+    """The exact version an idf_component.yml pins for `name` ("==1.2.3" or "1.2.3"), else None."""
+    try:
+        lines = manifest.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    inside = False
+    for line in lines:
+        stripped = line.split("#", 1)[0].rstrip()
+        if not stripped:
+            continue
+        key = re.match(r"^  ([^\s:][^:]*):\s*(.*)$", stripped)
+        if key:
+            inside = key.group(1).strip("'\"") == name
+            inline = key.group(2).strip().strip("'\"")
+            if inside and inline:
+                return inline.removeprefix("==")
+            continue
+        version = re.match(r"^\s{4}version:\s*(.+)$", stripped)
+        if inside and version:
+            return version.group(1).strip().strip("'\"").removeprefix("==")
+    return None
+
+
+def check_registry(dep: RegistryDep) -> Status:
+    pinned = pinned_in(dep.manifest, dep.name)
+    if pinned is None:
+        return Status(dep.name, "registry", MISMATCH, f"{dep.manifest} does not declare {dep.name}", dep.manifest)
+    if pinned != dep.version:
+        return Status(dep.name, "registry", MISMATCH, f"{dep.manifest} pins {pinned}, deps.toml pins {dep.version}: "
+                      "make them equal", dep.manifest)
+    return Status(dep.name, "registry", MANAGED, f"=={dep.version}, fetched by ESP-IDF's component manager "
+                  f"({dep.manifest.parent.name}/idf_component.yml)", dep.manifest)
+
+
+def check(manifest: Manifest, cache: Path, target: str | None = None) -> list[Status]:
+    """Status of every dependency (for one IDF target, or all)."""
+    wanted = [d for d in manifest.git if target is None or target in d.targets]
+    statuses = [verify(d, Path(cache) / d.name) for d in wanted]
+    statuses += [check_registry(d) for d in manifest.registry if target is None or target in d.targets]
+    return statuses
+
+
+def fetch_all(manifest: Manifest, cache: Path, offline_dirs: Sequence[Path] = (),
+              target: str | None = None) -> list[Status]:
+    """Fetch every git dependency (for a target, or all) and check the registry pins."""
+    statuses = [fetch(d, cache, offline_dirs) for d in manifest.git if target is None or target in d.targets]
+    statuses += [check_registry(d) for d in manifest.registry if target is None or target in d.targets]
+    return statuses
+
+
+def doctor_check():
+    """For `rtflash doctor`: are the firmware's dependencies fetched at their pins?"""
+    from rtflash.doctor import FAIL, OK as DOCTOR_OK, WARN, Check
+
+    try:
+        manifest = load_manifest()
+    except ConfigError as exc:
+        return Check("firmware deps", FAIL, str(exc), "fix firmware-src/deps.toml")
+    cache = cache_dir()
+    statuses = check(manifest, cache)
+    bad = [s for s in statuses if s.state == MISMATCH]
+    missing = [s for s in statuses if s.state == MISSING]
+    if bad:
+        return Check("firmware deps", FAIL, "; ".join(f"{s.name}: {s.detail}" for s in bad),
+                     "rtflash deps --fetch")
+    if missing:
+        return Check("firmware deps", WARN, f"not fetched yet: {', '.join(s.name for s in missing)} (cache {cache})",
+                     "rtflash deps --fetch (needs network once; builds fetch them too)")
+    return Check("firmware deps", DOCTOR_OK, f"{len(statuses)} pinned, fetched in {cache}")

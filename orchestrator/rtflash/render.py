@@ -1,0 +1,135 @@
+"""Render a board's configuration from Jinja templates into `build/<board>/config/`.
+
+StrictUndefined turns a missing variable into an error naming template and line; autoescape is off
+because none of the outputs is HTML. Files are written only when their content changes, so a no-op
+render keeps mtimes and ESP-IDF does not reconfigure.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtflash.boards import Board
+from rtflash.errors import ConfigError
+from rtflash.files import write_if_changed
+from rtflash.partitions import Layout, layout_for
+from rtflash.settings import Settings
+
+# Template -> output file name. The linux target has no flash, partitions or PlatformIO board.
+TEMPLATES = {
+    "sdkconfig.defaults.j2": "sdkconfig.defaults",
+    "partitions.csv.j2": "partitions.csv",
+    "platformio.ini.j2": "platformio.ini",
+}
+LINUX_TEMPLATES = ("sdkconfig.defaults.j2",)
+MAIN_STACK = 16384
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    board: str
+    out_dir: Path
+    written: tuple[Path, ...]
+    unchanged: tuple[Path, ...]
+    seconds: float
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return tuple(sorted(self.written + self.unchanged))
+
+
+def environment(templates: Path | None = None):
+    """The one Jinja environment: strict, no autoescape, whitespace-tidy, newline-preserving."""
+    import jinja2
+
+    from rtflash.resources import templates_dir
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates or templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_template(env, name: str, context: dict) -> str:
+    """Render one template; a template bug becomes one ConfigError naming the template and line."""
+    import jinja2
+
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"template {exc.name or name}:{exc.lineno}: {exc.message}") from None
+    except jinja2.UndefinedError as exc:
+        raise ConfigError(f"template {name}:{_template_line(exc, name)}: {exc.message}; "
+                          "the template uses a variable rtflash does not provide") from None
+    except jinja2.TemplateNotFound as exc:
+        raise ConfigError(f"template {exc.name} not found; reinstall rtflash or check templates/") from None
+
+
+def _template_line(exc: BaseException, name: str) -> str:
+    tb = exc.__traceback__
+    line = "?"
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(name):
+            line = str(tb.tb_lineno)
+        tb = tb.tb_next
+    return line
+
+
+def board_context(board: Board, settings: Settings, out_dir: Path) -> dict:
+    from rtflash.resources import firmware_dir
+
+    layout: Layout | None = None if board.is_linux else layout_for(board.flash_bytes)
+    out_dir = Path(out_dir).resolve()
+    return {
+        "firmware_dir": str(firmware_dir()),
+        "config_dir": str(out_dir),
+        "build_dir": str(out_dir.parent),
+        "board": board,
+        "settings": settings,
+        "layout": layout,
+        "partitions_csv": str((out_dir / "partitions.csv").resolve()),
+        "main_stack": MAIN_STACK,
+    }
+
+
+def render_board(board: Board, settings: Settings, out_dir: Path, templates: Path | None = None) -> RenderResult:
+    """Render every config file for `board` into `out_dir`; unchanged files are left untouched."""
+    start = time.perf_counter()
+    env = environment(templates)
+    context = board_context(board, settings, out_dir)
+    names = LINUX_TEMPLATES if board.is_linux else tuple(TEMPLATES)
+    rendered = {out_dir / TEMPLATES[name]: render_template(env, name, context) for name in names}
+    written, unchanged = [], []
+    for path, text in rendered.items():
+        (written if write_if_changed(path, text) else unchanged).append(path)
+    return RenderResult(board.name, out_dir, tuple(written), tuple(unchanged), time.perf_counter() - start)
+
+
+def config_dir(project_dir: Path, board_name: str) -> Path:
+    return Path(project_dir) / "build" / board_name / "config"
+
+
+def ensure_rendered(board: Board, settings: Settings, project_dir: Path) -> RenderResult:
+    """Render unless every output is newer than the board file and the templates (cheap no-op path)."""
+    out = config_dir(project_dir, board.name)
+    try:
+        from rtflash.resources import templates_dir
+
+        inputs = [board.path, *templates_dir().glob("*.j2")]
+        settings_file = Path(settings.path) if settings.path else None
+        if settings_file:
+            inputs.append(settings_file)
+        names = LINUX_TEMPLATES if board.is_linux else tuple(TEMPLATES)
+        outputs = [out / TEMPLATES[n] for n in names]
+        newest_in = max(p.stat().st_mtime_ns for p in inputs)
+        if all(o.stat().st_mtime_ns >= newest_in for o in outputs):
+            return RenderResult(board.name, out, (), tuple(outputs), 0.0)
+    except (OSError, ValueError):
+        pass
+    return render_board(board, settings, out)

@@ -1,0 +1,84 @@
+"""Project settings from `rtflash.toml`: defaults for options, and the non-secret session settings.
+
+Secrets never live here (the file is usually committed): a secret-looking key is refused with a
+pointer to `rtflash secrets set`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from rtflash.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FILENAME = "rtflash.toml"
+BACKENDS = ("auto", "idf", "pio")
+DEFAULT_API_URL = "https://api.openai.com/v1/realtime/calls"
+_SECRET_KEYS = {"wifi_password", "password", "api_key", "openai_api_key", "key", "token"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything rtflash.toml may set. Command-line options override these."""
+
+    board: str = ""
+    backend: str = "auto"
+    port: str = "auto"
+    baud: int = 921600
+    monitor_baud: int = 115200
+    boards_dir: str = ""
+    model: str = "gpt-realtime"
+    voice: str = "alloy"
+    instructions: str = "You are a helpful, concise voice assistant."
+    api_url: str = DEFAULT_API_URL
+    path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_settings(project_dir: Path) -> Settings:
+    """Read `<project_dir>/rtflash.toml` if it exists; missing file means defaults."""
+    path = Path(project_dir) / FILENAME
+    if not path.is_file():
+        return Settings()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}; fix the syntax at that line") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse_settings(raw, path)
+
+
+def parse_settings(raw: dict[str, Any], path: Path) -> Settings:
+    known = {f.name: f.type for f in fields(Settings) if f.name != "path"}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key.lower() in _SECRET_KEYS or "password" in key.lower():
+            raise ConfigError(f"{path}: {key}: secrets do not belong in {FILENAME} (it gets committed); "
+                              "remove it and use `rtflash secrets set` or environment variables")
+        if key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean '{near[0]}'?" if near else f"allowed: {', '.join(known)}"
+            raise ConfigError(f"{path}: {key}: unknown setting; {hint}")
+        want = int if known[key] in (int, "int") else str
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise ConfigError(f"{path}: {key}: must be a {want.__name__}, not {type(value).__name__}")
+        values[key] = value
+    if values.get("backend", "auto") not in BACKENDS:
+        raise ConfigError(f"{path}: backend: {values['backend']!r} is not one of {', '.join(BACKENDS)}")
+    for key in ("baud", "monitor_baud"):
+        if key in values and not 9600 <= values[key] <= 5_000_000:
+            raise ConfigError(f"{path}: {key}: {values[key]} is not a usable baud rate (9600-5000000)")
+    if "boards_dir" in values and values["boards_dir"]:
+        values["boards_dir"] = str((path.parent / values["boards_dir"]).resolve())
+    return Settings(**values, path=str(path))
