@@ -32,6 +32,56 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+# The real ESP-IDF v5.5.5, the firmware's pinned sources and PlatformIO's offline packages sit beside
+# the checkout in ../shared (CI has them; a user's clone does not). .ci/run sets up, inside the clone,
+# the ESP-IDF Python env (.cache/idf-venv) and the PlatformIO packages (.cache/pio-offline); a
+# developer may point RTFLASH_IDF_VENV / RTFLASH_PIO_OFFLINE elsewhere.
+SHARED = REPO.parent / "shared"
+SHARED_IDF = SHARED / "esp-idf"
+SHARED_DEPS = SHARED / "deps"
+SHARED_PIO = SHARED / "pio-offline"
+CACHE = REPO / ".cache"
+NO_SHARED = f"needs {SHARED} (a real ESP-IDF v5.5.5 and the pinned deps, as on CI); absent here"
+
+
+def idf_venv() -> Path:
+    return Path(os.environ.get("RTFLASH_IDF_VENV") or CACHE / "idf-venv")
+
+
+def pio_offline_dir() -> Path:
+    return Path(os.environ.get("RTFLASH_PIO_OFFLINE") or CACHE / "pio-offline")
+
+
+def real_idf_env() -> dict[str, str]:
+    """Environment that activates the real ESP-IDF from ../shared, as `export.sh` would."""
+    venv = idf_venv()
+    return {"IDF_PATH": str(SHARED_IDF), "IDF_PYTHON_ENV_PATH": str(venv), "IDF_PYTHON_CHECK_CONSTRAINTS": "no",
+            "IDF_COMPONENT_MANAGER": "0",
+            "PATH": os.pathsep.join([str(SHARED_IDF / "tools"), str(venv / "bin"), os.environ["PATH"]])}
+
+
+@pytest.fixture
+def real_idf(project: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The real ESP-IDF active for this test (after `project`, which clears IDF_PATH). Skips only where
+    ../shared is absent; a missing Python env is a failure (run .ci/run, or set RTFLASH_IDF_VENV)."""
+    if not (SHARED_IDF / "tools" / "idf.py").is_file():
+        pytest.skip(NO_SHARED)
+    if not (idf_venv() / "bin" / "python").is_file():
+        pytest.fail(f"ESP-IDF Python env missing at {idf_venv()}: run `bash .ci/run` once, or set RTFLASH_IDF_VENV")
+    env = real_idf_env()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def shared_deps() -> Path:
+    """../shared/deps: libpeer, esp-protocols and the registry components (components/<ns>__<name>)."""
+    if not (SHARED_DEPS / "libpeer").is_dir():
+        pytest.skip(NO_SHARED)
+    return SHARED_DEPS
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
