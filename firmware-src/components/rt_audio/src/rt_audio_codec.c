@@ -4,7 +4,8 @@
  * APIs checked: driver/i2c_master.h (i2c_new_master_bus, i2c_master_bus_config_t) in ESP-IDF v5.4/5.5;
  * esp_codec_dev v1.5 include/esp_codec_dev.h (esp_codec_dev_new/open/set_out_vol/set_in_gain),
  * esp_codec_dev_defaults.h (audio_codec_new_i2c_ctrl with bus_handle, audio_codec_new_i2s_data,
- * audio_codec_new_gpio), es8311_codec.h (es8311_codec_new), es7210_adc.h (es7210_codec_new). */
+ * audio_codec_new_gpio), es8311_codec.h (es8311_codec_new), es7210_adc.h (es7210_codec_new, ES7210_SEL_MIC1/2: v1.5.4 spells them ES7210_, not
+ * ES7120_). */
 #include "sdkconfig.h"
 
 #if CONFIG_RT_AUDIO_CODEC && !CONFIG_IDF_TARGET_LINUX
@@ -101,7 +102,7 @@ esp_err_t rt_codec_open(i2s_chan_handle_t tx, i2s_chan_handle_t rx)
     es7210_codec_cfg_t adc = {
         .ctrl_if = ctrl_for(CONFIG_RT_ES7210_ADDR),
         .master_mode = false,
-        .mic_selected = ES7120_SEL_MIC1 | ES7120_SEL_MIC2,
+        .mic_selected = ES7210_SEL_MIC1 | ES7210_SEL_MIC2,
     };
     ESP_RETURN_ON_FALSE(adc.ctrl_if, ESP_FAIL, TAG, "ES7210 at 0x%02x: no I2C control", CONFIG_RT_ES7210_ADDR);
     const audio_codec_if_t *es7210 = es7210_codec_new(&adc);

@@ -24,6 +24,13 @@
 
 static const char *TAG = "rt_audio";
 
+/* A Kconfig bool that is off is not defined in sdkconfig.h at all: make it 0/1 for C expressions. */
+#if defined(CONFIG_RT_MIC_SLOT_RIGHT) && CONFIG_RT_MIC_SLOT_RIGHT
+#define MIC_SLOT_RIGHT true
+#else
+#define MIC_SLOT_RIGHT false
+#endif
+
 static i2s_chan_handle_t s_tx, s_rx;
 static rt_ring_t *s_mic, *s_spk;
 
@@ -77,7 +84,7 @@ static esp_err_t open_i2s(void)
     ESP_RETURN_ON_ERROR(init_channel(s_tx, I2S_DATA_BIT_WIDTH_16BIT, false, CONFIG_RT_SPK_MCLK_GPIO,
                                      CONFIG_RT_SPK_BCLK_GPIO, CONFIG_RT_SPK_WS_GPIO, CONFIG_RT_SPK_DOUT_GPIO,
                                      CONFIG_RT_MIC_DIN_GPIO), TAG, "speaker channel");
-    ESP_RETURN_ON_ERROR(init_channel(s_rx, mic_bits(), CONFIG_RT_MIC_SLOT_RIGHT, CONFIG_RT_SPK_MCLK_GPIO,
+    ESP_RETURN_ON_ERROR(init_channel(s_rx, mic_bits(), MIC_SLOT_RIGHT, CONFIG_RT_SPK_MCLK_GPIO,
                                      CONFIG_RT_SPK_BCLK_GPIO, CONFIG_RT_SPK_WS_GPIO, CONFIG_RT_SPK_DOUT_GPIO,
                                      CONFIG_RT_MIC_DIN_GPIO), TAG, "mic channel");
 #else
@@ -87,7 +94,7 @@ static esp_err_t open_i2s(void)
     ESP_RETURN_ON_ERROR(init_channel(s_tx, I2S_DATA_BIT_WIDTH_16BIT, false, CONFIG_RT_SPK_MCLK_GPIO,
                                      CONFIG_RT_SPK_BCLK_GPIO, CONFIG_RT_SPK_WS_GPIO, CONFIG_RT_SPK_DOUT_GPIO, -1),
                         TAG, "speaker channel");
-    ESP_RETURN_ON_ERROR(init_channel(s_rx, mic_bits(), CONFIG_RT_MIC_SLOT_RIGHT, CONFIG_RT_MIC_MCLK_GPIO,
+    ESP_RETURN_ON_ERROR(init_channel(s_rx, mic_bits(), MIC_SLOT_RIGHT, CONFIG_RT_MIC_MCLK_GPIO,
                                      CONFIG_RT_MIC_BCLK_GPIO, CONFIG_RT_MIC_WS_GPIO, -1, CONFIG_RT_MIC_DIN_GPIO),
                         TAG, "mic channel");
 #endif
