@@ -6,7 +6,11 @@ ESP-IDF's tools/cmake/kconfig.cmake does, every assignment of every defaults lay
 the final configuration, and each one that did not survive is reported with its file and line.
 
 Without an ESP-IDF tree ($IDF_PATH) only the firmware's own Kconfig is known, so only CONFIG_RT_*
-assignments can be checked; the rest are listed as unchecked, never passed as ok.
+assignments can be checked; the rest are listed as unchecked, never passed as ok. With one, only the
+Kconfig files of the components in the target's build are read, as ESP-IDF does (rtflash.components).
+
+A renamed symbol is a warning, not an error: ESP-IDF applies sdkconfig.rename, so the build gets the
+value; the new name is then checked like any other.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class Tree:
     renames: tuple[Path, ...]
     idf_path: Path | None = None
     only_prefix: str = ""  # when set, only symbols with this prefix are checkable
+    components: str = ""  # how the component set was found: "configured", "expanded" or "" (none)
 
 
 @dataclass
@@ -66,6 +71,7 @@ class Report:
     tree: Tree
     checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     unchecked: list[Assignment] = field(default_factory=list)
 
     @property
@@ -97,32 +103,46 @@ def firmware_tree(firmware: Path) -> Tree:
     return Tree(None, tuple(kconfigs), tuple(projbuilds), (), None, "RT_")
 
 
-def idf_tree(idf_path: Path, firmware: Path) -> Tree:
-    """ESP-IDF's tree plus the firmware's, as kconfig.cmake collects them (every component's files)."""
+def idf_tree(idf_path: Path, firmware: Path, target: str = "esp32s3", build_dir: Path | None = None,
+             extra_dirs: tuple[Path, ...] = ()) -> Tree:
+    """ESP-IDF's tree plus the firmware's, as kconfig.cmake collects them: the Kconfig, Kconfig.projbuild
+    and sdkconfig.rename(.<target>) files of the components in the build. The component set comes from
+    `build_dir`'s project_description.json when configured, else from ESP-IDF's early expansion over
+    ESP-IDF, firmware-src and `extra_dirs` (e.g. the deps' registry components)."""
+    from rtflash import components
+
     if not (idf_path / "Kconfig").is_file():
         raise ConfigError(f"IDF_PATH={idf_path} has no Kconfig; point IDF_PATH at an ESP-IDF checkout")
-    comps = sorted((idf_path / "components").glob("*"))
-    own = firmware_tree(firmware)
+    firmware = firmware.resolve()
+    found = components.from_project_description(build_dir) if build_dir else None
+    if found is None:
+        dirs = [firmware / "main", firmware / "components", *extra_dirs]
+        found = components.expand(idf_path, target, [d for d in dirs if d.is_dir()])
+    dirs = found.dirs
+    renames = [p for d in dirs for p in (d / "sdkconfig.rename", d / f"sdkconfig.rename.{target}") if p.is_file()]
     return Tree(
         idf_path / "Kconfig",
-        tuple(p / "Kconfig" for p in comps if (p / "Kconfig").is_file()) + own.kconfigs,
-        tuple(p / "Kconfig.projbuild" for p in comps if (p / "Kconfig.projbuild").is_file()) + own.projbuilds,
-        tuple(sorted(idf_path.glob("components/*/sdkconfig.rename"))) + tuple(sorted(firmware.glob("**/sdkconfig.rename"))),
+        tuple(d / "Kconfig" for d in dirs if (d / "Kconfig").is_file()),
+        tuple(d / "Kconfig.projbuild" for d in dirs if (d / "Kconfig.projbuild").is_file()),
+        tuple(renames) + tuple(p for p in (idf_path / "sdkconfig.rename",) if p.is_file()),
         idf_path,
+        components=found.source,
     )
 
 
 def read_renames(tree: Tree, target: str) -> dict[str, str]:
-    """sdkconfig.rename(.<target>) files: `CONFIG_OLD CONFIG_NEW` (a leading ! on NEW inverts)."""
+    """sdkconfig.rename(.<target>) files: `CONFIG_OLD CONFIG_NEW` -> {OLD: NEW}; a leading ! on NEW
+    (an inverted boolean) is kept on the value."""
     renames: dict[str, str] = {}
     files = list(tree.renames) + [p.with_name(f"sdkconfig.rename.{target}") for p in tree.renames]
-    for path in files:
+    for path in dict.fromkeys(files):
         if not path.is_file():
             continue
         for line in path.read_text(encoding="utf-8").splitlines():
             parts = line.split("#", 1)[0].split()
             if len(parts) == 2 and parts[0].startswith("CONFIG_"):
-                renames[parts[0][7:]] = parts[1].lstrip("!").removeprefix("CONFIG_")
+                new = parts[1]
+                renames[parts[0][7:]] = ("!" if new.startswith("!") else "") + new.lstrip("!").removeprefix("CONFIG_")
     return renames
 
 
@@ -189,15 +209,19 @@ def check(layers: list[Path], tree: Tree, target: str) -> Report:
             report.unchecked.append(a)
             continue
         report.checked += 1
-        symbol = a.symbol
+        symbol, inverted = a.symbol, False
         if symbol in renames:
-            report.problems.append(Problem("renamed", a, f"renamed to CONFIG_{renames[symbol]}; use the new name"))
-            symbol = renames[symbol]
-        if symbol in unknown or (a.symbol in unknown):
+            new = renames[symbol]
+            inverted, symbol = new.startswith("!"), new.lstrip("!")
+            report.warnings.append(Problem("renamed", a, f"renamed to CONFIG_{symbol}{' (inverted)' if inverted else ''}"
+                                           " (ESP-IDF applies the rename); use the new name"))
+        if symbol in unknown:
             report.problems.append(Problem("unknown", a, "unknown symbol: no Kconfig defines it (typo, or a "
                                            "component that is not in the build)"))
             continue
         wanted, got = _normalise(a.value), final.get(symbol)
+        if inverted and isinstance(wanted, bool):
+            wanted = not wanted
         if got is None and wanted is False:
             continue
         if got == wanted:
