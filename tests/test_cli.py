@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import subprocess
+from pathlib import Path
 
 from rtflash import __version__
 from tests.test_boards import I2S_BOARD, SHIPPED
@@ -92,7 +95,7 @@ def test_installed_script_end_to_end(rtflash_exe, project):
     assert result.returncode == 0, result.stderr
     assert (project / "build" / "sonatino" / "config" / "partitions.csv").is_file()
     again = run(rtflash_exe, "render", "--board", "sonatino", cwd=project)
-    assert again.stderr.count("unchanged") == 3
+    assert again.stdout.count("unchanged") == 3
     bad = run(rtflash_exe, "boards", "show", "nosuch", cwd=project)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and bad.stdout == ""
 
@@ -112,3 +115,105 @@ def test_shell_completion(rtflash_exe, project):
     boards = run(rtflash_exe, env={"_RTFLASH_COMPLETE": "bash_complete", "COMP_WORDS": "rtflash render --board so",
                                    "COMP_CWORD": "3"})
     assert "sonatino" in boards.stdout
+
+
+# --- advice that exists: every `rtflash CMD ... --opt` the source suggests is a real option of CMD ------
+
+SOURCE = Path(__file__).resolve().parent.parent / "orchestrator" / "rtflash"
+
+
+def _source_strings():
+    """(file:line, text) of every string literal in the package; f-string fields become `{}`."""
+    for path in sorted(SOURCE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                yield f"{path.name}:{node.lineno}", node.value
+            elif isinstance(node, ast.JoinedStr):
+                text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+                yield f"{path.name}:{node.lineno}", text
+
+
+def _command_path(words: list[str]):
+    """Resolve `rtflash WORDS...` to (chain of click commands, leftover words); root options skipped."""
+    import click
+
+    from rtflash.cli import cli
+
+    ctx = click.Context(cli)
+    chain, rest = [cli], list(words)
+    takes_value = {o for p in cli.params if isinstance(p, click.Option) and not p.is_flag for o in p.opts}
+    while rest:
+        word = rest[0]
+        if word in takes_value:
+            rest = rest[2:]
+            continue
+        group = chain[-1]
+        if not isinstance(group, click.Group) or word.startswith("-"):
+            break
+        sub = group.get_command(ctx, word)
+        if sub is None:
+            break
+        chain.append(sub)
+        rest = rest[1:]
+    return chain, rest
+
+
+def _options(command) -> set[str]:
+    import click
+
+    return {o.split("=")[0] for p in command.params if isinstance(p, click.Option) for o in p.opts + p.secondary_opts}
+
+
+def options_of(*command_words: str) -> set[str]:
+    """Options accepted by `rtflash WORDS` (its own and the root group's), for error-line checks."""
+    chain, _ = _command_path(list(command_words))
+    return _options(chain[0]) | _options(chain[-1]) | {"--help"}
+
+
+def test_every_suggested_command_and_option_exists():
+    bad = []
+    for where, text in _source_strings():
+        for m in re.finditer(r"`rtflash ([^`]*)`", text):
+            words = m.group(1).split()
+            chain, rest = _command_path(words)
+            if words and not words[0].startswith("-") and len(chain) == 1:
+                bad.append(f"{where}: `rtflash {m.group(1)}`: no command {words[0]!r}")
+                continue
+            allowed = _options(chain[0]) | _options(chain[-1]) | {"--help"}
+            for word in rest:
+                opt = word.split("=")[0]
+                if opt.startswith("--") and opt != "--" and opt not in allowed:
+                    name = " ".join(c.name for c in chain[1:])
+                    bad.append(f"{where}: `rtflash {m.group(1)}`: `rtflash {name}` has no {opt}")
+    assert not bad, "\n".join(bad)
+
+
+def test_every_bare_option_advice_exists_somewhere():
+    """`pass --x` / `use --x` / `with --x` outside a named command must at least be some command's option
+    (the bad-input corpus checks each error line against the command that printed it)."""
+    import click
+
+    from rtflash.cli import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    known = _options(cli)
+    stack = [cli.get_command(ctx, name) for name in COMMANDS]
+    while stack:
+        command = stack.pop()
+        known |= _options(command)
+        if isinstance(command, click.Group):
+            stack += [command.get_command(ctx, n) for n in command.list_commands(ctx)]
+    bad = []
+    for where, text in _source_strings():
+        plain = re.sub(r"`[^`]*`", "", text)
+        for m in re.finditer(r"\b(?:pass|use|with|or|add|give)\s+(--[a-z][a-z0-9-]*)", plain):
+            if m.group(1) not in known:
+                bad.append(f"{where}: suggests {m.group(1)}, which no rtflash command has")
+    assert not bad, "\n".join(bad)
+
+
+def test_credential_options_named_by_messages_exist():
+    from rtflash.credentials import FIELDS
+
+    assert {f.option for f in FIELDS} <= options_of("secrets", "set")
+    assert {f.option for f in FIELDS} <= options_of("provision")

@@ -1,4 +1,6 @@
-"""One rich Console on stderr for people; data (--json) goes to stdout. Imported lazily by the CLI."""
+"""Two streams, as git and pip use them: a command's results go to stdout (`result`, `out_console`,
+`emit_json`), so `rtflash doctor | less` shows the report; progress, warnings and errors go to stderr
+(`info`, `warn`, `error`, `console`). Imported lazily by the CLI."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def console():
 
 @cache
 def out_console():
-    """A Console on stdout, for tables that are the command's data."""
+    """A Console on stdout, for tables and reports that are the command's data (one line per row)."""
     from rich.console import Console
 
     return Console(highlight=False, **_plain())
@@ -36,6 +38,14 @@ def emit_json(data: Any) -> None:
     """Print one JSON document to stdout, secrets redacted."""
     sys.stdout.write(redact(json.dumps(data, indent=2, sort_keys=False)) + "\n")
     sys.stdout.flush()
+
+
+def result(text: str = "", markup: bool = False, end: str = "\n") -> None:
+    """One line of a command's result (the report, the table, the list) on stdout, secrets redacted.
+
+    With `markup`, `text` may carry rich styles ([green]ok[/]); the caller escapes what it interpolates."""
+    text = redact(text)
+    out_console().print(text if markup else _escape(text), end=end, soft_wrap=True)
 
 
 def error(message: str) -> None:

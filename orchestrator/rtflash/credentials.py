@@ -127,7 +127,7 @@ def resolve(options: Mapping[str, str | None], project_dir: Path, names: tuple[s
             cred = Credential(name, prompt(f), "prompt")
         if cred is None:
             if required:
-                raise CredentialError(missing_message(f))
+                raise CredentialError(missing_message(f, with_option=name in options))
             continue
         if name in SECRET_NAMES:
             redact.register(cred.value)
@@ -154,9 +154,11 @@ def _first_source(f: Field, options, env, dotenv, dotenv_path, stored, store) ->
     return None
 
 
-def missing_message(f: Field) -> str:
-    return (f"{f.label} is not set: export {f.env[0]} (or {f.env[1]}), pass {f.option}, "
-            f"or run `rtflash secrets set`")
+def missing_message(f: Field, with_option: bool = True) -> str:
+    """The fix for a missing credential; `--option` only where the command has it (options names it)."""
+    option = f"pass {f.option}, " if with_option else ""
+    return (f"{f.label} is not set: export {f.env[0]} (or {f.env[1]}), {option}"
+            f"or run `rtflash secrets set {f.option} ...`")
 
 
 def validate(cred: Credential) -> None:

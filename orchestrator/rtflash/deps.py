@@ -201,7 +201,8 @@ def fetch(dep: GitDep, cache: Path, offline_dirs: Sequence[Path] = ()) -> Status
         clone = _git("clone", "--filter=blob:none", "--no-checkout", "--quiet", source, str(tmp / "src"))
         if clone.returncode != 0:
             raise ToolFailed(f"cannot fetch {dep.name} from {source}: {_last_line(clone.output)}; "
-                             "check the network, or pass --deps-dir with a local copy")
+                             "check the network, or fetch from a local copy: "
+                             f"`rtflash deps --fetch --from DIR` (DIR/{dep.name})")
         checkout = _git("checkout", "--quiet", "--detach", dep.commit, cwd=tmp / "src")
         if checkout.returncode != 0:
             raise ToolFailed(f"{dep.name}: commit {dep.commit} is not in {source}: {_last_line(checkout.output)}; "

@@ -70,7 +70,8 @@ def check_idf(env: dict[str, str]) -> Check:
     raw = env.get("IDF_PATH", "")
     if not raw:
         return Check("ESP-IDF", WARN, "IDF_PATH is not set (builds will use PlatformIO)",
-                     "install ESP-IDF v5.4+ and run `. $IDF_PATH/export.sh`, or use --backend pio")
+                     "install ESP-IDF v5.4+ and run `. $IDF_PATH/export.sh`, or build with "
+                     "`rtflash build --backend pio`")
     path = Path(raw)
     version = idf_version(path)
     if version is None:
@@ -89,7 +90,7 @@ def check_idf_py(env: dict[str, str]) -> Check:
         return Check("idf.py", OK, found)
     if env.get("IDF_PATH") and (Path(env["IDF_PATH"]) / "tools" / "idf.py").is_file():
         return Check("idf.py", WARN, "in IDF_PATH but not on PATH", "run `. $IDF_PATH/export.sh`")
-    return Check("idf.py", WARN, "not found", "run `. $IDF_PATH/export.sh`, or use --backend pio")
+    return Check("idf.py", WARN, "not found", "run `. $IDF_PATH/export.sh`, or build with `rtflash build --backend pio`")
 
 
 def check_toolchains(chips: set[str], env: dict[str, str]) -> list[Check]:
@@ -108,12 +109,34 @@ def check_toolchains(chips: set[str], env: dict[str, str]) -> list[Check]:
 def check_platformio(env: dict[str, str]) -> Check:
     pio = shutil.which("pio", path=env.get("PATH")) or shutil.which("pio", path=str(Path(sys.executable).parent))
     if not pio:
-        return Check("PlatformIO", WARN, "pio not found", "pip install platformio")
+        return Check("PlatformIO", WARN, PIO_MISSING, "pip install platformio")
     core = Path(env.get("PLATFORMIO_CORE_DIR") or Path.home() / ".platformio")
     if not (core / "platforms" / "espressif32").is_dir():
         return Check("PlatformIO", WARN, f"{pio}; platform espressif32 not installed in {core}",
                      "pio pkg install -g -p espressif32 (needs network, once)")
     return Check("PlatformIO", OK, f"{pio}; espressif32 in {core}")
+
+
+PIO_MISSING = "pio not found"
+
+
+def check_backends(idf: Check, idf_py: Check, pio: Check, chips: set[str]) -> Check:
+    """Can anything build? FAIL (doctor exits 1) when neither ESP-IDF nor PlatformIO is usable.
+
+    Mirrors builder.choose: ESP-IDF needs a v5.4+ tree and idf.py (on PATH or in IDF_PATH/tools);
+    PlatformIO needs `pio` (it installs its platform itself) and cannot build the linux target."""
+    has_idf = idf.status == OK and idf_py.detail != "not found"
+    has_pio = pio.detail != PIO_MISSING
+    if has_idf:
+        return Check("build backend", OK, "ESP-IDF (idf.py)" + (", PlatformIO" if has_pio else ""))
+    fix_idf = "install ESP-IDF v5.4+ (https://docs.espressif.com/projects/esp-idf/) and run `. $IDF_PATH/export.sh`"
+    if has_pio:
+        if "linux" in chips:
+            return Check("build backend", WARN, "PlatformIO only: it builds the ESP32-S3 boards; the linux board "
+                         "needs ESP-IDF", fix_idf)
+        return Check("build backend", OK, "PlatformIO")
+    return Check("build backend", FAIL, "no build tool usable: neither ESP-IDF v5.4+ nor PlatformIO found",
+                 f"pip install platformio, or {fix_idf}")
 
 
 def check_serial_ports() -> list[Check]:
@@ -150,9 +173,10 @@ def run_checks(chips: set[str], extra: list[Callable[[], Check | list[Check]]] =
                env: dict[str, str] | None = None) -> list[Check]:
     """Every check; `extra` lets the CLI add checks that need the project (credentials, deps)."""
     env = dict(os.environ if env is None else env)
-    checks: list[Check] = [check_python(), check_packages(), check_idf(env), check_idf_py(env)]
+    idf, idf_py, pio = check_idf(env), check_idf_py(env), check_platformio(env)
+    checks: list[Check] = [check_python(), check_packages(), idf, idf_py]
     checks += check_toolchains(chips, env)
-    checks.append(check_platformio(env))
+    checks += [pio, check_backends(idf, idf_py, pio, chips)]
     checks += check_serial_ports()
     udev = check_udev()
     if udev:

@@ -58,6 +58,9 @@ class IdfBackend:
         try:
             idf_py_argv()
         except ToolNotFound as exc:
+            if board.is_linux:  # PlatformIO cannot build linux: do not send the user there and back
+                return ("idf.py not found, and the linux target builds only with ESP-IDF: install ESP-IDF v5.4+ "
+                        "and run `. $IDF_PATH/export.sh`")
             return str(exc)
         version = idf_version()
         if version is not None and version[:2] < MIN_VERSION:

@@ -68,8 +68,8 @@ def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:
         console.emit_json(data)
         return
     for r in data["regions"]:
-        console.info(f"  {r['offset']:>9}  {r['size']:>9} bytes  {r['path']}")
-    console.console().print(f"[green]built[/] {board.name} in {seconds:.1f} s", highlight=False)
+        console.result(f"  {r['offset']:>9}  {r['size']:>9} bytes  {r['path']}")
+    console.result(f"[green]built[/] {board.name} in {seconds:.1f} s", markup=True)
 
 
 @click.command(name="exec", context_settings={"ignore_unknown_options": True})

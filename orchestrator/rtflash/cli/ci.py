@@ -67,10 +67,16 @@ def doctor(app: App, as_json: bool) -> None:
     else:
         styles = {"ok": "green", "warn": "yellow", "fail": "red"}
         for c in checks:
-            console.console().print(f"[{styles[c.status]}]{c.status:<4}[/] [bold]{c.name}[/]: ", end="")
-            console.info(c.detail + (f"  -> {c.fix}" if c.fix else ""))
+            console.result(f"[{styles[c.status]}]{c.status:<4}[/] [bold]{_esc(c.name)}[/]: "
+                           + _esc(c.detail + (f"  -> {c.fix}" if c.fix else "")), markup=True)
     if any(c.status == FAIL for c in checks):
         raise click.exceptions.Exit(1)
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _project_checks(app: App) -> list:

@@ -40,10 +40,12 @@ def deps(app: App, do_fetch: bool, do_check: bool, target: str | None, offline_d
         console.emit_json({"manifest": str(manifest.path), "cache": str(cache),
                            "ok": all(s.ok for s in statuses), "deps": [s.to_dict() for s in statuses]})
     else:
+        from rich.markup import escape
+
         styles = {"ok": "green", "managed": "cyan", "missing": "yellow", "mismatch": "red"}
         for s in statuses:
-            console.console().print(f"[{styles[s.state]}]{s.state:<8}[/] [bold]{s.name}[/] ({s.kind}): ", end="")
-            console.info(s.detail)
-        console.info(f"manifest {manifest.path}; cache {cache}")
+            console.result(f"[{styles[s.state]}]{s.state:<8}[/] [bold]{escape(s.name)}[/] ({s.kind}): "
+                           + escape(s.detail), markup=True)
+        console.result(f"manifest {manifest.path}; cache {cache}")
     if (do_check or do_fetch) and not all(s.ok for s in statuses):
         raise click.exceptions.Exit(1)

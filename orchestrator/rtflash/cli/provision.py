@@ -43,7 +43,7 @@ def save_nvs(app: App, board, options: dict, out: Path):
     for shared in ("build", "dist"):
         if target.is_relative_to((app.project_dir / shared).resolve()):
             raise ConfigError(f"--out {out}: credentials stay out of {shared}/ (build output is shared and "
-                              "uploaded); pick a path outside it, e.g. ~/nvs-{board.name}.bin")
+                              f"uploaded); pick a path outside it, e.g. ~/nvs-{board.name}.bin")
     data, part = nvs_image(app, board, options)
     write_atomic(target, data, mode=0o600)
     return target, part

@@ -32,7 +32,7 @@ def render(app: App, board_name: str | None, out: Path | None, as_json: bool) ->
         return
     for path in result.files:
         state = "written" if path in result.written else "unchanged"
-        console.info(f"{state:>9}  {_rel(path)}")
+        console.result(f"{state:>9}  {_rel(path)}")
 
 
 def _rel(path: Path) -> str:
@@ -58,7 +58,14 @@ def check(app: App, board_name: str | None, as_json: bool) -> None:
     rendered = ensure_rendered(board, app.settings, app.project_dir)
     firmware = firmware_dir()
     idf = os.environ.get("IDF_PATH")
-    tree = kconfig.idf_tree(Path(idf), firmware) if idf else kconfig.firmware_tree(firmware)
+    if idf:
+        from rtflash.deps import cache_dir
+
+        deps_dir = Path(os.environ.get("RTFLASH_DEPS_DIR") or cache_dir())
+        tree = kconfig.idf_tree(Path(idf), firmware, board.idf_target, rendered.out_dir.parent,
+                                (deps_dir / "components",))
+    else:
+        tree = kconfig.firmware_tree(firmware)
     layers = [p for p in (firmware / "sdkconfig.defaults",) if p.is_file()]
     layers.append(rendered.out_dir / "sdkconfig.defaults")
     report = kconfig.check(layers, tree, board.idf_target)
@@ -68,12 +75,16 @@ def check(app: App, board_name: str | None, as_json: bool) -> None:
             "board": board.name, "ok": report.ok, "against": scope, "checked": report.checked,
             "problems": [{"kind": p.kind, "symbol": p.assignment.symbol, "where": p.assignment.where,
                           "detail": p.detail} for p in report.problems],
+            "warnings": [{"kind": p.kind, "symbol": p.assignment.symbol, "where": p.assignment.where,
+                          "detail": p.detail} for p in report.warnings],
             "unchecked": [f"CONFIG_{a.symbol}" for a in report.unchecked],
         })
     else:
+        for warning in report.warnings:
+            console.warn(str(warning))
         for problem in report.problems:
-            console.error(str(problem))
-        console.info(f"{board.name}: {report.checked} assignments checked against {scope}, "
+            console.result(f"problem: {problem}")
+        console.result(f"{board.name}: {report.checked} assignments checked against {scope}, "
                      f"{len(report.problems)} problem(s)")
         if report.unchecked:
             console.warn(f"{len(report.unchecked)} assignments not checked (their Kconfig is ESP-IDF's; set "

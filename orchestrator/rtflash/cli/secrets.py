@@ -75,7 +75,7 @@ def show(app: App, as_json: bool) -> None:
         console.emit_json(rows)
         return
     for row in rows:
-        console.info(f"{row['name']:<15} {row['value'] or '-':<20} {row['source']}")
+        console.result(f"{row['name']:<15} {row['value'] or '-':<20} {row['source']}")
 
 
 @secrets.command("clear")
