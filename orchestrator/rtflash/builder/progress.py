@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -9,7 +10,11 @@ from pathlib import Path
 
 _STEP = re.compile(r"^\[(\d+)/(\d+)\]\s+(.*)$")
 _ERROR = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+)(?::(?P<col>\d+))?:\s+(?:fatal )?error:\s+(?P<msg>.*)$")
-_TOOL_ERROR = re.compile(r"^(Error: .*|Target settings are not consistent.*|CMake Error.*)$")
+# Lines that are the error themselves: tool errors (idf.py, PlatformIO's builder), ninja, the linker.
+_TOOL_ERROR = re.compile(r"^(Error: .*|Target settings are not consistent.*|AssertionError: .*|"
+                         r"ninja: error: .*|.*undefined reference to .*|.*HTTPClientError.*)$")
+# `CMake Error at FILE:LINE (message):` heads an indented message: the message is the error.
+_CMAKE_ERROR = re.compile(r"^CMake Error(?: at (?P<where>\S+:\d+)(?: \((?P<cmd>\w+)\))?)?:\s*(?P<rest>.*)$")
 
 
 @dataclass(frozen=True)
@@ -26,14 +31,34 @@ def parse_step(line: str) -> Step | None:
 
 
 def first_error(lines: list[str]) -> str | None:
-    """The first compiler error as `file:line: message`, else the first tool error line."""
+    """The first compiler error as `file:line: message`, else the first CMake error's message (the
+    indented text under its header, not the header), else the first tool error line."""
     for line in lines:
         if m := _ERROR.match(line.strip()):
             return f"{m.group('file')}:{m.group('line')}: {m.group('msg')}"
+    for index, line in enumerate(lines):
+        if m := _CMAKE_ERROR.match(line.strip()):
+            return _cmake_message(m, lines[index + 1:])
     for line in lines:
         if m := _TOOL_ERROR.match(line.strip()):
-            return m.group(1)
+            return m.group(1).removeprefix("ninja: error: ")
     return None
+
+
+def _cmake_message(header: re.Match, following: list[str]) -> str:
+    """`CMake Error at X:N (message):` + indented lines -> `X:N: the message` (first paragraph, joined)."""
+    parts = [header.group("rest")] if header.group("rest") else []
+    for line in following:
+        if not line.strip():
+            if parts:
+                break
+            continue
+        if not line.startswith((" ", "\t")):
+            break
+        parts.append(line.strip())
+    message = " ".join(parts) or "CMake failed"
+    where = header.group("where")
+    return f"CMake: {where}: {message}" if where else f"CMake: {message}"
 
 
 class BuildLog:
@@ -42,8 +67,17 @@ class BuildLog:
     def __init__(self, build_dir: Path, tool: str):
         folder = build_dir / "log"
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"build-{time.strftime('%Y%m%d-%H%M%S')}-{tool}.log"
-        self._fh = self.path.open("w", encoding="utf-8")
+        stamp = time.strftime('%Y%m%d-%H%M%S')
+        for n in range(1, 1000):  # two builds in the same second get their own files
+            self.path = folder / f"build-{stamp}-{tool}{'' if n == 1 else f'-{n}'}.log"
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError(f"{folder}: too many build logs for {stamp}; remove old ones")
+        self._fh = os.fdopen(fd, "w", encoding="utf-8")
         self.lines: list[str] = []
 
     def add(self, line: str) -> None:
