@@ -69,7 +69,8 @@ def test_user_boards_dir_option(invoke, project):
     (project / "mine" / "custom.toml").write_text(I2S_BOARD)
     result = invoke("--boards-dir", "mine", "render", "-b", "custom", "--json")
     assert result.exit_code == 0
-    assert len(json.loads(result.stdout)["written"]) == 3
+    written = json.loads(result.stdout)["written"]
+    assert len(written) >= 3 and any(w.endswith("sdkconfig.defaults") for w in written)
 
 
 def test_bad_board_file_in_user_dir(invoke, project):
@@ -95,7 +96,8 @@ def test_installed_script_end_to_end(rtflash_exe, project):
     assert result.returncode == 0, result.stderr
     assert (project / "build" / "sonatino" / "config" / "partitions.csv").is_file()
     again = run(rtflash_exe, "render", "--board", "sonatino", cwd=project)
-    assert again.stdout.count("unchanged") == 3
+    written = result.stdout.count("written")
+    assert written >= 3 and again.stdout.count("unchanged") == written and "written" not in again.stdout
     bad = run(rtflash_exe, "boards", "show", "nosuch", cwd=project)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and bad.stdout == ""
 
