@@ -28,7 +28,8 @@ def parse_defaults(path: Path) -> dict[str, str]:
 def test_codec_board_renders_every_symbol(tmp_path):
     board = load_board(board_file(tmp_path, CODEC_BOARD, "box"))
     result = render_board(board, Settings(), tmp_path / "out")
-    assert {p.name for p in result.written} == {"sdkconfig.defaults", "partitions.csv", "platformio.ini"}
+    assert {p.name for p in result.written} == {"sdkconfig.defaults", "partitions.csv", "platformio.ini",
+                                                "CMakeLists.txt"}
     cfg = parse_defaults(tmp_path / "out" / "sdkconfig.defaults")
     assert cfg["CONFIG_IDF_TARGET"] == '"esp32s3"'
     assert cfg["CONFIG_ESPTOOLPY_FLASHSIZE_16MB"] == "y"
@@ -61,6 +62,7 @@ def test_i2s_board_without_psram_and_uart_console(tmp_path):
 @pytest.mark.parametrize("name", ["atoms3r-echo", "esp32-s3-box-3", "freenove-s3", "sonatino", "linux"])
 def test_every_shipped_board_renders(tmp_path, name):
     board = load_catalog().get(name)
+    tmp_path = tmp_path / "config"
     render_board(board, Settings(), tmp_path)
     cfg = parse_defaults(tmp_path / "sdkconfig.defaults")
     assert cfg["CONFIG_RT_BOARD_NAME"] == f'"{name}"'
@@ -77,13 +79,13 @@ def test_every_shipped_board_renders(tmp_path, name):
 def test_unchanged_files_keep_mtime(tmp_path):
     board = load_board(board_file(tmp_path, CODEC_BOARD, "box"))
     out = tmp_path / "out"
-    render_board(board, Settings(), out)
+    first = render_board(board, Settings(), out)
     past = 1_000_000_000
-    for f in out.iterdir():
+    for f in first.files:
         os.utime(f, ns=(past, past))
     again = render_board(board, Settings(), out)
-    assert again.written == () and len(again.unchanged) == 3
-    assert all(f.stat().st_mtime_ns == past for f in out.iterdir())
+    assert again.written == () and len(again.unchanged) == 4
+    assert all(f.stat().st_mtime_ns == past for f in first.files)
     changed = load_board(board_file(tmp_path, CODEC_BOARD.replace("i2c_sda = 8", "i2c_sda = 9"), "box"))
     third = render_board(changed, Settings(), out)
     assert [p.name for p in third.written] == ["sdkconfig.defaults"]
@@ -92,7 +94,7 @@ def test_unchanged_files_keep_mtime(tmp_path):
 def test_ensure_rendered_skips_when_up_to_date(tmp_path):
     board = load_board(board_file(tmp_path, CODEC_BOARD, "box"))
     first = ensure_rendered(board, Settings(), tmp_path)
-    assert len(first.written) == 3
+    assert len(first.written) == 4
     second = ensure_rendered(board, Settings(), tmp_path)
     assert second.written == () and second.seconds == 0.0
 
@@ -127,3 +129,19 @@ def test_unwritable_output_dir_leaves_nothing(tmp_path):
         out.chmod(0o500)
     with pytest.raises(ConfigError, match="cannot write"):
         render_board(load_catalog().get("linux"), Settings(), out)
+
+
+def test_project_folder_beside_config(tmp_path):
+    """build/<board>/project/CMakeLists.txt: the ESP-IDF project rtflash builds, pointing at firmware-src
+    (absolute) through cmake/rt_project.cmake, so nothing is ever written into firmware-src."""
+    from rtflash.render import project_dir_of
+    from rtflash.resources import firmware_dir
+
+    for name in ("linux", "sonatino"):
+        result = ensure_rendered(load_catalog().get(name), Settings(), tmp_path)
+        project = tmp_path / "build" / name / "project"
+        assert project_dir_of(result.out_dir) == project and project / "CMakeLists.txt" in result.files
+        text = (project / "CMakeLists.txt").read_text()
+        assert f'set(RT_FIRMWARE_DIR "{firmware_dir()}")' in text and firmware_dir().is_absolute()
+        assert 'include("${RT_FIRMWARE_DIR}/cmake/rt_project.cmake")' in text
+        assert "project(rtflash_firmware)" in text and (firmware_dir() / "cmake" / "rt_project.cmake").is_file()

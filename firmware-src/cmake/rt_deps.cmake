@@ -49,8 +49,10 @@ macro(rt_deps_resolve target manifest)
     if(RT_DEPS_DIR)
         set(_rt_explicit TRUE)
     else()
+        # A normal variable, not the cache: the cache keeps what -DRT_DEPS_DIR said (rtflash passes it,
+        # empty without --deps-dir, on every run), so neither a default nor an old --deps-dir sticks.
         rt_deps_default_dir(_rt_dir)
-        set(RT_DEPS_DIR "${_rt_dir}" CACHE PATH "Directory with the firmware's pinned dependencies" FORCE)
+        set(RT_DEPS_DIR "${_rt_dir}")
     endif()
     rt_deps_read_manifest("${manifest}" _rt_names)
     find_program(RT_GIT git)

@@ -7,6 +7,7 @@ render keeps mtimes and ESP-IDF does not reconfigure.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,16 @@ from rtflash.files import write_if_changed
 from rtflash.partitions import Layout, layout_for
 from rtflash.settings import Settings
 
-# Template -> output file name. The linux target has no flash, partitions or PlatformIO board.
+# Template -> output file, relative to the config dir. The linux target has no flash, partitions or
+# PlatformIO board. The project folder (build/<board>/project, beside config/) is what idf.py builds,
+# so firmware-src is never written to (firmware-src/cmake/rt_project.cmake).
 TEMPLATES = {
     "sdkconfig.defaults.j2": "sdkconfig.defaults",
     "partitions.csv.j2": "partitions.csv",
     "platformio.ini.j2": "platformio.ini",
+    "project/CMakeLists.txt.j2": "../project/CMakeLists.txt",
 }
-LINUX_TEMPLATES = ("sdkconfig.defaults.j2",)
+LINUX_TEMPLATES = ("sdkconfig.defaults.j2", "project/CMakeLists.txt.j2")
 MAIN_STACK = 16384
 
 
@@ -104,11 +108,21 @@ def render_board(board: Board, settings: Settings, out_dir: Path, templates: Pat
     env = environment(templates)
     context = board_context(board, settings, out_dir)
     names = LINUX_TEMPLATES if board.is_linux else tuple(TEMPLATES)
-    rendered = {out_dir / TEMPLATES[name]: render_template(env, name, context) for name in names}
+    rendered = {output_path(out_dir, name): render_template(env, name, context) for name in names}
     written, unchanged = [], []
     for path, text in rendered.items():
         (written if write_if_changed(path, text) else unchanged).append(path)
     return RenderResult(board.name, out_dir, tuple(written), tuple(unchanged), time.perf_counter() - start)
+
+
+def output_path(out_dir: Path, template: str) -> Path:
+    """Where `template` is rendered for config dir `out_dir` (normalised: no `..` in the result)."""
+    return Path(os.path.normpath(Path(out_dir) / TEMPLATES[template]))
+
+
+def project_dir_of(config: Path) -> Path:
+    """The rendered ESP-IDF project folder that belongs to config dir `config`."""
+    return output_path(config, "project/CMakeLists.txt.j2").parent
 
 
 def config_dir(project_dir: Path, board_name: str) -> Path:
@@ -121,12 +135,12 @@ def ensure_rendered(board: Board, settings: Settings, project_dir: Path) -> Rend
     try:
         from rtflash.resources import templates_dir
 
-        inputs = [board.path, *templates_dir().glob("*.j2")]
+        inputs = [board.path, *templates_dir().rglob("*.j2")]
         settings_file = Path(settings.path) if settings.path else None
         if settings_file:
             inputs.append(settings_file)
         names = LINUX_TEMPLATES if board.is_linux else tuple(TEMPLATES)
-        outputs = [out / TEMPLATES[n] for n in names]
+        outputs = [output_path(out, n) for n in names]
         newest_in = max(p.stat().st_mtime_ns for p in inputs)
         if all(o.stat().st_mtime_ns >= newest_in for o in outputs):
             return RenderResult(board.name, out, (), tuple(outputs), 0.0)

@@ -18,7 +18,7 @@ from rtflash.errors import ConfigError, ToolNotFound
 from rtflash.settings import Settings
 
 OnLine = Callable[[str], None]
-KEEP_ON_CLEAN = {"config", "log"}
+KEEP_ON_CLEAN = {"config", "log", "project"}  # project: the rendered ESP-IDF project folder
 
 
 class Backend(Protocol):
@@ -28,11 +28,13 @@ class Backend(Protocol):
         """None when usable for this board, else why not (one line, with the fix)."""
 
     def build(self, board: Board, project_dir: Path, config_dir: Path, on_line: OnLine,
-              deps_dir: Path | None = None) -> Artifacts:
+              deps_dir: Path | None = None, action: str = "build") -> Artifacts | None:
         """Build the firmware for `board`; raise ToolFailed with the first error and the log path.
 
-        `deps_dir` holds local copies of the firmware's pinned dependencies (DIR/<name>), for
-        offline builds; None lets firmware-src's CMake use (and if needed fill) the deps cache."""
+        `deps_dir` holds local copies of the firmware's pinned dependencies (DIR/<name>, registry
+        components in DIR/components/<ns>__<name>), for offline builds; None lets firmware-src's
+        CMake use (and if needed fill) the deps cache. `action` "reconfigure" only configures (no
+        compiler needed beyond CMake's checks) and returns None."""
 
 
 def backends() -> dict[str, Backend]:
@@ -71,8 +73,10 @@ def clean(build_dir: Path) -> None:
 
 
 def build_board(board: Board, settings: Settings, project_dir: Path, backend: str = "auto",
-                on_line: OnLine | None = None, clean_first: bool = False, deps_dir: Path | None = None) -> Artifacts:
-    """Render, then build `board` with the chosen backend; returns what was produced."""
+                on_line: OnLine | None = None, clean_first: bool = False, deps_dir: Path | None = None,
+                action: str = "build") -> Artifacts | None:
+    """Render, then build `board` with the chosen backend; returns what was produced (None for
+    action "reconfigure", which only configures)."""
     from rtflash.render import ensure_rendered
 
     project_dir = Path(project_dir)
@@ -81,13 +85,14 @@ def build_board(board: Board, settings: Settings, project_dir: Path, backend: st
         clean(build_dir)
     rendered = ensure_rendered(board, settings, project_dir)
     chosen = choose(backend or "auto", board)
+    extra: dict = {} if action == "build" else {"action": action}
     if deps_dir is not None:
         deps_dir = Path(deps_dir).resolve()
         if not deps_dir.is_dir():
             raise ConfigError(f"--deps-dir {deps_dir} is not a directory; fetch into it with "
                               f"`rtflash deps --fetch --cache {deps_dir}`")
-        return chosen.build(board, project_dir, rendered.out_dir, on_line or (lambda line: None), deps_dir=deps_dir)
-    return chosen.build(board, project_dir, rendered.out_dir, on_line or (lambda line: None))
+        extra["deps_dir"] = deps_dir
+    return chosen.build(board, project_dir, rendered.out_dir, on_line or (lambda line: None), **extra)
 
 
 def ccache_available() -> bool:

@@ -1,9 +1,13 @@
-"""ESP-IDF backend: drive `idf.py` on firmware-src with the board's layered sdkconfig defaults.
+"""ESP-IDF backend: drive `idf.py` on the board's rendered project folder with layered sdkconfig defaults.
 
-`idf.py -C <firmware> -B build/<board> -DSDKCONFIG=build/<board>/sdkconfig
- -DSDKCONFIG_DEFAULTS="<firmware>/sdkconfig.defaults;build/<board>/config/sdkconfig.defaults" build`
-(`--preview` for the linux target). idf.py itself decides whether to reconfigure or relink, so a
-no-op build costs only its own start-up.
+`idf.py -C build/<board>/project -B build/<board> -DSDKCONFIG=build/<board>/sdkconfig
+ -DSDKCONFIG_DEFAULTS="<firmware>/sdkconfig.defaults;build/<board>/config/sdkconfig.defaults"
+ -DRT_DEPS_DIR=<--deps-dir or empty> build` (`--preview` for the linux target). The project folder
+(templates/project/CMakeLists.txt.j2) includes firmware-src/cmake/rt_project.cmake, so nothing is
+written into firmware-src (site-packages for a pip install). RT_DEPS_DIR is passed on every run,
+empty without --deps-dir: a command-line -D replaces the cached value, so an earlier --deps-dir is
+never silently kept, and an unchanged value does not make idf.py reconfigure. idf.py itself decides
+whether to reconfigure or relink, so a no-op build costs only its own start-up.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from rtflash.errors import ConfigError, ToolNotFound
 from rtflash.resources import firmware_dir
 
 MIN_VERSION = (5, 4)
+ACTIONS = ("build", "reconfigure")
 
 
 def idf_py_argv() -> list[str]:
@@ -51,6 +56,18 @@ def configured_target(sdkconfig: Path) -> str | None:
     return None
 
 
+def build_env(board: Board, deps_dir: Path | None) -> dict[str, str]:
+    """Environment for idf.py: the target, and for --deps-dir builds the local deps. When DIR/components
+    holds the registry components (<ns>__<name>), rt_project.cmake adds them and the component manager
+    is turned off, so nothing is looked up online and nothing is written into managed_components/."""
+    env = {"IDF_TARGET": board.idf_target}
+    if deps_dir is not None:
+        env["RTFLASH_DEPS_DIR"] = str(deps_dir)
+        if (deps_dir / "components").is_dir():
+            env["IDF_COMPONENT_MANAGER"] = "0"
+    return env
+
+
 class IdfBackend:
     name = "idf"
 
@@ -67,23 +84,26 @@ class IdfBackend:
             return f"ESP-IDF v{'.'.join(map(str, version))} is too old: firmware-src needs v5.4 or newer"
         return None
 
-    def argv(self, board: Board, project_dir: Path, config_dir: Path, deps_dir: Path | None = None) -> list[str]:
+    def argv(self, board: Board, project_dir: Path, config_dir: Path, deps_dir: Path | None = None,
+             action: str = "build") -> list[str]:
+        from rtflash.render import project_dir_of
+
         firmware = firmware_dir()
         build_dir = project_dir / "build" / board.name
         layers = [p for p in (firmware / "sdkconfig.defaults", config_dir / "sdkconfig.defaults") if p.is_file()]
-        argv = [*idf_py_argv(), "-C", str(firmware), "-B", str(build_dir), f"-DSDKCONFIG={build_dir / 'sdkconfig'}",
-                f"-DSDKCONFIG_DEFAULTS={';'.join(str(p) for p in layers)}"]
-        if deps_dir is not None:
-            argv.append(f"-DRT_DEPS_DIR={deps_dir}")  # firmware-src/cmake/rt_deps.cmake: local copies, offline
+        argv = [*idf_py_argv(), "-C", str(project_dir_of(config_dir)), "-B", str(build_dir),
+                f"-DSDKCONFIG={build_dir / 'sdkconfig'}", f"-DSDKCONFIG_DEFAULTS={';'.join(str(p) for p in layers)}",
+                f"-DRT_DEPS_DIR={deps_dir or ''}"]  # cmake/rt_deps.cmake: local copies (offline), or the cache
         if board.is_linux:
             argv.append("--preview")
         from rtflash.builder import ccache_available
 
         if ccache_available():
             argv.append("--ccache")
-        return [*argv, "build"]
+        return [*argv, action]
 
-    def build(self, board: Board, project_dir: Path, config_dir: Path, on_line, deps_dir: Path | None = None) -> Artifacts:
+    def build(self, board: Board, project_dir: Path, config_dir: Path, on_line, deps_dir: Path | None = None,
+              action: str = "build") -> Artifacts | None:
         why = self.unavailable(board)
         if why:
             raise ToolNotFound(why)
@@ -92,10 +112,12 @@ class IdfBackend:
         if existing and existing != board.idf_target:
             raise ConfigError(f"{build_dir} was configured for {existing}, board {board.name} is {board.idf_target}; "
                               f"rerun with --clean")
-        env = {"IDF_TARGET": board.idf_target}
-        if deps_dir is not None:
-            env["RTFLASH_DEPS_DIR"] = str(deps_dir)
-        run_logged(self.argv(board, project_dir, config_dir, deps_dir), build_dir, "idf", board.name, on_line, env=env)
+        if action not in ACTIONS:
+            raise ConfigError(f"unknown idf.py action '{action}'; use one of {', '.join(ACTIONS)}")
+        run_logged(self.argv(board, project_dir, config_dir, deps_dir, action), build_dir, "idf", board.name, on_line,
+                   env=build_env(board, deps_dir))
+        if action != "build":
+            return None
         if board.is_linux:
             return linux_artifacts(build_dir, board.name)
         return load_flasher_args(build_dir, board.name)
