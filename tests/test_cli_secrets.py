@@ -77,4 +77,4 @@ def test_provision_linux_writes_nothing(invoke, secrets_env):
 def test_nvs_show_corrupt_file(invoke, project):
     (project / "bad.bin").write_bytes(b"\x00" * 4096)
     result = invoke("nvs", "show", str(project / "bad.bin"))
-    assert result.exit_code == 1 and "header CRC mismatch" in result.stderr
+    assert result.exit_code == 1 and "not an NVS image: the header CRC" in result.stderr

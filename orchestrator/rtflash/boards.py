@@ -1,8 +1,10 @@
 """Board catalog: load `boards/*.toml` (and a user's own directory) into frozen, validated `Board`s.
 
 Validation happens on load so that every later stage can trust a Board: each problem is one
-`BoardError` line naming the file, the key and the fix. Soft problems (strapping pins) become
-`Board.warnings`, shown by the CLI.
+`BoardError` line naming the file, the key and the fix. Soft problems (strapping pins, UART0) of a
+user's board become `Board.warnings`, shown by the CLI; on a shipped board they are the vendor's
+wiring, already checked against its schematic, so they are `Board.notes` (shown by `boards show`
+only: a warning nobody can act on would repeat on every command).
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class Board:
     min_chip_revision: int = 0  # major * 100 + minor, as esptool's get_chip_revision(); 0: any
     audio: Audio = field(default_factory=Audio)
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def is_linux(self) -> bool:
@@ -141,14 +144,25 @@ class Board:
         return data
 
 
-class Catalog:
-    """Board files by name; later directories override earlier ones. Files are parsed on demand."""
+class CatalogError(BoardError):
+    """Several board files are broken: one line each (`lines`), so fixing one does not hide the next."""
 
-    def __init__(self, dirs: list[Path]):
+    def __init__(self, errors: list[BoardError]):
+        self.lines = tuple(str(e) for e in errors)
+        super().__init__("; ".join(self.lines))
+
+
+class Catalog:
+    """Board files by name; later directories override earlier ones. Files are parsed on demand.
+
+    `shipped` is the directory of the boards rtflash ships (their soft findings are notes)."""
+
+    def __init__(self, dirs: list[Path], shipped: Path | None = None):
         self.files: dict[str, Path] = {}
         for directory in dirs:
             for path in sorted(directory.glob("*.toml")):
                 self.files[path.stem] = path
+        self.shipped = shipped
         self._loaded: dict[str, Board] = {}
 
     def names(self) -> list[str]:
@@ -161,11 +175,28 @@ class Catalog:
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             raise BoardError(f"unknown board '{name}'{hint}; known boards: {known}")
         if name not in self._loaded:
-            self._loaded[name] = load_board(self.files[name])
+            path = self.files[name]
+            self._loaded[name] = load_board(path, shipped=self.shipped is not None and path.parent == self.shipped)
         return self._loaded[name]
 
+    def load_all(self) -> tuple[list[Board], list[BoardError]]:
+        """Every board that loads, and every board file that does not (all of them, not the first)."""
+        good, bad = [], []
+        for name in self.names():
+            try:
+                good.append(self.get(name))
+            except BoardError as exc:
+                bad.append(exc)
+        return good, bad
+
     def all(self) -> list[Board]:
-        return [self.get(n) for n in self.names()]
+        """Every board; CatalogError naming each broken file when any is broken."""
+        good, bad = self.load_all()
+        if len(bad) == 1:
+            raise bad[0]
+        if bad:
+            raise CatalogError(bad)
+        return good
 
 
 def load_catalog(extra_dir: Path | str | None = None) -> Catalog:
@@ -173,16 +204,17 @@ def load_catalog(extra_dir: Path | str | None = None) -> Catalog:
     from rtflash.resources import boards_dir
 
     dirs = [boards_dir()]
+    shipped = dirs[0]
     if extra_dir:
         extra = Path(extra_dir)
         if not extra.is_dir():
             raise BoardError(f"boards directory {extra} does not exist; create it or fix --boards-dir / boards_dir")
         dirs.append(extra)
-    return Catalog(dirs)
+    return Catalog(dirs, shipped=shipped)
 
 
-def load_board(path: Path) -> Board:
-    """Parse and validate one board file."""
+def load_board(path: Path, shipped: bool = False) -> Board:
+    """Parse and validate one board file; `shipped` turns its warnings into notes (see the module doc)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -191,7 +223,10 @@ def load_board(path: Path) -> Board:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BoardError(f"{path}: invalid TOML: {exc}; fix the syntax at that line") from None
-    return parse_board(path.stem, path, raw)
+    board = parse_board(path.stem, path, raw)
+    if shipped and board.warnings:
+        return Board(**{**board.__dict__, "warnings": (), "notes": board.warnings})
+    return board
 
 
 def parse_board(name: str, path: Path, raw: dict[str, Any]) -> Board:

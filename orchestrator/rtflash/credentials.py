@@ -19,6 +19,7 @@ from pathlib import Path
 from rtflash import redact
 from rtflash.errors import CredentialError
 from rtflash.files import write_atomic
+from rtflash.nvs import MAX_STRING
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,6 +27,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 KEYRING_SERVICE = "rtflash"
+MAX_KEY_BYTES = MAX_STRING  # what provision can write: `secrets set` refuses what provision would refuse
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,12 @@ def validate(cred: Credential) -> None:
         if not value.startswith("sk-") or len(value) < 20 or any(c.isspace() for c in value):
             raise CredentialError(f"{f.label} from {where} does not look like an OpenAI key (sk-..., "
                                   "no spaces); copy it again from platform.openai.com")
+        if not value.isascii() or not value.isprintable():
+            raise CredentialError(f"{f.label} from {where} has non-ASCII or control characters; copy it again "
+                                  "from platform.openai.com")
+        if len(value) > MAX_KEY_BYTES:
+            raise CredentialError(f"{f.label} from {where} is {len(value)} bytes; the device's NVS holds at most "
+                                  f"{MAX_KEY_BYTES} (OpenAI keys are about 200): copy the key alone, once")
 
 
 def store_secrets(values: Mapping[str, str], env: Mapping[str, str] | None = None) -> Path:

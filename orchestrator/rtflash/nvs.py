@@ -116,12 +116,22 @@ def _crc(data: bytes) -> int:
     return zlib.crc32(data, 0xFFFFFFFF) & 0xFFFFFFFF
 
 
+def printable(text: str) -> str:
+    """`text` safe for a terminal: control and other non-printable characters as \\xNN / \\uNNNN escapes
+    (an image read from a device or a random file must not drive the terminal)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def read_image(data: bytes) -> Image:
-    """Parse an NVS partition image; CRC or structure problems are collected, not fatal."""
+    """Parse an NVS partition image; CRC or structure problems are collected, not fatal, as ESP-IDF
+    skips a page whose header CRC fails. Nothing but failing pages: ConfigError (not an NVS image)."""
     if len(data) % PAGE or not data:
-        raise ConfigError(f"not an NVS image: size {len(data)} is not a multiple of {PAGE}")
+        raise ConfigError(f"not an NVS image: its size {len(data)} is not a multiple of {PAGE} bytes; give the "
+                          "whole nvs partition (e.g. the file `rtflash provision --out` wrote)")
     raw: list[tuple[int, int, int, int, str, bytes | object]] = []
-    errors, active = [], 0
+    errors, active, bad_pages = [], 0, 0
     for page in range(len(data) // PAGE):
         buf = data[page * PAGE:(page + 1) * PAGE]
         state, = struct.unpack_from("<I", buf, 0)
@@ -130,6 +140,8 @@ def read_image(data: bytes) -> Image:
         active += 1
         if struct.unpack_from("<I", buf, 28)[0] != _crc(buf[4:28]):
             errors.append(f"page {page}: header CRC mismatch")
+            bad_pages += 1
+            continue
         bitmap = buf[32:64]
         index = 0
         while index < ENTRIES:
@@ -139,7 +151,7 @@ def read_image(data: bytes) -> Image:
                 continue
             entry = buf[64 + index * ENTRY:64 + (index + 1) * ENTRY]
             ns, etype, span = entry[0], entry[1], entry[2]
-            key = entry[8:24].split(b"\0", 1)[0].decode("utf-8", "replace")
+            key = printable(entry[8:24].split(b"\0", 1)[0].decode("utf-8", "replace"))
             if struct.unpack_from("<I", entry, 4)[0] != _crc(entry[0:4] + entry[8:32]):
                 errors.append(f"page {page} entry {index} ({key}): entry CRC mismatch")
             value: object
@@ -156,6 +168,9 @@ def read_image(data: bytes) -> Image:
                 value = bytes(entry[24:32])
             raw.append((page, index, ns, etype, key, value))
             index += max(span, 1)
+    if active and bad_pages == active:
+        raise ConfigError(f"not an NVS image: the header CRC of all {active} written page(s) fails; give the nvs "
+                          "partition (e.g. the file `rtflash provision --out` wrote), not another partition")
     names = {v: k for (_, _, ns, t, k, v) in raw if ns == 0 and t == 0x01}
     items = tuple(Item(names.get(ns, f"#{ns}"), key, _TYPES.get(t, hex(t)), value, page, idx)
                   for page, idx, ns, t, key, value in raw if ns != 0)
@@ -164,6 +179,10 @@ def read_image(data: bytes) -> Image:
 
 def read_file(path: Path) -> Image:
     try:
-        return read_image(Path(path).read_bytes())
+        data = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read NVS image: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read NVS image: {exc.strerror}; check the path") from None
+    try:
+        return read_image(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -8,6 +8,7 @@ and always redacted.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -83,6 +84,30 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def json_errors(fn):
+    """With --json (`as_json`), a failure still prints one JSON object on stdout, {"ok": false, "error":
+    ...}, so a script reading stdout always gets JSON; the error line on stderr and the exit code stay."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not kwargs.get("as_json"):
+            return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            from rtflash import console
+            from rtflash.errors import RtflashError
+
+            known = isinstance(exc, RtflashError)
+            message = str(exc) or type(exc).__name__
+            console.emit_json({"ok": False, "error": message if known else f"internal error: {message}",
+                               "kind": type(exc).__name__, "exit_code": exc.exit_code if known else 70})
+            raise
+
+    return wrapper
 
 
 def complete_board(ctx, param, incomplete):
@@ -181,7 +206,8 @@ def _report(exc: BaseException, internal: bool = False) -> None:
     message = str(exc) or type(exc).__name__
     if internal:
         message = f"internal error: {type(exc).__name__}: {message} (run with --verbose for the traceback)"
-    console.error(message)
+    for line in getattr(exc, "lines", None) or (message,):  # several problems: one line each
+        console.error(line)
 
 
 def _stderr(text: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rtflash.cli import App, board_option, pass_app
+from rtflash.cli import App, board_option, json_errors, pass_app
 
 
 def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = False, deps_dir=None):
@@ -45,6 +45,7 @@ def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = F
               help="Build from local copies of the firmware's pinned dependencies (DIR/<name>, e.g. the "
                    "`rtflash deps` cache): no network needed.")
 @pass_app
+@json_errors
 def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:
     """Render the board's config and build firmware-src with idf.py or pio."""
     import time
@@ -60,7 +61,7 @@ def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:
     if not board.is_linux:
         check_fits(artifacts, app.build_dir(board.name) / "config" / "partitions.csv")
     seconds = time.perf_counter() - start
-    data = {"board": board.name, "chip": artifacts.chip, "seconds": round(seconds, 2),
+    data = {"ok": True, "board": board.name, "chip": artifacts.chip, "seconds": round(seconds, 2),
             "elf": str(artifacts.elf) if artifacts.elf else None,
             "regions": [{"name": r.name, "offset": hex(r.offset), "path": str(r.path), "size": r.path.stat().st_size}
                         for r in artifacts.regions]}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rtflash.cli import App, pass_app
+from rtflash.cli import App, json_errors, pass_app
 
 
 @click.command()
@@ -55,13 +55,16 @@ def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None) -> 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON on stdout.")
 @pass_app
+@json_errors
 def doctor(app: App, as_json: bool) -> None:
     """Check ESP-IDF, toolchains, PlatformIO, packages, serial ports, deps and credentials."""
     from rtflash import console
-    from rtflash.doctor import FAIL, run_checks
+    from rtflash.doctor import FAIL, Check, run_checks
 
-    chips = {b.chip for b in app.catalog.all()}
+    good, broken = app.catalog.load_all()  # a broken board file is a finding, not the end of the report
+    chips = {b.chip for b in good}
     checks = run_checks(chips, extra=_project_checks(app))
+    checks += [Check("board file", FAIL, str(e), "fix the file (see `rtflash boards`)") for e in broken]
     if as_json:
         console.emit_json([c.to_dict() for c in checks])
     else:

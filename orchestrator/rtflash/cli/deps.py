@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rtflash.cli import App, pass_app
+from rtflash.cli import App, json_errors, pass_app
 
 
 @click.command()
@@ -21,6 +21,7 @@ from rtflash.cli import App, pass_app
               help="Cache directory (default: $RTFLASH_DEPS_CACHE or ~/.cache/rtflash/deps).")
 @click.option("--json", "as_json", is_flag=True, help="Print the statuses as JSON on stdout.")
 @pass_app
+@json_errors
 def deps(app: App, do_fetch: bool, do_check: bool, target: str | None, offline_dirs: tuple[Path, ...],
          cache: Path | None, as_json: bool) -> None:
     """Show the firmware's pinned dependencies; --fetch them into the cache, --check they are there.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rtflash.cli import App, board_option, pass_app
+from rtflash.cli import App, board_option, json_errors, pass_app
 
 
 @click.command()
@@ -15,6 +15,7 @@ from rtflash.cli import App, board_option, pass_app
               help="Output directory (default: build/<board>/config).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON on stdout.")
 @pass_app
+@json_errors
 def render(app: App, board_name: str | None, out: Path | None, as_json: bool) -> None:
     """Render sdkconfig.defaults, partitions.csv and platformio.ini for a board."""
     from rtflash import console
@@ -46,6 +47,7 @@ def _rel(path: Path) -> str:
 @board_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON on stdout.")
 @pass_app
+@json_errors
 def check(app: App, board_name: str | None, as_json: bool) -> None:
     """Check the board's rendered sdkconfig.defaults against Kconfig (ESP-IDF's when IDF_PATH is set)."""
     import os

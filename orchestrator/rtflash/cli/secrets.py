@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from rtflash.cli import App, pass_app
+from rtflash.cli import App, json_errors, pass_app
 
 
 def prompt_for(field) -> str:
@@ -37,19 +37,22 @@ def set_(wifi_ssid, wifi_password, openai_api_key, use_keyring) -> None:
     from rtflash import console, credentials, redact
 
     given = {"wifi_ssid": wifi_ssid, "wifi_password": wifi_password, "openai_api_key": openai_api_key}
+    source = {f.name: f.option for f in credentials.FIELDS}
     if all(v is None for v in given.values()):
         if not sys.stdin.isatty():
             raise click.UsageError("give at least one of --wifi-ssid, --wifi-password, --api-key")
         given = {f.name: prompt_for(f) for f in credentials.FIELDS}
+        source = dict.fromkeys(given, "the prompt")
     values = {k: v for k, v in given.items() if v is not None}
     redact.register(*(values.get(n) for n in credentials.SECRET_NAMES))
+    for name, value in values.items():  # as provision will: refuse now what the device could not hold
+        credentials.validate(credentials.Credential(name, value, source[name]))
     if use_keyring:
         try:
             import keyring
         except ImportError:
             raise click.UsageError("the keyring package is not installed: pip install 'rtflash[keyring]'") from None
         for name, value in values.items():
-            credentials.validate(credentials.Credential(name, value, "the value given"))
             keyring.set_password(credentials.KEYRING_SERVICE, name, value)
         console.info(f"stored {', '.join(values)} in the system keyring")
         return
@@ -60,6 +63,7 @@ def set_(wifi_ssid, wifi_password, openai_api_key, use_keyring) -> None:
 @secrets.command("show")
 @click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
 @pass_app
+@json_errors
 def show(app: App, as_json: bool) -> None:
     """Show which credentials rtflash would use, redacted, and where each comes from."""
     from rtflash import console, credentials
@@ -98,6 +102,7 @@ def nvs() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--reveal", is_flag=True, help="Show secret values (Wi-Fi password, API key) in full.")
 @click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+@json_errors
 def nvs_show(file: Path, reveal: bool, as_json: bool) -> None:
     """List namespaces and keys of an NVS image (nvs.bin), secrets redacted unless --reveal."""
     from rtflash import console
@@ -111,12 +116,13 @@ def nvs_show(file: Path, reveal: bool, as_json: bool) -> None:
         return str(item.value) if reveal or not secret else mask(str(item.value))
 
     rows = [{"namespace": i.namespace, "key": i.key, "type": i.type, "value": value(i)} for i in image.items]
+    shown = [{k: nvs_core.printable(str(v)) for k, v in row.items()} for row in rows]  # no raw control bytes
     if as_json:
         data = {"pages": image.pages, "active_pages": image.active_pages, "errors": list(image.errors), "items": rows}
         sys.stdout.write(json.dumps(data, indent=2) + "\n")  # not emit_json: --reveal must not be re-redacted
     else:
         out = console.out_console()
-        for row in rows:
+        for row in shown:
             out.print(f"{row['namespace']}:{row['key']:<15} {row['type']:<7} {row['value']}", markup=False)
         console.info(f"{file}: {image.active_pages} of {image.pages} pages in use, {len(rows)} keys")
     for err in image.errors:
