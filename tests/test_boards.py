@@ -252,3 +252,39 @@ def test_min_chip_revision_parsed_and_checked(tmp_path):
     (tmp_path / "bad.toml").write_text('min_chip_revision = "0.2.1"\n' + src)
     with pytest.raises(BoardError, match=r"bad.toml: min_chip_revision: must look like \"v0.2\""):
         load(tmp_path).get("bad")
+
+
+def test_shipped_boards_have_notes_not_warnings():
+    """The vendor's strapping-pin wiring is no warning on every command: a note shown by `boards show`."""
+    catalog = load_catalog()
+    assert all(b.warnings == () for b in catalog.all())
+    notes = catalog.get("esp32-s3-box-3").notes
+    assert len(notes) == 2 and all("strapping pin" in n for n in notes)
+    assert any("GPIO0 is a strapping pin" in n for n in catalog.get("sonatino").notes)
+
+
+def test_a_user_copy_of_a_shipped_board_warns(tmp_path):
+    from rtflash.resources import boards_dir
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "sonatino.toml").write_text((boards_dir() / "sonatino.toml").read_text())
+    board = load_catalog(mine).get("sonatino")
+    assert board.notes == () and any("GPIO0 is a strapping pin" in w for w in board.warnings)
+
+
+def test_every_broken_board_file_is_reported(tmp_path):
+    from rtflash.boards import CatalogError
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "a.toml").write_text(edit(I2S_BOARD, "din = 6", "din = 35"))
+    (mine / "b.toml").write_text("chip = \n")
+    (mine / "c.toml").write_text(I2S_BOARD)
+    catalog = load_catalog(mine)
+    good, bad = catalog.load_all()
+    assert "c" in [b.name for b in good] and len(bad) == 2
+    with pytest.raises(CatalogError) as err:
+        catalog.all()
+    assert len(err.value.lines) == 2
+    assert "a.toml: audio.mic.din" in err.value.lines[0] and "b.toml: invalid TOML" in err.value.lines[1]

@@ -219,3 +219,73 @@ def test_credential_options_named_by_messages_exist():
 
     assert {f.option for f in FIELDS} <= options_of("secrets", "set")
     assert {f.option for f in FIELDS} <= options_of("provision")
+
+
+# --- results on stdout, progress/warnings/errors on stderr (as git and pip) ------------------------------
+
+def test_results_go_to_stdout(invoke, project, monkeypatch):
+    monkeypatch.setenv("RTFLASH_SECRETS_FILE", str(project / "secrets.toml"))
+    monkeypatch.setenv("RTFLASH_DEPS_CACHE", str(project / "deps-cache"))
+    render = invoke("render", "--board", "sonatino")
+    assert render.exit_code == 0 and "written  " in render.stdout and render.stderr == ""
+    check = invoke("check", "--board", "sonatino")
+    assert "assignments checked against" in check.stdout
+    shown = invoke("secrets", "show")
+    assert shown.exit_code == 0 and "openai_api_key" in shown.stdout and "missing" in shown.stdout
+    deps = invoke("deps")
+    assert "manifest " in deps.stdout and "libpeer" in deps.stdout
+    doctor = invoke("doctor")
+    assert "python:" in doctor.stdout and "credentials:" in doctor.stdout
+    boards = invoke("boards")
+    assert boards.exit_code == 0 and "sonatino" in boards.stdout
+    assert boards.stderr == ""  # shipped boards: no strapping-pin warnings (notes in `boards show`)
+    assert "note" in invoke("boards", "show", "esp32-s3-box-3").stdout
+
+
+def test_build_summary_on_stdout(rtflash_exe, project, fake_idf):
+    result = run(rtflash_exe, "build", "--board", "sonatino", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "built sonatino in" in result.stdout and "0x20000" in result.stdout
+    assert "built sonatino" not in result.stderr
+
+
+def test_boards_reports_every_broken_file(invoke, project):
+    (project / "mine").mkdir()
+    (project / "mine" / "one.toml").write_text(I2S_BOARD.replace("din = 6", "din = 35"))
+    (project / "mine" / "two.toml").write_text("chip = \"esp32s3\"\ncolour = 1\n")
+    result = invoke("--boards-dir", "mine", "boards")
+    assert result.exit_code == 1 and "sonatino" in result.stdout
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 2 and "one.toml" in errors[0] and "two.toml" in errors[1]
+    as_json = invoke("--boards-dir", "mine", "boards", "--json")
+    data = json.loads(as_json.stdout)
+    assert as_json.exit_code == 1 and len([b for b in data if b.get("error")]) == 2
+
+
+def test_json_failures_print_a_json_error(invoke, rtflash_exe, project, fake_idf):
+    for args in (("build", "--board", "nope", "--json"), ("check", "--board", "nope", "--json"),
+                 ("render", "--board", "nope", "--json")):
+        result = invoke(*args)
+        data = json.loads(result.stdout)
+        assert result.exit_code == 1 and data["ok"] is False and "unknown board 'nope'" in data["error"]
+        assert "error: unknown board" in result.stderr
+    failed = run(rtflash_exe, "build", "--board", "sonatino", "--json", cwd=project, env={"FAKE_IDF_FAIL": "compile"})
+    data = json.loads(failed.stdout)
+    assert failed.returncode == 1 and data["ok"] is False and data["kind"] == "ToolFailed"
+    assert "main.c:12:" in data["error"] and "full log:" in data["error"]
+    ok = run(rtflash_exe, "build", "--board", "sonatino", "--json", cwd=project)
+    assert json.loads(ok.stdout)["ok"] is True
+
+
+def test_linux_without_esp_idf_is_not_sent_to_platformio(invoke, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    for args in (("build", "--board", "linux"), ("build", "--board", "linux", "--backend", "idf")):
+        result = invoke(*args)
+        assert result.exit_code == 1 and "linux target builds only with ESP-IDF" in result.stderr
+        assert "--backend pio" not in result.stderr
+
+
+def test_provision_out_example_names_the_board(invoke, project, monkeypatch):
+    monkeypatch.setenv("RTFLASH_SECRETS_FILE", str(project / "none.toml"))
+    result = invoke("provision", "--board", "sonatino", "--out", "build/x.bin")
+    assert result.exit_code == 1 and "~/nvs-sonatino.bin" in result.stderr and "{" not in result.stderr

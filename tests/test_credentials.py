@@ -48,8 +48,24 @@ def test_prompt_used_last(project, env):
 
 def test_missing_names_variable_and_option(project, env):
     with pytest.raises(CredentialError) as err:
+        resolve({"openai_api_key": None}, project, names=("openai_api_key",), env=env)
+    assert "RTFLASH_OPENAI_API_KEY" in str(err.value) and "pass --api-key" in str(err.value)
+
+
+def test_missing_advises_an_option_only_where_the_command_has_it(project, env):
+    """`rtflash exec` / `flash` have no --api-key: a resolve without that option must not advise it."""
+    with pytest.raises(CredentialError) as err:
         resolve({}, project, names=("openai_api_key",), env=env)
-    assert "RTFLASH_OPENAI_API_KEY" in str(err.value) and "--api-key" in str(err.value)
+    assert "pass --api-key" not in str(err.value) and "`rtflash secrets set --api-key ...`" in str(err.value)
+
+
+def test_longest_valid_key_is_what_nvs_holds():
+    from rtflash import nvs
+    from rtflash.settings import Settings
+
+    key = "sk-" + "a" * (credentials.MAX_KEY_BYTES - 3)
+    credentials.validate(Credential("openai_api_key", key, "x"))
+    nvs.entries({"openai_api_key": Credential("openai_api_key", key, "x")}, Settings())  # provision takes it too
 
 
 @pytest.mark.parametrize("name,value,words", [
@@ -61,6 +77,8 @@ def test_missing_names_variable_and_option(project, env):
     ("wifi_password", "tab\there-pw", "control"),
     ("openai_api_key", "not-a-key-at-all-xxxxxxxx", "does not look like"),
     ("openai_api_key", "sk-has space in it 1234567", "does not look like"),
+    ("openai_api_key", "sk-" + "a" * 5020, "5023 bytes; the device's NVS holds at most 3967"),
+    ("openai_api_key", "sk-abcdefghij\x1bklmnopqrst", "control characters"),
 ])
 def test_validation_names_source_not_value(name, value, words):
     with pytest.raises(CredentialError) as err:

@@ -74,3 +74,34 @@ def test_serial_ports_only_usb_bridges_with_access(monkeypatch, tmp_path):
     assert "dialout" in checks[1].fix and "udev rule" in checks[1].fix
     monkeypatch.setattr("rtflash.ports.list_ports", lambda: [PortInfo("/dev/ttyS0")])
     assert [c.status for c in doctor.check_serial_ports()] == ["warn"]
+
+
+def _chk(name, status, detail):
+    return doctor.Check(name, status, detail)
+
+
+def test_backend_check_fails_when_nothing_can_build():
+    no_idf = _chk("ESP-IDF", doctor.WARN, "IDF_PATH is not set")
+    no_py = _chk("idf.py", doctor.WARN, "not found")
+    no_pio = _chk("PlatformIO", doctor.WARN, doctor.PIO_MISSING)
+    pio = _chk("PlatformIO", doctor.OK, "/usr/bin/pio; espressif32 in ~/.platformio")
+    idf = _chk("ESP-IDF", doctor.OK, "v5.5.1 at /idf")
+    py = _chk("idf.py", doctor.OK, "/idf/tools/idf.py")
+    none = doctor.check_backends(no_idf, no_py, no_pio, {"esp32s3", "linux"})
+    assert none.status == doctor.FAIL and "pip install platformio" in none.fix
+    only_pio = doctor.check_backends(no_idf, no_py, pio, {"esp32s3", "linux"})
+    assert only_pio.status == doctor.WARN and "linux board needs ESP-IDF" in only_pio.detail
+    assert doctor.check_backends(no_idf, no_py, pio, {"esp32s3"}).status == doctor.OK
+    assert doctor.check_backends(idf, py, no_pio, {"esp32s3", "linux"}).status == doctor.OK
+    old = _chk("ESP-IDF", doctor.FAIL, "v5.1.1 at /idf; firmware-src needs v5.4 or newer")
+    assert doctor.check_backends(old, py, no_pio, {"linux"}).status == doctor.FAIL
+
+
+def test_doctor_exits_1_without_a_build_backend_and_reports_on_stdout(invoke, monkeypatch):
+    monkeypatch.setattr(doctor, "check_platformio", lambda env: doctor.Check("PlatformIO", doctor.WARN,
+                                                                             doctor.PIO_MISSING, "pip install platformio"))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    result = invoke("doctor")
+    assert result.exit_code == 1
+    assert "fail build backend: no build tool usable" in result.stdout  # the report is the result: stdout
+    assert "python:" in result.stdout and "Traceback" not in result.output

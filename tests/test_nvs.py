@@ -61,3 +61,32 @@ def test_not_an_image():
 def test_bad_partition_size(tmp_path):
     with pytest.raises(ConfigError, match="at least 0x3000"):
         nvs.generate([], 0x1000, tmp_path / "x.bin")
+
+
+def test_random_data_is_one_clear_error(tmp_path):
+    import random
+
+    noise = random.Random(14).randbytes(0x6000)
+    (tmp_path / "noise.bin").write_bytes(noise)
+    with pytest.raises(ConfigError) as err:
+        nvs.read_file(tmp_path / "noise.bin")
+    text = str(err.value)
+    assert text.startswith(f"{tmp_path / 'noise.bin'}: not an NVS image") and "provision --out" in text
+    assert "\n" not in text
+
+
+def test_control_bytes_in_values_are_escaped_for_display(tmp_path):
+    out = nvs.generate([("instructions", "hi\x1b[2J\x07there\u202e")], 0x3000, tmp_path / "nvs.bin")
+    image = nvs.read_file(out)
+    raw = image.get("rtflash", "instructions")
+    assert raw == "hi\x1b[2J\x07there\u202e"  # the reader keeps the value; display escapes it
+    shown = nvs.printable(raw)
+    assert shown == "hi\\x1b[2J\\x07there\\u202e" and shown.isprintable()
+
+
+def test_a_page_with_a_bad_header_is_skipped_not_parsed(tmp_path):
+    data = bytearray(nvs.generate(nvs.entries(creds(), Settings()), 0x6000, tmp_path / "nvs.bin").read_bytes())
+    data += bytes(range(256)) * 16  # one more page of garbage (state not 0xffffffff, header CRC wrong)
+    image = nvs.read_image(bytes(data))
+    assert image.get("rtflash", "wifi_pass") == "hunter2-canary"
+    assert image.errors == ("page 6: header CRC mismatch",)
