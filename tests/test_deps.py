@@ -149,7 +149,7 @@ def test_unknown_commit_fails_and_leaves_nothing(tmp_path, upstream):
 def test_unreachable_url_fails_clearly(tmp_path, upstream):
     manifest = deps.load_manifest(write_manifest(tmp_path / "deps.toml", (tmp_path / "gone").as_uri(),
                                                  upstream["first"]))
-    with pytest.raises(ToolFailed, match="cannot fetch libfoo .*pass --deps-dir"):
+    with pytest.raises(ToolFailed, match="cannot fetch libfoo .*rtflash deps --fetch --from DIR"):
         deps.fetch(manifest.get("libfoo"), tmp_path / "cache")
 
 
@@ -164,11 +164,117 @@ def test_offline_copy_is_used_when_the_url_is_unreachable(tmp_path, upstream):
     assert git("rev-parse", "HEAD", cwd=tmp_path / "cache" / "libfoo") == upstream["first"]
 
 
-def test_plain_directory_is_not_accepted_as_a_checkout(tmp_path, upstream):
+def test_plain_directory_without_a_recorded_tree_cannot_be_verified(tmp_path, upstream):
     manifest = deps.load_manifest(write_manifest(tmp_path / "deps.toml", upstream["url"], upstream["first"]))
     (tmp_path / "cache" / "libfoo").mkdir(parents=True)
     status = deps.check(manifest, tmp_path / "cache")[0]
     assert status.state == deps.MISMATCH and "not a git checkout" in status.detail
+    assert "no tree fingerprint" in status.detail
+
+
+# -- plain trees and registry components (offline bundles) ------------------------------------------
+
+def plain_tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_tree_fingerprint_is_the_documented_shell_line(tmp_path):
+    tree = plain_tree(tmp_path / "t", {"b.c": "b\n", "a/x.h": "x\n", "A/y.h": "y\n", ".hidden": "h\n",
+                                       "name with space.txt": "s\n"})
+    shell = subprocess.run("find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum",
+                           shell=True, cwd=tree, capture_output=True, text=True, check=True).stdout.split()[0]
+    assert deps.tree_fingerprint(tree) == shell
+    git("init", "-q", cwd=tree)  # .git/ is not part of the tree
+    assert deps.tree_fingerprint(tree) == shell
+
+
+def test_plain_tree_is_verified_by_its_fingerprint_and_copied_from_a_local_bundle(tmp_path, upstream):
+    bundle = plain_tree(tmp_path / "bundle" / "libfoo", {"src/foo.c": "int foo(void) { return 1; }\n"})
+    pinned = deps.tree_fingerprint(bundle)
+    manifest = deps.load_manifest(write_manifest(tmp_path / "deps.toml", (tmp_path / "offline").as_uri(),
+                                                 upstream["first"], f'tree = "{pinned}"\n'))
+    dep = manifest.get("libfoo")
+    assert deps.verify(dep, bundle).state == deps.OK
+    status = deps.fetch(dep, tmp_path / "cache", offline_dirs=[tmp_path / "bundle"])
+    assert status.state == deps.OK and "copied" in status.detail
+    assert deps.verify(dep, tmp_path / "cache" / "libfoo").state == deps.OK
+    (tmp_path / "cache" / "libfoo" / "src" / "foo.c").write_text("int foo(void) { return 666; }\n")
+    changed = deps.verify(dep, tmp_path / "cache" / "libfoo")
+    assert changed.state == deps.MISMATCH and "differs from the pinned tree" in changed.detail
+
+
+def registry_manifest(tmp_path: Path, tree: str = "") -> deps.Manifest:
+    (tmp_path / "comp").mkdir(exist_ok=True)
+    (tmp_path / "comp" / "idf_component.yml").write_text('dependencies:\n  ns/thing:\n    version: "==1.2.3"\n')
+    path = tmp_path / "deps.toml"
+    path.write_text('[registry."ns/thing"]\nversion = "1.2.3"\ntargets = ["linux"]\n'
+                    'manifest = "comp/idf_component.yml"\n' + (f'tree = "{tree}"\n' if tree else ""))
+    return deps.load_manifest(path)
+
+
+def test_registry_component_in_a_deps_dir_is_checked_for_version_and_tree(tmp_path):
+    good = plain_tree(tmp_path / "usb" / "components" / "ns__thing",
+                      {"idf_component.yml": "version: 1.2.3\n", "CMakeLists.txt": "idf_component_register()\n"})
+    dep = registry_manifest(tmp_path, deps.tree_fingerprint(good)).registry[0]
+    assert dep.folder == "ns__thing"
+    assert deps.check_registry(dep).state == deps.MANAGED            # no local copy: the manager fetches it
+    assert deps.check_registry(dep, tmp_path / "usb").state == deps.OK
+    fetched = deps.fetch_registry(dep, tmp_path / "cache", offline_dirs=[tmp_path / "usb"])
+    assert fetched.state == deps.OK and (tmp_path / "cache/components/ns__thing/CMakeLists.txt").is_file()
+    (good / "idf_component.yml").write_text("version: 1.2.4\n")
+    wrong = deps.check_registry(dep, tmp_path / "usb")
+    assert wrong.state == deps.MISMATCH and "is version 1.2.4, the pin is 1.2.3" in wrong.detail
+
+
+def test_shipped_pins_match_the_offline_bundle(shared_deps, invoke):
+    """deps.toml pins only what exists: every dependency of the offline bundle CI builds from verifies
+    (git deps as plain trees by fingerprint, registry components by version and fingerprint)."""
+    result = invoke("deps", "--check", "--json", "--cache", str(shared_deps))
+    data = json.loads(result.stdout)
+    assert result.exit_code == 0, data
+    assert {d["name"]: d["state"] for d in data["deps"]} == {
+        "libpeer": "ok", "esp-protocols": "ok", "espressif/esp_codec_dev": "ok", "78/esp-opus": "ok",
+        "sepfy/srtp": "ok"}
+
+
+def run_rt_deps(tmp_path: Path, deps_dir: Path, manifest: Path, component_manager: str = "0"):
+    from rtflash.resources import firmware_dir
+
+    script = tmp_path / "resolve.cmake"
+    script.write_text(f'cmake_minimum_required(VERSION 3.16)\ninclude("{firmware_dir() / "cmake" / "rt_deps.cmake"}")\n'
+                      f'set(RT_DEPS_DIR "{deps_dir}")\nrt_deps_resolve("linux" "{manifest}")\n')
+    return subprocess.run(["cmake", "-P", str(script)], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "IDF_COMPONENT_MANAGER": component_manager})
+
+
+def test_rt_deps_cmake_verifies_plain_trees_and_registry_components(tmp_path):
+    """The build refuses a plain tree or registry copy that is not the pinned one (it used to only warn)."""
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed")
+    lib = plain_tree(tmp_path / "d" / "libfoo", {"src/foo.c": "int foo(void);\n"})
+    comp = plain_tree(tmp_path / "d" / "components" / "ns__thing", {"idf_component.yml": "version: 1.2.3\n"})
+    manifest = tmp_path / "deps.toml"
+    (tmp_path / "comp").mkdir()
+    manifest.write_text(f'[git.libfoo]\nurl = "file:///nowhere"\ncommit = "{"a" * 40}"\n'
+                        f'tree = "{deps.tree_fingerprint(lib)}"\ntargets = ["linux"]\n\n'
+                        f'[registry."ns/thing"]\nversion = "1.2.3"\ntree = "{deps.tree_fingerprint(comp)}"\n'
+                        f'targets = ["linux"]\nmanifest = "comp/idf_component.yml"\n')
+    ok = run_rt_deps(tmp_path, tmp_path / "d", manifest)
+    assert ok.returncode == 0, ok.stderr
+    (lib / "src" / "foo.c").write_text("int foo(void) { return 2; }\n")
+    bad = run_rt_deps(tmp_path, tmp_path / "d", manifest)
+    assert bad.returncode != 0 and "differs from the pinned libfoo" in bad.stderr
+    (lib / "src" / "foo.c").write_text("int foo(void);\n")
+    (comp / "idf_component.yml").write_text("version: 1.2.4\n")
+    wrong = run_rt_deps(tmp_path, tmp_path / "d", manifest)
+    assert wrong.returncode != 0 and "is version 1.2.4, deps.toml pins 1.2.3" in wrong.stderr
+    shutil.rmtree(comp)
+    gone = run_rt_deps(tmp_path, tmp_path / "d", manifest)
+    assert gone.returncode != 0 and "has no components/ns__thing/ and the component manager is off" in gone.stderr
+    assert run_rt_deps(tmp_path, tmp_path / "d", manifest, component_manager="1").returncode == 0
 
 
 # -- the command, doctor and build --deps-dir ----------------------------------------------------------

@@ -3,12 +3,19 @@
 Why: third-party C code (libpeer, esp-protocols' linux compat) is never copied into the repo; it is
 pinned by URL and full commit SHA and fetched with git into a cache, so a build is reproducible and,
 once fetched, works offline (`rtflash build --deps-dir DIR`). ESP Component Registry components are
-fetched by ESP-IDF's component manager; here their pins are checked against the component
-manifests (idf_component.yml) so the one manifest and the build never disagree.
+fetched by ESP-IDF's component manager, or, for offline builds, found in DIR/components/<ns>__<name>
+(the component manager's own folder naming); their pins are checked against the component manifests
+(idf_component.yml) so the one manifest and the build never disagree.
+
+A dependency is verified whatever its form: a git checkout by `git rev-parse HEAD` against the pinned
+commit, a plain tree (an offline bundle, a registry archive) by its tree fingerprint against the one
+deps.toml records (`tree`), a registry component also by the version its idf_component.yml declares.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
 import sys
@@ -40,6 +47,7 @@ class GitDep:
     commit: str
     targets: tuple[str, ...]
     note: str = ""
+    tree: str = ""  # fingerprint of the pinned tree as a plain copy (tree_fingerprint), "" if unknown
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,12 @@ class RegistryDep:
     targets: tuple[str, ...]
     manifest: Path
     note: str = ""
+    tree: str = ""
+
+    @property
+    def folder(self) -> str:
+        """The component manager's folder name: `ns/name` -> `ns__name`."""
+        return self.name.replace("/", "__")
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,34 @@ def _targets(where: str, raw) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def _tree(where: str, raw) -> str:
+    if raw == "":
+        return ""
+    if not isinstance(raw, str) or not re.match(r"^[0-9a-f]{64}$", raw):
+        raise ConfigError(f"{where}: tree must be a 64-hex-digit fingerprint (the top of "
+                          "firmware-src/deps.toml says how to compute it)")
+    return raw
+
+
+def tree_fingerprint(root: Path) -> str:
+    """sha256 over `<sha256>  ./<path>` lines of every file, sorted by path bytes, `.git/` left out:
+    the same as `find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum` in a
+    tree without .git, so anyone can check a pin by hand."""
+    root = Path(root)
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not (d == ".git" and Path(dirpath) == root)]
+        for name in filenames:
+            full = Path(dirpath) / name
+            if full.is_file():
+                files.append(("./" + full.relative_to(root).as_posix()).encode())
+    outer = hashlib.sha256()
+    for rel in sorted(files):
+        inner = hashlib.sha256((root / rel.decode()[2:]).read_bytes()).hexdigest()
+        outer.update(inner.encode() + b"  " + rel + b"\n")
+    return outer.hexdigest()
+
+
 def load_manifest(path: Path | None = None) -> Manifest:
     """Parse and validate deps.toml; every problem names the file and the entry."""
     path = Path(path or manifest_path())
@@ -111,7 +153,7 @@ def load_manifest(path: Path | None = None) -> Manifest:
         where = f"{path}: [git.{name}]"
         if not _NAME.match(name):
             raise ConfigError(f"{where}: name must be lower-case letters, digits, - _ .")
-        extra = set(entry) - {"url", "commit", "targets", "note"}
+        extra = set(entry) - {"url", "commit", "targets", "note", "tree"}
         if extra:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
         url, commit = entry.get("url", ""), entry.get("commit", "")
@@ -119,13 +161,14 @@ def load_manifest(path: Path | None = None) -> Manifest:
             raise ConfigError(f"{where}: url must be an https://, ssh:// or file:// git URL")
         if not isinstance(commit, str) or not _SHA.match(commit):
             raise ConfigError(f"{where}: commit must be a full 40-character lower-case SHA, not a branch or tag")
-        git.append(GitDep(name, url, commit, _targets(where, entry.get("targets")), str(entry.get("note", ""))))
+        git.append(GitDep(name, url, commit, _targets(where, entry.get("targets")), str(entry.get("note", "")),
+                          _tree(where, entry.get("tree", ""))))
     registry = []
     for name, entry in raw.get("registry", {}).items():
         where = f"{path}: [registry.\"{name}\"]"
         if not _REGISTRY_NAME.match(name):
             raise ConfigError(f"{where}: name must be NAMESPACE/NAME as on the ESP Component Registry")
-        extra = set(entry) - {"version", "targets", "manifest", "note"}
+        extra = set(entry) - {"version", "targets", "manifest", "note", "tree"}
         if extra:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
         version = entry.get("version", "")
@@ -135,7 +178,7 @@ def load_manifest(path: Path | None = None) -> Manifest:
         if not isinstance(manifest, str) or not manifest.endswith("idf_component.yml"):
             raise ConfigError(f"{where}: manifest must name the idf_component.yml that declares it")
         registry.append(RegistryDep(name, version, _targets(where, entry.get("targets")), path.parent / manifest,
-                                    str(entry.get("note", ""))))
+                                    str(entry.get("note", "")), _tree(where, entry.get("tree", ""))))
     return Manifest(path, tuple(git), tuple(registry))
 
 
@@ -170,17 +213,29 @@ def has_commit(repo: Path, commit: str) -> bool:
 
 
 def verify(dep: GitDep, checkout: Path) -> Status:
-    """Is `checkout` a git checkout of `dep` at exactly its pinned commit?"""
+    """Is `checkout` `dep` at exactly its pin: a git checkout at the commit, or a plain tree with the
+    pinned tree fingerprint?"""
     if not checkout.is_dir():
         return Status(dep.name, "git", MISSING, f"not fetched: run `rtflash deps --fetch` ({dep.url})", checkout)
     head = head_of(checkout)
     if head is None:
-        return Status(dep.name, "git", MISMATCH, f"{checkout} is not a git checkout; remove it and fetch again",
-                      checkout)
+        return verify_tree(dep.name, "git", dep.tree, checkout, f"{dep.commit[:12]} (plain tree)")
     if head != dep.commit:
         return Status(dep.name, "git", MISMATCH, f"{checkout} is at {head[:12]}, the pin is {dep.commit[:12]}: "
                       "run `rtflash deps --fetch`", checkout)
     return Status(dep.name, "git", OK, f"{dep.commit[:12]} in {checkout}", checkout)
+
+
+def verify_tree(name: str, kind: str, pinned: str, tree: Path, what: str) -> Status:
+    """A plain (non-git) tree is the pinned one only if its fingerprint is the one deps.toml records."""
+    if not pinned:
+        return Status(name, kind, MISMATCH, f"{tree} is not a git checkout and deps.toml records no tree "
+                      "fingerprint for it: it cannot be verified; fetch a git checkout instead", tree)
+    got = tree_fingerprint(tree)
+    if got != pinned:
+        return Status(name, kind, MISMATCH, f"{tree} differs from the pinned tree (fingerprint {got[:12]}, "
+                      f"deps.toml {pinned[:12]}): replace it with the pinned copy", tree)
+    return Status(name, kind, OK, f"{what} in {tree}", tree)
 
 
 def fetch(dep: GitDep, cache: Path, offline_dirs: Sequence[Path] = ()) -> Status:
@@ -193,6 +248,9 @@ def fetch(dep: GitDep, cache: Path, offline_dirs: Sequence[Path] = ()) -> Status
     current = verify(dep, target)
     if current.state == OK:
         return current
+    for local in (Path(d) / dep.name for d in offline_dirs):
+        if local.is_dir() and head_of(local) is None and verify(dep, local).state == OK:
+            return _copy_tree(dep.name, "git", local, target, dep.commit[:12])
     sources = [Path(d) / dep.name for d in offline_dirs if has_commit(Path(d) / dep.name, dep.commit)]
     source = str(sources[0]) if sources else dep.url
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +274,20 @@ def fetch(dep: GitDep, cache: Path, offline_dirs: Sequence[Path] = ()) -> Status
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Status(dep.name, "git", OK, f"fetched {dep.commit[:12]} from {source}", target)
+
+
+def _copy_tree(name: str, kind: str, source: Path, target: Path, what: str) -> Status:
+    """Copy a verified plain tree into place through a temporary sibling (never a half copy)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        shutil.copytree(source, tmp / "src", symlinks=True)
+        if target.exists():
+            shutil.rmtree(target)
+        (tmp / "src").rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Status(name, kind, OK, f"copied {what} from {source}", target)
 
 
 def _last_line(output: str) -> str:
@@ -247,30 +319,63 @@ def pinned_in(manifest: Path, name: str) -> str | None:
     return None
 
 
-def check_registry(dep: RegistryDep) -> Status:
+def declared_version(component: Path) -> str | None:
+    """`version:` of a component's own idf_component.yml (registry archives carry it), else None."""
+    try:
+        text = (component / "idf_component.yml").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    m = re.search(r"^version:\s*['\"]?([^'\"\s#]+)", text, re.MULTILINE)
+    return m.group(1) if m else None
+
+
+def check_registry(dep: RegistryDep, root: Path | None = None) -> Status:
+    """The firmware's idf_component.yml must pin what deps.toml pins; a copy in root/components/<ns>__<name>
+    must be that version and tree. Without a copy the component manager fetches it (needs the registry)."""
     pinned = pinned_in(dep.manifest, dep.name)
     if pinned is None:
         return Status(dep.name, "registry", MISMATCH, f"{dep.manifest} does not declare {dep.name}", dep.manifest)
     if pinned != dep.version:
         return Status(dep.name, "registry", MISMATCH, f"{dep.manifest} pins {pinned}, deps.toml pins {dep.version}: "
                       "make them equal", dep.manifest)
-    return Status(dep.name, "registry", MANAGED, f"=={dep.version}, fetched by ESP-IDF's component manager "
-                  f"({dep.manifest.parent.name}/idf_component.yml)", dep.manifest)
+    local = Path(root) / "components" / dep.folder if root else None
+    if local is None or not local.is_dir():
+        return Status(dep.name, "registry", MANAGED, f"=={dep.version}, fetched by ESP-IDF's component manager "
+                      f"(needs the registry once; offline: `rtflash deps --fetch --from DIR` with "
+                      f"DIR/components/{dep.folder})", dep.manifest)
+    version = declared_version(local)
+    if version != dep.version:
+        return Status(dep.name, "registry", MISMATCH, f"{local} is version {version or 'unknown'}, the pin is "
+                      f"{dep.version}: replace it with the pinned copy", local)
+    return verify_tree(dep.name, "registry", dep.tree, local, f"=={dep.version}")
+
+
+def fetch_registry(dep: RegistryDep, cache: Path, offline_dirs: Sequence[Path] = ()) -> Status:
+    """Copy a verified local copy (DIR/components/<ns>__<name>) into the cache; else leave it managed."""
+    current = check_registry(dep, cache)
+    if current.state == OK or (current.state == MISMATCH and current.path == dep.manifest):
+        return current  # in the cache already, or the two manifests disagree (no copy can fix that)
+    for root in offline_dirs:
+        if check_registry(dep, Path(root)).state == OK:
+            return _copy_tree(dep.name, "registry", Path(root) / "components" / dep.folder,
+                              Path(cache) / "components" / dep.folder, f"=={dep.version}")
+    return current
 
 
 def check(manifest: Manifest, cache: Path, target: str | None = None) -> list[Status]:
     """Status of every dependency (for one IDF target, or all)."""
     wanted = [d for d in manifest.git if target is None or target in d.targets]
     statuses = [verify(d, Path(cache) / d.name) for d in wanted]
-    statuses += [check_registry(d) for d in manifest.registry if target is None or target in d.targets]
+    statuses += [check_registry(d, cache) for d in manifest.registry if target is None or target in d.targets]
     return statuses
 
 
 def fetch_all(manifest: Manifest, cache: Path, offline_dirs: Sequence[Path] = (),
               target: str | None = None) -> list[Status]:
-    """Fetch every git dependency (for a target, or all) and check the registry pins."""
+    """Fetch every git dependency (for a target, or all); registry components from local copies."""
     statuses = [fetch(d, cache, offline_dirs) for d in manifest.git if target is None or target in d.targets]
-    statuses += [check_registry(d) for d in manifest.registry if target is None or target in d.targets]
+    statuses += [fetch_registry(d, cache, offline_dirs) for d in manifest.registry
+                 if target is None or target in d.targets]
     return statuses
 
 
