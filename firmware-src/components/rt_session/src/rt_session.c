@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "esp_event.h"
 #include "esp_log.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
@@ -187,12 +188,21 @@ static void on_audio(uint8_t *data, size_t size, void *user)
     }
 }
 
+/* At least one tick: with CONFIG_FREERTOS_HZ=100 (ESP-IDF's default) pdMS_TO_TICKS(5) is 0, and
+ * vTaskDelay(0) only yields to tasks of equal priority, so a polling loop would starve lower ones
+ * (the encoder task, priority 6, starved the peer task and its HTTP request). */
+static TickType_t ticks(uint32_t ms)
+{
+    TickType_t t = pdMS_TO_TICKS(ms);
+    return t > 0 ? t : 1;
+}
+
 /* Block (in watchdog-sized steps) for `ms`. */
 static void sleep_ms(uint32_t ms)
 {
     while (ms > 0) {
         uint32_t step = ms > 1000 ? 1000 : ms;
-        vTaskDelay(pdMS_TO_TICKS(step));
+        vTaskDelay(ticks(step));
         WDT_RESET();
         ms -= step;
     }
@@ -276,7 +286,7 @@ static uint32_t run_once(session_t *self)
             delay = self->reconnect_ms;
             break;
         }
-        vTaskDelay(pdMS_TO_TICKS(LOOP_MS));
+        vTaskDelay(ticks(LOOP_MS));
     }
     self->media_up = false;
     peer_connection_close(self->pc);
@@ -313,7 +323,7 @@ static void encoder_task(void *arg)
     for (;;) {
         WDT_RESET();
         if (!rt_ring_read_all(self->p.mic, pcm, samples * sizeof(int16_t))) {
-            vTaskDelay(pdMS_TO_TICKS(5));
+            vTaskDelay(ticks(5));
             continue;
         }
         if (!self->media_up) {
@@ -369,6 +379,14 @@ bool rt_session_start(const rt_session_params_t *params)
     }
     if (peer_init() != 0) {
         ESP_LOGE(TAG, "libpeer init failed");
+        return false;
+    }
+    /* esp_http_client posts its events to the default event loop: without one every request logs
+     * "Failed to post http_client event ... ESP_ERR_INVALID_STATE". On the device Wi-Fi has created
+     * it already (ESP_ERR_INVALID_STATE here means exactly that); on linux nothing else does. */
+    esp_err_t loop_err = esp_event_loop_create_default();
+    if (loop_err != ESP_OK && loop_err != ESP_ERR_INVALID_STATE) {
+        ESP_LOGE(TAG, "default event loop: %s", esp_err_to_name(loop_err));
         return false;
     }
     return spawn("rt_peer", peer_task, CONFIG_RT_PEER_TASK_STACK, 5, s) &&

@@ -5,6 +5,7 @@
  * Checked against ESP-IDF v5.4/v5.5: esp_http_client.h (esp_http_client_config_t .url .method
  * .timeout_ms .crt_bundle_attach .buffer_size; esp_http_client_init/set_header/open/write/
  * fetch_headers/read/get_status_code/close/cleanup), esp_crt_bundle.h (esp_crt_bundle_attach). */
+#include <stdbool.h> /* esp_crt_bundle.h uses bool without including it (ESP-IDF v5.5, seen on linux) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
