@@ -169,6 +169,14 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
+def existing_ca(directory: Path) -> Pki | None:
+    """The CA make_pki left in `directory` (to issue more certificates from it), or None."""
+    ca_file, ca_key_file = directory / "ca.pem", directory / "ca-key.pem"
+    if not (ca_file.exists() and ca_key_file.exists()):
+        return None
+    return Pki(ca_file, ca_key_file, ca_file, ca_key_file, ())
+
+
 def make_pki(
     directory: Path,
     hosts: tuple[str, ...] = (LOOPBACK, "localhost"),
@@ -863,3 +871,49 @@ async def client_call(
     else:
         await pc.close()
     return result
+
+
+# --- as a process: `python -m tests.realtime_standin` ----------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the stand-in until SIGTERM/SIGINT (so a test can kill it for real, or a user can point
+    `rtflash exec --api-url ... --ca-file ...` at it). The key comes from an environment variable, never
+    argv (argv is visible to every user of the machine). Prints one line: `listening <base url>`."""
+    import argparse
+    import os
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m tests.realtime_standin", description=main.__doc__)
+    parser.add_argument("--pki-dir", type=Path, required=True,
+                        help="folder for the throw-away CA (ca.pem: what the client trusts) and server cert")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--key-env", default="RTFLASH_STANDIN_KEY", help="environment variable holding the API key")
+    parser.add_argument("--play", default="tone", choices=("tone", "echo", "silence"))
+    parser.add_argument("--tone-hz", type=float, default=440.0)
+    parser.add_argument("--mode", default="ok", choices=MODES)
+    args = parser.parse_args(argv)
+    key = os.environ.get(args.key_env, "")
+    if not key:
+        print(f"error: set {args.key_env} to the API key the stand-in accepts", file=sys.stderr)
+        return 2
+    pki = make_pki(args.pki_dir, ca=existing_ca(args.pki_dir))
+
+    async def serve() -> None:
+        standin = StandIn(pki, key, port=args.port, play=args.play, tone_hz=args.tone_hz, mode=args.mode)
+        await standin.start()
+        print(f"listening {standin.base_url}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await standin.stop()
+
+    asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
