@@ -1,0 +1,137 @@
+"""Every ESP32-S3 board configures with the real ESP-IDF and every TU compiles under real Xtensa front ends.
+
+Per board: `idf.py reconfigure` through rtflash's own build path (build_board(action="reconfigure")),
+offline from ../shared/deps, then every translation unit of firmware-src and of the pinned deps
+(libpeer, esp-opus, srtp, esp_codec_dev) re-run from compile_commands.json under the stand-in GCC and
+clang-22 --target=xtensa (tests/xtensa_check.py). Also: libpeer's RTP/RTCP headers are laid out
+little-endian with the flags components/peer passes (the bytes the Xtensa compilers emit).
+Needs ../shared (skips only where it is absent), clang-22 and gcc-xtensa-lx106 (as on CI).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests import xtensa_check as xc
+from tests.conftest import NO_SHARED, REPO, SHARED_DEPS, SHARED_IDF, idf_venv, pio_offline_dir, real_idf_env
+
+BOARDS = ("sonatino", "freenove-s3", "atoms3r-echo", "esp32-s3-box-3")
+FIRMWARE = REPO / "firmware-src"
+# Lower bounds on what the selection must find per dep (ESP32-S3, pinned versions): 130 esp-opus TUs,
+# 19 srtp, 19 esp_codec_dev today. An empty or partial selection cannot pass.
+FLOORS = {"esp-opus": 120, "srtp": 19, "esp_codec_dev": 15}
+
+
+@pytest.fixture(scope="session")
+def xtensa_env():
+    """The real ESP-IDF, the stand-in Xtensa tool set on PATH and the two front ends, for the session."""
+    if not (SHARED_IDF / "tools" / "idf.py").is_file() or not (SHARED_DEPS / "libpeer").is_dir():
+        pytest.skip(NO_SHARED)
+    standin = xc.standin_bin(pio_offline_dir())
+    missing = [what for ok, what in (
+        ((idf_venv() / "bin" / "python").is_file(), f"ESP-IDF Python env at {idf_venv()} (bash .ci/run)"),
+        ((standin / "xtensa-esp32s3-elf-gcc").is_file(), f"stand-in Xtensa tool set at {standin} (bash .ci/run)"),
+        (shutil.which(xc.CLANG) is not None, "clang-22 (apt-get install clang-22)"),
+        (shutil.which("xtensa-lx106-elf-gcc") is not None, "xtensa-lx106-elf-gcc (apt-get install gcc-xtensa-lx106)"),
+    ) if not ok]
+    if missing:
+        pytest.fail("missing: " + "; ".join(missing))
+    env = real_idf_env()
+    env["PATH"] = f"{standin}:{env['PATH']}"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {**env, "RTFLASH_NO_CCACHE": "1"}.items():
+            mp.setenv(key, value)
+        for key in ("RTFLASH_DEPS_DIR", "IDF_TARGET"):
+            mp.delenv(key, raising=False)
+        yield env
+
+
+@pytest.fixture(scope="session")
+def configured(xtensa_env, tmp_path_factory):
+    """board -> its compile_commands.json; one reconfigure per board per session."""
+    done: dict[str, Path] = {}
+
+    def get(board: str) -> Path:
+        if board not in done:
+            done[board] = xc.reconfigure(board, tmp_path_factory.mktemp(f"xtensa-{board}"), SHARED_DEPS)
+        return done[board]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def checked(configured):
+    """board -> (selected units, results under both front ends); computed once per board."""
+    done: dict[str, tuple[list[xc.Unit], list[xc.TuResult]]] = {}
+
+    def get(board: str):
+        if board not in done:
+            units = xc.select_units(configured(board), FIRMWARE, SHARED_DEPS)
+            done[board] = (units, xc.check_units(units))
+        return done[board]
+
+    return get
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_configures_and_every_tu_compiles(board, checked):
+    units, results = checked(board)
+    by_group: dict[str, list[xc.Unit]] = {}
+    for unit in units:
+        by_group.setdefault(unit.group, []).append(unit)
+    # the selection is complete: every C file of ours, every libpeer source components/peer builds,
+    # and at least the known number of each registry component's TUs
+    assert {u.file for u in by_group.get("firmware", [])} == xc.expected_firmware_sources(FIRMWARE)
+    assert {u.file.name for u in by_group.get("libpeer", [])} == xc.expected_libpeer_sources(SHARED_DEPS)
+    for group, floor in FLOORS.items():
+        assert len(by_group.get(group, [])) >= floor, f"{group}: only {len(by_group.get(group, []))} TUs found"
+    assert len(results) == len(units) * len(xc.FRONTENDS)
+    failures = [f"{r.frontend}: {line}" for r in results for line in r.unexcused]
+    assert not failures, f"{board}: {len(failures)} unexcused errors:\n" + "\n".join(failures[:40])
+
+
+def test_every_excuse_is_still_needed(checked):
+    """A stale excuse would hide the next real error of the same kind in that file."""
+    results = [r for board in BOARDS for r in checked(board)[1]]
+    assert not xc.unused_excuses(results)
+    for excuse in xc.EXCUSES:
+        assert excuse.frontend in xc.FRONTENDS and excuse.reason.strip() and excuse.diagnostic.strip()
+
+
+PROBE = """\
+#include <stdint.h>
+#include "rtp.h"
+#include "rtcp.h"
+const RtpHeader rt_rtp_probe = {.version = 2, .padding = 0, .extension = 0, .csrccount = 0,
+                                .markerbit = 1, .type = PT_OPUS};
+const RtcpHeader rt_rtcp_probe = {.version = 2, .padding = 0, .rc = 1, .type = RTCP_RR, .length = 7};
+"""
+
+
+@pytest.mark.parametrize("frontend", xc.FRONTENDS)
+def test_rtp_rtcp_headers_are_little_endian_on_esp32s3(frontend, configured, tmp_path):
+    """libpeer's rtp.h/rtcp.h, compiled with the exact flags of components/peer's rtp.c, must put
+    V=2 in the top bits of the first byte, as RFC 3550 sends it: 0x80 (| M/PT 0xEF), RTCP RR 0x81 0xC9."""
+    units = xc.select_units(configured("sonatino"), FIRMWARE, SHARED_DEPS)
+    rtp = next(u for u in units if u.group == "libpeer" and u.file.name == "rtp.c")
+    source = tmp_path / "rt_rtp_probe.c"
+    source.write_text(PROBE)
+    assembly = xc.assemble(rtp, frontend, source, tmp_path / "rt_rtp_probe.s")
+    assert xc.data_bytes(assembly, "rt_rtp_probe")[:2].hex() == "80ef"
+    assert xc.data_bytes(assembly, "rt_rtcp_probe")[:4].hex() == "81c90700"
+
+
+@pytest.mark.parametrize("frontend", xc.FRONTENDS)
+def test_int32_is_long_as_with_espressifs_toolchain(frontend, configured, tmp_path):
+    """The emulation the whole check rests on: without it, a class of real errors stays hidden."""
+    units = xc.select_units(configured("sonatino"), FIRMWARE, SHARED_DEPS)
+    unit = next(u for u in units if u.group == "firmware")
+    source = tmp_path / "rt_int32_probe.c"
+    source.write_text("#include <stdint.h>\n"
+                      "_Static_assert(__builtin_types_compatible_p(int32_t, long), \"int32_t is long\");\n"
+                      "_Static_assert(__builtin_types_compatible_p(uint32_t, unsigned long), \"uint32_t\");\n"
+                      "const int rt_probe = 1;\n")
+    assert "rt_probe" in xc.assemble(unit, frontend, source, tmp_path / "rt_int32_probe.s")
