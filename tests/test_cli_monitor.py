@@ -40,15 +40,24 @@ STATUS = ("wifi 192.168.1.23 | webrtc CONNECTED | dc oai-events open | event ses
           "| fw 0.1.0 on sonatino")
 
 
+def ended_with_the_device(result, url: str) -> bool:
+    """--no-reconnect and the device went away: exit 1, and the last line of stderr is the one error line."""
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.exit_code == 1 and last == (
+        f"error: port {url} gone (read failed: socket disconnected) and --no-reconnect was given: check the "
+        "device and its cable, or leave out --no-reconnect to wait for it to come back"), result.stderr
+    assert "Traceback" not in result.stderr and "--- port" not in result.stderr, "said once"
+    return True
+
+
 def test_shows_parsed_lines_and_ends_with_the_stream(invoke, device_server):
     server = device_server(BOOT)
     result = invoke("monitor", "--port", server.url, "--no-reconnect")
-    assert result.exit_code == 0, result.stderr
+    assert ended_with_the_device(result, server.url)
     assert result.stdout.splitlines() == BOOT_TEXT
     err = result.stderr.splitlines()
     assert err[0] == f"--- monitoring {server.url} at 115200 baud"
     assert f"--- status: {STATUS}" in err
-    assert err[-1] == f"--- port {server.url} gone (read failed: socket disconnected)"
 
 
 def test_colour_follows_rich_and_no_color_turns_it_off(invoke, device_server):
@@ -64,7 +73,7 @@ def test_colour_follows_rich_and_no_color_turns_it_off(invoke, device_server):
 def test_json_lines_and_status_objects(invoke, device_server):
     server = device_server(BOOT)
     result = invoke("monitor", "--port", server.url, "--no-reconnect", "--json")
-    assert result.exit_code == 0, result.stderr
+    assert ended_with_the_device(result, server.url)
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     lines = [r for r in rows if r["type"] == "line"]
     assert [r["text"] for r in lines] == BOOT_TEXT
@@ -80,7 +89,7 @@ def test_filter_applies_to_the_screen_and_the_log_keeps_everything(invoke, devic
     log = project / "logs" / "device.log"
     result = invoke("monitor", "--port", server.url, "--no-reconnect", "--filter", "wifi_sta:W",
                     "--filter", "rt_session:I", "--log", str(log))
-    assert result.exit_code == 0, result.stderr
+    assert ended_with_the_device(result, server.url)
     assert result.stdout.splitlines() == [
         "W (1300) wifi_sta: disconnected (reason 201), retry in 2000 ms",
         "I (4100) rt_session: peer state: CONNECTED", "I (4200) rt_session: datachannel open: oai-events",
@@ -118,7 +127,7 @@ def test_raw_passes_bytes_through(invoke, device_server, project):
     server = device_server(BOOT)
     log = project / "raw.log"
     result = invoke("monitor", "--port", server.url, "--no-reconnect", "--raw", "--log", str(log))
-    assert result.exit_code == 0, result.stderr
+    assert ended_with_the_device(result, server.url)
     assert result.stdout_bytes == BOOT and log.read_bytes() == BOOT
 
 
@@ -130,7 +139,7 @@ def test_backtrace_decoded_under_its_line(invoke, device_server, crash_elf):
     server = device_server(panic)
     result = invoke("monitor", "--board", "linux", "--port", server.url, "--no-reconnect",
                     "--elf", str(crash_elf["elf"]))
-    assert result.exit_code == 0, result.stderr
+    assert ended_with_the_device(result, server.url)
     out = result.stdout.splitlines()
     at = out.index(f"Backtrace: 0x{pc:08x}:0x3fc9a2f0 0x{sym['main'] + 4:08x}:0x3fc9a310")
     assert out[at + 1] == f"  0x{pc:08x}: crash_now at {src}:9"
@@ -146,7 +155,7 @@ def test_missing_toolchain_and_wrong_elf_are_said_once(invoke, device_server, cr
     server = device_server(stream)
     result = invoke("monitor", "--board", "sonatino", "--port", server.url, "--no-reconnect",
                     "--elf", str(crash_elf["elf"]), env={"PATH": "/usr/bin:/bin"})
-    assert result.exit_code == 0, result.stderr
+    assert ended_with_the_device(result, server.url)
     err = result.stderr
     assert err.count("xtensa-esp32s3-elf-addr2line not found on PATH") == 1
     assert err.count("different firmware") == 1
@@ -156,7 +165,7 @@ def test_missing_toolchain_and_wrong_elf_are_said_once(invoke, device_server, cr
 def test_no_elf_from_a_missing_build_is_said_once(invoke, device_server):
     server = device_server(b"Backtrace: 0x42001234:0x3fc9a2f0\r\n" * 2)
     result = invoke("monitor", "--board", "sonatino", "--port", server.url, "--no-reconnect")
-    assert result.exit_code == 0, result.stderr
+    assert ended_with_the_device(result, server.url)
     assert result.stderr.count("no ELF to decode backtraces with: build first "
                                "(rtflash build --board sonatino) or pass --elf FILE") == 1
 
@@ -165,7 +174,7 @@ def test_wrong_baud_says_which_to_try_once(invoke, device_server):
     rng = random.Random(3)
     server = device_server(bytes(rng.randrange(256) for _ in range(6000)))
     result = invoke("monitor", "--port", server.url, "--no-reconnect", "--baud", "921600")
-    assert result.exit_code == 0, result.stderr
+    assert ended_with_the_device(result, server.url)
     assert result.stderr.count("try --baud 115200") == 1
     assert "wrong baud rate?" in result.stderr
 
@@ -180,7 +189,7 @@ def test_canary_secrets_are_masked_on_screen_in_the_log_and_in_json(invoke, devi
         log = project / f"leak{len(extra)}{''.join(extra)}.log"
         result = invoke("monitor", "--port", server.url, "--no-reconnect", "--log", str(log), *extra,
                         env={"RTFLASH_WIFI_PASSWORD": PASSWORD})
-        assert result.exit_code == 0, result.stderr
+        assert ended_with_the_device(result, server.url)
         for where, text in (("stdout", result.stdout), ("stderr", result.stderr), ("log", log.read_text())):
             assert PASSWORD not in text and API_KEY[10:] not in text, f"leak in {where} with {extra}"
         assert result.stdout.count("********") >= 2, "masked, not dropped"
@@ -241,7 +250,8 @@ def run_exe(exe: str, *args: str, cwd, env=None, user=None, timeout=60) -> subpr
 def test_installed_script_against_a_socket_device(rtflash_exe, project, device_server):
     server = device_server(BOOT)
     result = run_exe(rtflash_exe, "monitor", "--port", server.url, "--no-reconnect", "--timestamps", cwd=project)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1].startswith(
+        f"error: port {server.url} gone"), result.stderr
     out = result.stdout.splitlines()
     assert [re.sub(r"^\d\d:\d\d:\d\d\.\d{3} ", "", line) for line in out] == BOOT_TEXT
     assert all(re.match(r"\d\d:\d\d:\d\d\.\d{3} ", line) for line in out)
@@ -251,7 +261,8 @@ def test_installed_script_masks_secrets_from_the_environment(rtflash_exe, projec
     server = device_server(f"I (1) wifi_sta: pw {PASSWORD} key {API_KEY}\r\n".encode())
     result = run_exe(rtflash_exe, "monitor", "--port", server.url, "--no-reconnect", "--json", cwd=project,
                      env={"WIFI_PASSWORD": PASSWORD, "OPENAI_API_KEY": API_KEY})
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1].startswith(
+        f"error: port {server.url} gone"), result.stderr
     assert PASSWORD not in result.stdout + result.stderr and API_KEY[10:] not in result.stdout + result.stderr
     assert json.loads(result.stdout.splitlines()[0])["message"] == "pw ******** key ********"
 

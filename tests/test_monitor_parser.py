@@ -136,7 +136,7 @@ def _lines(chunks: list[bytes]) -> list[tuple[str, bool]]:
     out = []
     for chunk in chunks:
         out += splitter.feed(chunk)
-    out += splitter.flush()
+    out += splitter.flush(final=True)
     return [(ln.text, ln.partial) for ln in out]
 
 

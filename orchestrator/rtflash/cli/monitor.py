@@ -66,15 +66,29 @@ def _output_mode(as_json: bool):
 
 
 def _open_log(path: Path | None, binary: bool):
+    """The --log file, mode 0600 (device output may hold secrets); an existing one is tightened first."""
+    import stat
+
     from rtflash.errors import ConfigError
 
     if path is None:
         return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("wb") if binary else path.open("w", encoding="utf-8", newline="\n")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     except OSError as exc:
         raise ConfigError(f"--log {path}: cannot write ({exc.strerror}); pick a writable file") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode):  # not /dev/null or a FIFO: those are not ours to chmod
+            if stat.S_IMODE(info.st_mode) & 0o077:
+                os.fchmod(fd, 0o600)
+            os.ftruncate(fd, 0)
+    except OSError as exc:
+        os.close(fd)
+        raise ConfigError(f"--log {path}: readable by others and cannot be made private ({exc.strerror}); "
+                          "pick a file of your own") from None
+    return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="\n")
 
 
 @click.command()
@@ -163,4 +177,10 @@ def _run(app, board, opts, reader, log, raw, as_json, timestamps, pattern) -> No
     if sys.stdin.isatty():
         header += " | Ctrl-] quit | Ctrl-T H help"
     view.notice(header)
-    Monitor(opts, reader, view=view, raw=sink, rebuild=rebuild).run()
+    session = Monitor(opts, reader, view=view, raw=sink, rebuild=rebuild)
+    session.run()
+    if session.lost:
+        from rtflash.errors import PortError
+
+        raise PortError(f"port {reader.path} gone ({session.lost}) and --no-reconnect was given: check the "
+                        "device and its cable, or leave out --no-reconnect to wait for it to come back")

@@ -95,6 +95,8 @@ class PanicDecoder:
             self.in_panic = False
             return []
         if any(s in text for s in PANIC_START):
+            if not self.in_panic:
+                self._usable()  # a reason not to decode is said before the block, not in the middle of it
             self.in_panic = True
         elif any(s in text for s in PANIC_END):
             if self.in_panic:

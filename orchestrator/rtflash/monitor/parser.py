@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rtflash.redact import redact
+from rtflash.redact import held_tail, mask_unfinished, redact
 
 # ESP-IDF's log format (components/log): "X (TIME) TAG: TEXT", TIME in ms since boot or, with
 # CONFIG_LOG_TIMESTAMP_SOURCE_SYSTEM, a wall clock "hh:mm:ss.mmm"; log v2 may omit it.
@@ -75,14 +75,21 @@ def decode_lines(data: bytes) -> list[str]:
 
 
 class LineSplitter:
-    """Feed chunks, get complete lines; the unfinished tail is kept, or handed out by `flush()`."""
+    """Feed chunks, get complete lines; the unfinished tail is kept, or handed out by `flush()`.
+
+    A tail shown before its newline (a prompt, a stalled line) is cut where no secret can straddle
+    the cut (`redact.held_tail`): a key printed in two halves is held until it is whole, never shown
+    in pieces that each escape redaction.
+    """
 
     def __init__(self, max_line: int = 8192) -> None:
         self.tail = b""
         self.max_line = max_line  # a stream with no newline at all (binary) is still shown, in pieces
+        self._settled = False  # the tail is what the last flush held back: flushing again shows nothing
 
     def feed(self, chunk: bytes, host_time: float = 0.0) -> list[LogLine]:
         data = self.tail + chunk if self.tail else chunk
+        self._settled = False
         end = data.rfind(b"\n")
         if end < 0:
             self.tail = data
@@ -93,12 +100,36 @@ class LineSplitter:
             lines += self.flush(host_time)
         return lines
 
-    def flush(self, host_time: float = 0.0) -> list[LogLine]:
-        """The pending partial line as a line of its own (after an idle pause, or at the end)."""
-        if not self.tail:
+    def flush(self, host_time: float = 0.0, final: bool = False) -> list[LogLine]:
+        """The pending partial line as a line of its own, after an idle pause or, `final`, at the end.
+
+        Before the end, a part that could still become a secret (or an unfinished UTF-8 character)
+        stays in `tail`; at the end a secret cut short there is masked whole.
+        """
+        if not self.tail or (self._settled and not final):
             return []
-        data, self.tail = self.tail, b""
+        data = self.tail
+        if final:
+            self.tail, data = b"", mask_unfinished(data)
+        else:
+            keep = held_tail(data) or _open_utf8(data)
+            self.tail, data = data[len(data) - keep:], data[: len(data) - keep]
+            self._settled = True
+        if not data:
+            return []
         return [parse(t, host_time, partial=True) for t in decode_lines(data.rstrip(b"\r"))]
+
+
+def _open_utf8(data: bytes) -> int:
+    """Trailing bytes of a UTF-8 character still incomplete (0 when the data ends on a character)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:
+            return 0
+        if byte >= 0xC0:  # a lead byte: complete if it announced exactly `back` bytes
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return back if need > back else 0
+    return 0
 
 
 def parse_filters(specs: list[str] | tuple[str, ...]) -> dict[str, int]:

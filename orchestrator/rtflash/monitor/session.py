@@ -58,6 +58,7 @@ class Monitor:
         self.last_data = 0.0
         self.keys: KeyReader | None = None
         self.gone: tuple[float, str] | None = None  # (since, reason) while waiting for the port
+        self.lost = ""  # without reconnect: why the port went away (the CLI reports it as its error)
 
     def run(self) -> str:
         """Monitor until quit, --timeout or (with reconnect off) the end of the stream; returns why it stopped."""
@@ -107,19 +108,22 @@ class Monitor:
                 self._notice(self._baud_hint())
             self._process(lines)
         elif kind == "gone":
-            self._flush_partial()
+            self._flush_partial(final=True)
             self._gone(event[1])
         elif kind == "back":
             self._back(event[1], event[2])
         elif kind == "end":
-            self.done, self.end_reason = True, "stream ended"
+            self.done, self.end_reason = True, "port gone" if self.lost else "stream ended"
         elif kind == "key":
             self._key(event[1])
 
     def _gone(self, reason: str) -> None:
         """Without reconnect: say it. With: wait quietly (a status row on a terminal), say it once when back."""
         if not self.opts.reconnect:
-            self._notice(f"port {self.reader.path} gone ({reason})")
+            self.lost = reason
+            self._draw()
+            if self.view is not None:  # the log records it; the screen gets it once, as the CLI's error
+                self.view.notice(f"port {self.reader.path} gone ({reason})", screen=False)
             return
         self.gone = (time.monotonic(), reason)
         self._draw()
@@ -137,25 +141,39 @@ class Monitor:
         self.gone = None
 
     def _process(self, lines: list[LogLine]) -> None:
-        """Status and panic decoding, line by line; decoded frames go right under their line."""
+        """Status and panic decoding, line by line; decoded frames go right under their line.
+
+        The decoder's said-once notices never land inside a panic block: one found as a panic starts
+        (no addr2line, no ELF) is said before its first line, others once the block is over.
+        """
         decoder, status = self.decoder, self.status
         changed = False
         for ln in lines:
-            self.pending.append(ln)
             if ln.level:
+                self.pending.append(ln)
                 if ln.tag in RULES and status.observe(ln):
                     changed = True
                 if decoder.in_panic or "SHA256" in ln.text:
                     decoder.feed(ln)
             else:
-                self.pending += decoder.feed(ln)
-            if decoder.notices:
-                for text in decoder.notices:
-                    self._notice(text)
-                decoder.notices.clear()
+                was_in_panic = decoder.in_panic
+                extra = decoder.feed(ln)
+                if decoder.notices and decoder.in_panic and not was_in_panic:
+                    self._say_decoder_notices()
+                self.pending.append(ln)
+                self.pending += extra
+                if status.restarted(ln.text):
+                    changed = True
+            if decoder.notices and not decoder.in_panic:
+                self._say_decoder_notices()
         if changed and self.view is not None:
             self._draw()
             self.view.status(status.summary(), status.to_dict())
+
+    def _say_decoder_notices(self) -> None:
+        for text in self.decoder.notices:
+            self._notice(text)
+        self.decoder.notices.clear()
 
     def _draw(self) -> None:
         if not self.pending:
@@ -172,19 +190,22 @@ class Monitor:
         if self.view is not None:
             self.view.notice(text)
 
-    def _idle(self) -> None:
-        if self.last_data and time.time() - self.last_data >= self.opts.idle_flush:
+    def _idle(self, now: float | None = None) -> None:
+        """After a pause, show the line the device has not finished (minus any secret still arriving)."""
+        now = time.time() if now is None else now
+        if self.last_data and now - self.last_data >= self.opts.idle_flush:
             if self.raw is not None:
                 self.raw.flush()
             elif self.splitter.tail:
                 self._flush_partial()
                 self._draw()
 
-    def _flush_partial(self) -> None:
+    def _flush_partial(self, final: bool = False) -> None:
+        """`final`: the stream is cut (port gone, monitor stopping), so nothing held can complete any more."""
         if self.raw is not None:
-            self.raw.flush()
+            self.raw.flush(final)
         else:
-            self._process(self.splitter.flush(self.last_data or time.time()))
+            self._process(self.splitter.flush(self.last_data or time.time(), final))
 
     def _drain_after_stop(self) -> None:
         """Whatever the reader queued before it stopped is still shown."""
@@ -195,7 +216,8 @@ class Monitor:
                     self._event(event)
         except queue.Empty:
             pass
-        self._flush_partial()
+        self._flush_partial(final=True)
+        self._say_decoder_notices()
         self._draw()
 
     def _key(self, action: Action) -> None:

@@ -4,6 +4,8 @@ The firmware logs its state with fixed tags and wording (firmware-src is ours, a
 its contract with this module): `wifi_sta` (`connected to <ssid>`, `got ip: <ip>`,
 `disconnected (reason N), retry in N ms`), `rt_session` (`peer state: <STATE>`,
 `datachannel open: <label>`, `event: <type>`) and `rtflash` (`firmware <version> board <name>`).
+A crash or a reset (a panic's first line, `Rebooting...`, the ROM's `rst:0x..` boot line) makes all
+of it stale: the status starts afresh from there.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ SESSION_RULES = (
 APP_RULES = ((re.compile(r"firmware (\S+) board (\S+)"), lambda s, m: s._set(firmware=m[1], board=m[2])),)
 RULES = {"wifi_sta": WIFI_RULES, "rt_session": SESSION_RULES, "rtflash": APP_RULES}
 PEER_DOWN = ("FAILED", "DISCONNECTED", "CLOSED")
+CRASHES = ("Guru Meditation Error", "abort() was called", "assert failed:", "***ERROR***",
+           "Stack smashing protect failure", "CPU halted.", "Rebooting...")
+ROM_RESET_RE = re.compile(r"rst:(0x[0-9a-fA-F]+)(?: \(([A-Z0-9_]+)\))?")
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Status:
     events: int = 0
     firmware: str = ""
     board: str = ""
+    reset: str = ""  # why the device restarted, until the firmware says something new
 
     def observe(self, line: LogLine) -> bool:
         """Update from one log line; True when something changed."""
@@ -51,9 +57,18 @@ class Status:
             m = pattern.search(line.message)
             if m:
                 before = dict(self.__dict__)
+                self.reset = ""
                 apply(self, m)
                 return self.__dict__ != before
         return False
+
+    def restarted(self, text: str) -> bool:
+        """A crash or reset line (not an ESP-IDF log line) starts a fresh status; True when that changed it."""
+        why = restart_reason(text)
+        if not why or self.__dict__ == {**Status().__dict__, "reset": why}:
+            return False
+        self.__dict__.update({**Status().__dict__, "reset": why})
+        return True
 
     def _set(self, **values: str) -> None:
         for key, value in values.items():
@@ -70,7 +85,7 @@ class Status:
 
     def summary(self) -> str:
         """One line, only the parts known so far: `wifi 192.168.1.23 | webrtc CONNECTED | ...`."""
-        parts = []
+        parts = [f"device {self.reset}"] if self.reset else []
         if self.wifi:
             where = self.ip if self.wifi == "up" else self.wifi
             parts.append(f"wifi {where}" + (f" ({self.ssid})" if self.ssid and self.wifi != "up" else ""))
@@ -86,3 +101,15 @@ class Status:
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v}
+
+
+def restart_reason(text: str) -> str:
+    """`crashed`, `rebooting`, `halted` or `reset rst:0xc (RTC_SW_CPU_RST)` for a line that ends the app; else ""."""
+    if "rst:0x" in text:
+        m = ROM_RESET_RE.search(text)
+        if m:
+            return f"reset rst:{m[1]}" + (f" ({m[2]})" if m[2] else "")
+    for mark in CRASHES:
+        if mark in text:
+            return {"Rebooting...": "rebooting", "CPU halted.": "halted"}.get(mark, "crashed")
+    return ""

@@ -14,7 +14,7 @@ import time
 from typing import TextIO
 
 from rtflash.monitor.parser import LogLine
-from rtflash.redact import held_tail, redact, redact_bytes
+from rtflash.redact import held_tail, mask_unfinished, redact, redact_bytes
 
 STYLES = {"E": "red", "W": "yellow", "I": "green", "D": "", "V": "dim", "panic": "bold red",
           "decoded": "cyan", "notice": "bold magenta", "time": "dim", "grep": "bold black on yellow",
@@ -61,13 +61,18 @@ class View:
         self._log_open = lines[-1].partial and lines[-1].kind == "log"  # the rest of the line may follow
         self.log.flush()
 
-    def notice(self, text: str) -> None:
-        """rtflash's own one-line messages (reconnects, decoder problems): in the stream on a terminal."""
+    def notice(self, text: str, screen: bool = True) -> None:
+        """rtflash's own one-line messages (reconnects, decoder problems): in the stream on a terminal.
+
+        `screen=False`: only the log gets it (the CLI says it itself, as its one error line).
+        """
         text = redact(text)
         if self.log is not None:
             self.log.write(("\n" if self._log_open else "") + f"--- rtflash: {text}\n")
             self._log_open = False
             self.log.flush()
+        if not screen:
+            return
         if self.mode == "terminal":
             pre, post = self._codes["notice"]
             self.out.write(f"{self._unstatus()}{pre}--- {text}{post}\n{self._status_row()}")
@@ -171,8 +176,9 @@ def _codes(color_system: str | None) -> dict[str, tuple[str, str]]:
 class RawSink:
     """--raw: device bytes passed through untouched, except that secrets are masked.
 
-    A secret may straddle two reads, so a tail that could be the start of one (a registered secret's
-    prefix, or a run of key characters) is held back until the next chunk or the idle `flush`.
+    A secret may straddle two reads or a pause, so a tail that could be the start of one (a registered
+    secret's prefix, or an unfinished key shape) is held back until it is whole or cannot be one any
+    more; only the `final` flush (the stream is cut) lets it out, a secret cut short there masked.
     """
 
     def __init__(self, out, log=None) -> None:
@@ -181,14 +187,16 @@ class RawSink:
         self.bytes_written = 0
 
     def feed(self, chunk: bytes) -> None:
-        data = _redact_raw(self.held + chunk)
+        data = self.held + chunk
         keep = held_tail(data)
         self.held = data[len(data) - keep:] if keep else b""
-        self._write(data[: len(data) - keep])
+        self._write(_redact_raw(data[: len(data) - keep]))
 
-    def flush(self) -> None:
-        data, self.held = _redact_raw(self.held), b""
-        self._write(data)
+    def flush(self, final: bool = False) -> None:
+        """After a pause the held part stays held (it may still become a secret); at the end it goes."""
+        if final:
+            data, self.held = mask_unfinished(self.held), b""
+            self._write(_redact_raw(data))
 
     def _write(self, data: bytes) -> None:
         if not data:
