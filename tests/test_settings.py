@@ -21,7 +21,7 @@ def test_values_and_relative_boards_dir(tmp_path):
 
 @pytest.mark.parametrize("text,words", [
     ('bord = "x"', "bord: unknown setting; did you mean 'board'?"),
-    ("baud = \"fast\"", "baud: must be a int"),
+    ("baud = \"fast\"", "baud: must be a whole number"),
     ("baud = 12", "not a usable baud rate"),
     ('backend = "make"', "backend: 'make' is not one of auto, idf, pio"),
     ('wifi_password = "hunter22"', "secrets do not belong in rtflash.toml"),

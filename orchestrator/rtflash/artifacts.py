@@ -59,6 +59,10 @@ def load_flasher_args(build_dir: Path, board: str = "") -> Artifacts:
         (FlashRegion(names.get(rel, Path(rel).stem), int(off, 16), build_dir / rel)
          for off, rel in data.get("flash_files", {}).items()),
         key=lambda r: r.offset))
+    for region in regions:  # a half-deleted build dir is a clear error, not a crash while flashing
+        if not region.path.is_file():
+            raise ConfigError(f"{region.path} is missing (listed in {path}); rebuild with "
+                              f"`rtflash build --board {board or build_dir.name}`")
     settings = data.get("flash_settings", {})
     chip = data.get("extra_esptool_args", {}).get("chip", "")
     elf = find_elf(build_dir)

@@ -35,7 +35,8 @@ def write_atomic(path: Path, data: bytes | str, mode: int | None = None) -> None
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise ConfigError(f"cannot write {path.parent}: {exc.strerror}; choose a writable --out directory") from None
+        raise ConfigError(f"cannot write {path.parent}: {exc.strerror}; choose a writable directory "
+                          "(check the path and its permissions)") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), mode)

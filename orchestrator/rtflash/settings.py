@@ -72,7 +72,8 @@ def parse_settings(raw: dict[str, Any], path: Path) -> Settings:
             raise ConfigError(f"{path}: {key}: unknown setting; {hint}")
         want = int if known[key] in (int, "int") else str
         if not isinstance(value, want) or isinstance(value, bool):
-            raise ConfigError(f"{path}: {key}: must be a {want.__name__}, not {type(value).__name__}")
+            kind = "a whole number (no quotes)" if want is int else "a string (in quotes)"
+            raise ConfigError(f"{path}: {key}: must be {kind}, not {type(value).__name__}")
         values[key] = value
     if values.get("backend", "auto") not in BACKENDS:
         raise ConfigError(f"{path}: backend: {values['backend']!r} is not one of {', '.join(BACKENDS)}")

@@ -1,0 +1,383 @@
+"""The bad-input corpus: one table of things a user gets wrong, each run as the user runs it.
+
+Every case asserts the same contract: exactly one error line, naming the thing (file, key, port,
+option) and the fix; the exit code; no traceback; no canary secret in the output or in any file the
+command wrote; no half-written file (no temp file left, nothing created that must not be, nothing
+changed that must stay); and every `--option` the line advises exists on the command that printed it.
+Cases run in-process through main() (the `invoke` fixture); a few also through the installed script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.test_boards import CODEC_BOARD, I2S_BOARD
+from tests.test_cli import options_of
+
+PASSWORD = "canary-pw-D2-5e1b7c"
+API_KEY = "sk-canary-D2-5e1b7c9a0f2d4e6b"
+SSID = "CanaryNet-D2"
+CREDS = {"RTFLASH_WIFI_SSID": SSID, "RTFLASH_WIFI_PASSWORD": PASSWORD, "RTFLASH_OPENAI_API_KEY": API_KEY}
+CANARIES = (PASSWORD, API_KEY, PASSWORD[7:], API_KEY[10:])
+
+
+@dataclass
+class Case:
+    id: str
+    argv: list[str]
+    words: tuple[str, ...]           # all in the one error line: the thing named and the fix
+    code: int = 1
+    files: dict[str, str | bytes] = field(default_factory=dict)  # written into the project first
+    env: dict[str, str] = field(default_factory=dict)
+    creds: bool = True               # canary credentials in the environment
+    setup: Callable[[Path], None] | None = None
+    absent: tuple[str, ...] = ()     # must not exist afterwards (nothing half-written)
+    keep: tuple[str, ...] = ()       # must be byte-identical afterwards
+
+
+def _board(text: str, old: str, new: str) -> str:
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+def _mine(text: str | bytes, name: str = "mine/custom.toml") -> dict:
+    return {name: text}
+
+
+BUILT: dict[str, Path] = {}
+
+
+def _copy_build(board: str) -> Callable[[Path], None]:
+    def setup(project: Path) -> None:
+        shutil.copytree(BUILT[board] / "build" / board, project / "build" / board, symlinks=True)
+    return setup
+
+
+def _then(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
+    def setup(project: Path) -> None:
+        for step in steps:
+            step(project)
+    return setup
+
+
+def _grow_app(project: Path) -> None:
+    (project / "build/sonatino/rtflash_firmware.bin").write_bytes(b"\xff" * 0x500000)
+
+
+def _drop_app(project: Path) -> None:
+    (project / "build/sonatino/rtflash_firmware.bin").unlink()
+
+
+def _break_flasher_args(project: Path) -> None:
+    (project / "build/sonatino/flasher_args.json").write_text("{broken")
+
+
+def _loose_secrets(project: Path) -> None:
+    (project / "secrets.toml").chmod(0o644)
+
+
+def _private(project: Path) -> None:
+    (project / "secrets.toml").chmod(0o600)
+
+
+def _linux_build(project: Path) -> None:
+    folder = project / "build" / "linux"
+    folder.mkdir(parents=True)
+    (folder / "project_description.json").write_text(json.dumps({"app_elf": "rtflash_firmware.elf"}))
+    elf = folder / "rtflash_firmware.elf"
+    elf.write_text("#!/bin/sh\nexit 0\n")
+    elf.chmod(0o755)
+
+
+def _server(behaviour: str) -> str:
+    """A socket:// device on 127.0.0.1 that is silent, or talks noise (not a ROM bootloader); bounded."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(20)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn, listener:
+            conn.settimeout(0.01)
+            noise = random.Random(3).randbytes(4096)
+            end = time.monotonic() + 15
+            while time.monotonic() < end:
+                try:
+                    if behaviour == "noise":
+                        conn.sendall(noise)
+                    if conn.recv(4096) == b"" and behaviour == "noise":
+                        return
+                except socket.timeout:
+                    pass
+                except OSError:
+                    return
+                time.sleep(0.01)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"socket://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def _closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"socket://127.0.0.1:{s.getsockname()[1]}"
+
+
+KEY_5023 = "sk-" + "a" * 5020
+SECRETS_OK = f'wifi_ssid = "{SSID}"\nwifi_password = "{PASSWORD}"\n'
+NOISE = random.Random(14).randbytes(0x6000)
+
+CASES = [
+    # --- board files (a user's --boards-dir) -------------------------------------------------------
+    Case("board-unknown-key", ["--boards-dir", "mine", "render", "-b", "custom"], ("custom.toml", "colour", "unknown key"),
+         files=_mine(_board(I2S_BOARD, 'pio_board = "esp32-s3-devkitc-1"', 'pio_board = "x"\ncolour = "red"')),
+         absent=("build/custom",)),
+    Case("board-bad-toml", ["--boards-dir", "mine", "render", "-b", "custom"], ("custom.toml", "invalid TOML", "fix the syntax"),
+         files=_mine("chip = \n"), absent=("build/custom",)),
+    Case("board-flash-pin", ["--boards-dir", "mine", "render", "-b", "custom"],
+         ("custom.toml", "audio.speaker.dout", "GPIO27", "SPI flash", "pick another pin"),
+         files=_mine(_board(I2S_BOARD, "dout = 7", "dout = 27")), absent=("build/custom",)),
+    Case("board-octal-psram-pin", ["--boards-dir", "mine", "build", "-b", "custom"],
+         ("custom.toml", "audio.mic.din", "GPIO35", "octal PSRAM"),
+         files=_mine(_board(I2S_BOARD, "din = 6", "din = 35")), absent=("build/custom",)),
+    Case("board-no-such-gpio", ["--boards-dir", "mine", "render", "-b", "custom"],
+         ("custom.toml", "audio.speaker.bclk", "GPIO22 does not exist", "valid: 0-21, 26-48"),
+         files=_mine(_board(I2S_BOARD, "bclk = 15", "bclk = 22"))),
+    Case("board-pin-twice", ["--boards-dir", "mine", "render", "-b", "custom"],
+         ("custom.toml", "audio.mic.bclk", "already used by audio.speaker.ws", "one job"),
+         files=_mine(_board(I2S_BOARD, "bclk = 5", "bclk = 16"))),
+    Case("board-missing-chip", ["--boards-dir", "mine", "boards", "show", "custom"], ("custom.toml", "chip", "is required; add it"),
+         files=_mine(_board(I2S_BOARD, 'chip = "esp32s3"\n', ""))),
+    Case("board-rate-type", ["--boards-dir", "mine", "render", "-b", "custom"],
+         ("custom.toml", "audio.sample_rate", "16000, 24000"),
+         files=_mine(_board(I2S_BOARD, "sample_rate = 16000", 'sample_rate = "16k"'))),
+    Case("board-i2c-address", ["--boards-dir", "mine", "render", "-b", "custom"],
+         ("custom.toml", "audio.codec.dac_address", "0x7", "7-bit I2C address"),
+         files=_mine(_board(CODEC_BOARD, "dac_address = 0x18", "dac_address = 0x07"))),
+    Case("board-not-utf8", ["--boards-dir", "mine", "render", "-b", "custom"], ("custom.toml", "cannot read board file"),
+         files=_mine(b"chip = \"esp32s3\"\n\xff\xfe\n")),
+    Case("boards-dir-missing", ["--boards-dir", "nowhere", "boards"], ("nowhere", "does not exist", "--boards-dir")),
+    Case("board-unknown-name", ["render", "--board", "sonatno"], ("unknown board 'sonatno'", "did you mean 'sonatino'")),
+    Case("board-linux-exec-hardware", ["exec", "--board", "sonatino"], ("board sonatino is esp32s3", "rtflash flash")),
+    # --- rtflash.toml ----------------------------------------------------------------------------
+    Case("toml-syntax", ["render"], ("rtflash.toml", "invalid TOML", "fix the syntax"), files={"rtflash.toml": "board = \n"}),
+    Case("toml-unknown-key", ["render"], ("rtflash.toml", "bord", "did you mean 'board'"),
+         files={"rtflash.toml": 'bord = "sonatino"\n'}, absent=("build",)),
+    Case("toml-secret", ["render", "-b", "linux"], ("rtflash.toml", "api_key", "secrets do not belong", "rtflash secrets set"),
+         files={"rtflash.toml": f'api_key = "{API_KEY}"\n'}),
+    Case("toml-backend", ["build", "-b", "linux"], ("rtflash.toml", "backend", "'gcc'", "auto, idf, pio"),
+         files={"rtflash.toml": 'backend = "gcc"\n'}),
+    Case("toml-baud-range", ["render", "-b", "linux"], ("rtflash.toml", "baud", "9600-5000000"), files={"rtflash.toml": "baud = 12\n"}),
+    Case("toml-baud-type", ["render", "-b", "linux"], ("rtflash.toml", "baud", "whole number"),
+         files={"rtflash.toml": 'baud = "fast"\n'}),
+    Case("toml-default-board", ["render"], ("unknown board 'sonatinoo'", "did you mean 'sonatino'"),
+         files={"rtflash.toml": 'board = "sonatinoo"\n'}, absent=("build",)),
+    Case("toml-boards-dir", ["boards"], ("does not exist", "boards_dir"), files={"rtflash.toml": 'boards_dir = "gone"\n'}),
+    Case("no-board-at-all", ["build"], ("no board given", "--board NAME", "rtflash.toml")),
+    # --- secrets -----------------------------------------------------------------------------------
+    Case("secrets-file-loose", ["secrets", "show"], ("secrets.toml", "readable by others", "chmod 600"),
+         files={"secrets.toml": SECRETS_OK}, setup=_loose_secrets, creds=False, keep=("secrets.toml",)),
+    Case("secrets-file-unknown-key", ["secrets", "show"], ("secrets.toml", "unknown key 'api'", "allowed:"),
+         files={"secrets.toml": f'api = "{API_KEY}"\n'}, setup=_private, creds=False, keep=("secrets.toml",)),
+    Case("secrets-file-garbled", ["provision", "-b", "sonatino", "--out", "private/nvs.bin"],
+         ("secrets.toml", "unreadable secrets file", "fix or delete it"),
+         files={"secrets.toml": f'wifi_password = "{PASSWORD}\n'}, setup=_private, creds=False,
+         absent=("private/nvs.bin",)),
+    Case("secrets-set-short-password", ["secrets", "set", "--wifi-password", "short"],
+         ("Wi-Fi password from --wifi-password", "8-63"), files={"secrets.toml": SECRETS_OK}, setup=_private,
+         keep=("secrets.toml",)),
+    Case("secrets-set-huge-key", ["secrets", "set", "--api-key", KEY_5023],
+         ("OpenAI API key from --api-key", "5023 bytes", "at most 3967"), absent=("secrets.toml",)),
+    Case("secrets-set-not-a-key", ["secrets", "set", "--api-key", "pk-live-abcdefghijklmnopqrstuvw"],
+         ("OpenAI API key from --api-key", "does not look like an OpenAI key", "copy it again"), absent=("secrets.toml",)),
+    Case("secrets-set-unwritable", ["secrets", "set", "--wifi-ssid", "Home"], ("cannot write", "/proc/nope"),
+         env={"RTFLASH_SECRETS_FILE": "/proc/nope/secrets.toml"}),
+    Case("secrets-ssid-too-long", ["provision", "-b", "sonatino", "--out", "private/nvs.bin", "--wifi-ssid", "x" * 40],
+         ("Wi-Fi SSID from --wifi-ssid", "40 bytes", "1-32 bytes"), absent=("private/nvs.bin",)),
+    Case("secrets-dotenv-bad", ["provision", "-b", "sonatino", "--out", "private/nvs.bin"],
+         (".env:2 (WIFI_PASSWORD)", "8-63"), files={".env": f"WIFI_SSID={SSID}\nWIFI_PASSWORD=short\n"}, creds=False,
+         absent=("private/nvs.bin",)),
+    Case("secrets-missing-provision", ["provision", "-b", "sonatino", "--out", "private/nvs.bin"],
+         ("Wi-Fi SSID is not set", "RTFLASH_WIFI_SSID", "--wifi-ssid", "rtflash secrets set"), creds=False,
+         absent=("private/nvs.bin",)),
+    Case("secrets-missing-exec", ["exec"], ("OpenAI API key is not set", "OPENAI_API_KEY", "rtflash secrets set"),
+         creds=False, setup=_linux_build),
+    Case("secrets-out-in-build", ["provision", "-b", "sonatino", "--out", "build/sonatino/nvs.bin"],
+         ("credentials stay out of build/", "~/nvs-sonatino.bin"), absent=("build/sonatino/nvs.bin",)),
+    # --- NVS images ----------------------------------------------------------------------------------
+    Case("nvs-missing", ["nvs", "show", "nope.bin"], ("nope.bin", "cannot read NVS image", "check the path")),
+    Case("nvs-odd-size", ["nvs", "show", "odd.bin"], ("odd.bin", "not a multiple of 4096", "whole nvs partition"),
+         files={"odd.bin": b"\xff" * 5000}),
+    Case("nvs-empty", ["nvs", "show", "empty.bin"], ("empty.bin", "size 0", "whole nvs partition"), files={"empty.bin": b""}),
+    Case("nvs-random", ["nvs", "show", "noise.bin"], ("noise.bin", "not an NVS image", "header CRC", "provision --out"),
+         files={"noise.bin": NOISE}),
+    Case("nvs-random-json", ["nvs", "show", "noise.bin", "--json"], ("noise.bin", "not an NVS image"),
+         files={"noise.bin": NOISE}),
+    # --- ports -----------------------------------------------------------------------------------------
+    Case("port-missing-monitor", ["monitor", "--port", "/dev/rtflash-nope", "--no-reconnect"],
+         ("/dev/rtflash-nope", "not found", "rtflash ports")),
+    Case("port-refused-monitor", ["monitor", "--port", "CLOSED", "--no-reconnect"], ("nothing is listening", "127.0.0.1")),
+    Case("port-missing-flash", ["flash", "-b", "sonatino", "--port", "/dev/rtflash-nope", "--no-credentials"],
+         ("/dev/rtflash-nope", "not found", "rtflash ports"), setup=_copy_build("sonatino")),
+    # --- images ------------------------------------------------------------------------------------------
+    Case("image-no-build", ["flash", "-b", "sonatino", "--port", "/dev/rtflash-nope"], ("no build of board sonatino", "rtflash build")),
+    Case("image-too-big", ["flash", "-b", "sonatino", "--port", "/dev/rtflash-nope", "--no-credentials"],
+         ("rtflash_firmware.bin", "partition 'ota_0' holds", "shrink the app"),
+         setup=_then(_copy_build("sonatino"), _grow_app)),
+    Case("image-missing-bin", ["flash", "-b", "sonatino", "--port", "/dev/rtflash-nope", "--no-credentials"],
+         ("rtflash_firmware.bin is missing", "rtflash build --board sonatino"), setup=_then(_copy_build("sonatino"), _drop_app)),
+    Case("image-broken-flasher-args", ["flash", "-b", "sonatino", "--port", "/dev/rtflash-nope", "--no-credentials"],
+         ("flasher_args.json", "unreadable", "rtflash build"), setup=_then(_copy_build("sonatino"), _break_flasher_args)),
+    # --- serial streams ------------------------------------------------------------------------------------
+    Case("stream-silent", ["flash", "-b", "sonatino", "--port", "SILENT", "--no-credentials"],
+         ("no ESP32 bootloader answered", "hold BOOT, tap RESET"), setup=_copy_build("sonatino")),
+    Case("stream-noise", ["flash", "-b", "sonatino", "--port", "NOISE", "--no-credentials"],
+         ("no ESP32 bootloader answered", "hold BOOT, tap RESET"), setup=_copy_build("sonatino")),
+    Case("stream-elf-missing", ["monitor", "--port", "CLOSED", "--elf", "nope.elf"], ("--elf", "nope.elf", "cannot read")),
+    # --- CLI values --------------------------------------------------------------------------------------------
+    Case("cli-backend-choice", ["build", "--backend", "gcc"], ("'--backend'", "'gcc' is not one of"), code=2),
+    Case("cli-baud-range", ["flash", "-b", "sonatino", "--baud", "12"], ("'--baud'", "9600<=x<=5000000"), code=2),
+    Case("cli-unknown-option", ["ports", "--bogus"], ("No such option", "--bogus"), code=2),
+    Case("cli-unknown-command", ["rendr"], ("no such command 'rendr'", "did you mean `render`"), code=2),
+    Case("cli-filter", ["monitor", "--port", "CLOSED", "--filter", "wifi:Q"], ("--filter 'wifi:Q'", "TAG:LEVEL")),
+    Case("cli-nvs-dir", ["nvs", "show", "."], ("'FILE'", "is a directory"), code=2),
+    Case("cli-secrets-clear-choice", ["secrets", "clear", "wifi"], ("'wifi' is not one of",), code=2),
+    Case("cli-render-out-file", ["render", "-b", "linux", "--out", "afile/sub"], ("cannot write", "afile"),
+         files={"afile": "x"}),
+]
+
+PLACEHOLDERS = {"CLOSED": _closed_port, "SILENT": lambda: _server("silent"), "NOISE": lambda: _server("noise")}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built_boards(tmp_path_factory):
+    """One real build of sonatino with the stand-in idf.py (tests/fake_tools), copied into cases that flash."""
+    import sys
+
+    from tests.conftest import install_fake_idf
+
+    root = tmp_path_factory.mktemp("bad-inputs-build")
+    env = {**os.environ, **install_fake_idf(root / "tools"), "RTFLASH_NO_CCACHE": "1"}
+    exe = Path(sys.executable).parent / "rtflash"
+    done = subprocess.run([str(exe), "build", "--board", "sonatino"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    BUILT["sonatino"] = root
+    yield
+
+
+def test_the_corpus_is_big_and_wide():
+    groups = {c.id.split("-")[0] for c in CASES}
+    assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
+    assert groups >= {"board", "toml", "secrets", "nvs", "port", "image", "stream", "cli"}
+
+
+def _snapshot(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*")}
+
+
+def _advised_options(line: str) -> set[str]:
+    """`--options` the line advises for this command (those inside `rtflash OTHER ...` are checked statically)."""
+    plain = re.sub(r"`rtflash [^`]*`", "", line)
+    plain = re.sub(r"'--[a-z-]+'", "", plain)  # click quoting the option that was given
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", plain))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, invoke, project, monkeypatch):
+    monkeypatch.setenv("RTFLASH_SECRETS_FILE", str(project / "secrets.toml"))
+    monkeypatch.setenv("RTFLASH_DEPS_CACHE", str(project / "deps-cache"))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no ESP-IDF, no pio on PATH: nothing slow starts
+    if case.creds:
+        for key, value in CREDS.items():
+            monkeypatch.setenv(key, value)
+    for key, value in case.env.items():
+        monkeypatch.setenv(key, value)
+    for rel, content in case.files.items():
+        path = project / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    if case.setup:
+        case.setup(project)
+    kept = {rel: (project / rel).read_bytes() for rel in case.keep}
+    before = _snapshot(project)
+    argv = [PLACEHOLDERS[a]() if a in PLACEHOLDERS else a for a in case.argv]
+
+    result = invoke(*argv)
+
+    out, err = result.stdout, result.stderr
+    assert result.exit_code == case.code, f"exit {result.exit_code}\n{err}"
+    assert "Traceback" not in out + err
+    errors = [ln for ln in err.splitlines() if ln.startswith(("error:", "Error:"))]
+    assert len(errors) == 1, f"want one error line, got:\n{err}"
+    line = errors[0]
+    for word in case.words:
+        assert word in line, f"{word!r} not in: {line}"
+    if case.code == 1:
+        assert len([ln for ln in err.splitlines() if ln.strip()]) == 1, f"more than the one line:\n{err}"
+    if "--json" in argv:
+        assert json.loads(out)["ok"] is False
+    commands = [w for w in argv if not w.startswith("-")]
+    allowed = options_of(*argv)
+    assert _advised_options(line) <= allowed, f"advises an option `rtflash {' '.join(commands[:2])}` lacks: {line}"
+    for canary in CANARIES:
+        assert canary not in out + err
+    for path in _snapshot(project) - before:  # every file the command left behind
+        assert not path.name.endswith(".tmp"), f"half-written: {path}"
+        if path.is_file():
+            data = path.read_bytes()
+            assert all(c.encode() not in data for c in CANARIES), f"secret in {path}"
+    for rel in case.absent:
+        assert not (project / rel).exists(), f"{rel} must not exist"
+    for rel, data in kept.items():
+        assert (project / rel).read_bytes() == data, f"{rel} changed"
+
+
+@pytest.mark.parametrize("case_id", ["board-octal-psram-pin", "toml-secret", "secrets-set-huge-key", "nvs-random",
+                                     "image-missing-bin", "cli-backend-choice"])
+def test_bad_input_with_the_installed_script(case_id, rtflash_exe, project):
+    """The same contract end to end (real process, real exit code, real stderr)."""
+    case = next(c for c in CASES if c.id == case_id)
+    for rel, content in case.files.items():
+        path = project / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    if case.setup:
+        case.setup(project)
+    env = {**os.environ, **(CREDS if case.creds else {}), **case.env, "PATH": "/usr/bin:/bin",
+           "RTFLASH_SECRETS_FILE": str(project / "secrets.toml")}
+    done = subprocess.run([rtflash_exe, *case.argv], cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == case.code and "Traceback" not in done.stderr
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith(("error:", "Error:"))]
+    assert len(errors) == 1 and all(w in errors[0] for w in case.words), done.stderr
+    assert all(c not in done.stdout + done.stderr for c in CANARIES)
+
+
+def test_deps_fetch_unreachable_advises_an_option_deps_has(tmp_path):
+    """`rtflash deps --fetch` with the source unreachable (here a file:// URL that is not there, so no
+    network is touched) advises `--from DIR`, which `rtflash deps` has (it once said --deps-dir)."""
+    from rtflash import deps
+    from rtflash.errors import ToolFailed
+
+    dep = deps.GitDep("libpeer", f"file://{tmp_path}/gone.git", "0" * 40, ("linux",))
+    with pytest.raises(ToolFailed) as err:
+        deps.fetch(dep, tmp_path / "cache")
+    line = str(err.value)
+    assert "cannot fetch libpeer" in line and "`rtflash deps --fetch --from DIR` (DIR/libpeer)" in line
+    assert "--from" in options_of("deps") and not (tmp_path / "cache" / "libpeer").exists()
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".libpeer-")], "temp clone left"
