@@ -73,7 +73,7 @@ def test_every_shipped_board_renders(tmp_path, name):
     assert layout.find("nvs") is not None
     assert layout.partitions[-1].end <= board.flash_bytes
     assert layout.app.size >= 0x180000, "room for the firmware (upstream app slot is 1.5 MB)"
-    assert f"[env:{name}]" in (tmp_path / "platformio.ini").read_text()
+    assert f"[env:{name}]" in (tmp_path.parent / "project" / "platformio.ini").read_text()
 
 
 def test_unchanged_files_keep_mtime(tmp_path):

@@ -24,7 +24,7 @@ from rtflash.settings import Settings
 TEMPLATES = {
     "sdkconfig.defaults.j2": "sdkconfig.defaults",
     "partitions.csv.j2": "partitions.csv",
-    "platformio.ini.j2": "platformio.ini",
+    "platformio.ini.j2": "../project/platformio.ini",  # PlatformIO's project dir is the project folder
     "project/CMakeLists.txt.j2": "../project/CMakeLists.txt",
 }
 LINUX_TEMPLATES = ("sdkconfig.defaults.j2", "project/CMakeLists.txt.j2")

@@ -1,28 +1,51 @@
-"""PlatformIO backend: `pio run -e <board>` on firmware-src with the board's rendered platformio.ini.
+"""PlatformIO backend: `pio run -d build/<board>/project -e <board>` with the board's rendered platformio.ini.
 
-PlatformIO downloads its espressif32 platform and toolchains on first use; offline it retries for
-about a minute and then fails with an empty `HTTPClientError`. So before running it, ask the real
-`pio` which platforms are installed (local, fast) and, when espressif32 is missing, whether the
-registry is reachable at all: no network means one clear error in seconds.
+The project folder (beside config/) holds the rendered CMakeLists.txt and platformio.ini, so nothing is
+written into firmware-src. PlatformIO fetches its platform, ~10 packages and SCons from its registry on
+first use, the builder makes its own ESP-IDF Python env from PyPI, and ESP-IDF's component manager
+fetches registry components: offline, PlatformIO retries for about a minute and then fails with an
+empty `HTTPClientError`. So before running it rtflash asks PlatformIO itself, locally
+(`python -m rtflash.builder.pio --probe`), what this project's environment still lacks, and only for a
+missing need checks its server: an unreachable one is one clear error in seconds naming every missing
+need, with the command that installs exactly what the build needs.
+
+Offline test set-up (documented in the README, never used unless asked for): `RTFLASH_PIO_PACKAGES=DIR`
+names a folder of local PlatformIO packages (../shared/pio-offline/make-packages.sh DEST/packages);
+rtflash then runs with an overlay ini adding them as `platform_packages`. When the toolchain PlatformIO
+will use is the compile-only stand-in (its package.json says so, bin/_standin.py), rtflash compiles only
+the firmware's own components and their dependencies (everything outside ESP-IDF) with `-k`, and says
+plainly that nothing can be linked.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from rtflash import proc
 from rtflash.artifacts import Artifacts, FlashRegion
 from rtflash.boards import Board
 from rtflash.builder.progress import run_logged
-from rtflash.errors import ToolFailed, ToolNotFound
+from rtflash.errors import ConfigError, ToolFailed, ToolNotFound
+from rtflash.files import write_if_changed
 from rtflash.partitions import read_csv
 from rtflash.resources import firmware_dir
 
-REGISTRY = ("api.registry.platformio.org", 443)
+# The servers of each first-run need (checked only when that need is missing).
+HOSTS = {
+    "platformio": ("api.registry.platformio.org", 443),
+    "components": ("components.espressif.com", 443),
+    "pypi": ("pypi.org", 443),
+}
+PACKAGES_ENV = "RTFLASH_PIO_PACKAGES"
+TOOLCHAIN = "toolchain-xtensa-esp-elf"
+FIRMWARE_TARGET = "rtflash-firmware"  # defined by pio_standin.py: the firmware's TUs only
+STANDIN_SCRIPT = Path(__file__).with_name("pio_standin.py")
 
 
 def pio_path() -> str:
@@ -32,19 +55,175 @@ def pio_path() -> str:
     return found
 
 
-def installed_platforms(pio: str) -> list[str]:
-    """Names of the platforms PlatformIO has installed, from the real pio (no network needed)."""
-    result = proc.run([pio, "platform", "list", "--json-output"], timeout=60)
-    text = result.output[result.output.find("["):] if "[" in result.output else "[]"
-    return [p.get("name", "") for p in json.loads(text)]
+def core_dir() -> Path:
+    """PlatformIO's core dir ($PLATFORMIO_CORE_DIR, else ~/.platformio): platforms, packages, penv."""
+    return Path(os.environ.get("PLATFORMIO_CORE_DIR") or Path.home() / ".platformio")
 
 
-def registry_reachable(timeout: float = 3.0) -> bool:
+def reachable(need: str, timeout: float = 3.0) -> bool:
     try:
-        with socket.create_connection(REGISTRY, timeout=timeout):
+        with socket.create_connection(HOSTS[need], timeout=timeout):
             return True
     except OSError:
         return False
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a `pio run` of one environment still has to download (from PlatformIO's own view)."""
+    platform: str            # the ini's platform spec, e.g. "espressif32 @ 6.13.0"
+    platform_installed: bool
+    packages: tuple[str, ...]  # required platform packages not installed (unknown when no platform)
+    scons: bool              # PlatformIO Core's tool-scons is installed
+    penv: str | None         # the builder's ESP-IDF Python env dir when it is missing, else None
+    components: tuple[str, ...]  # registry components neither local (--deps-dir) nor in managed_components/
+
+    def missing(self) -> list[tuple[str, str]]:
+        """(server need, what) pairs, in the order PlatformIO would fetch them."""
+        out = []
+        if not self.platform_installed:
+            out.append(("platformio", f"the platform `{self.platform}` and its packages"))
+        elif self.packages:
+            names = ", ".join(self.packages)
+            out.append(("platformio", f"{len(self.packages)} packages of {self.platform} ({names})"))
+        if not self.scons:
+            out.append(("platformio", "PlatformIO Core's tool-scons"))
+        if self.penv:
+            out.append(("pypi", f"the builder's ESP-IDF Python env {self.penv} (pip installs its requirements)"))
+        if self.components:
+            out.append(("components", f"ESP Component Registry components ({', '.join(self.components)})"))
+        return out
+
+
+def probe(pio_python: str, project: Path, config: Path, env_name: str) -> Needs:
+    """Ask PlatformIO (its own Python API, no network) what this environment lacks."""
+    result = proc.run([pio_python, "-m", "rtflash.builder.pio", "--probe", str(project), str(config), env_name],
+                      timeout=120, check=False)
+    line = next((ln for ln in reversed(result.output.splitlines()) if ln.startswith("{")), None)
+    if line is None:
+        last = result.output.strip().splitlines()[-1:] or ["no output"]
+        raise ToolFailed(f"PlatformIO could not read {config}: {last[0]}")
+    data = json.loads(line)
+    return Needs(data["platform"], data["platform_installed"], tuple(data["packages"]), data["scons"],
+                 data["penv"], ())
+
+
+def _probe_main(project: str, config: str, env_name: str) -> None:
+    """`python -m rtflash.builder.pio --probe PROJECT CONFIG ENV`: one JSON line (run in a subprocess,
+    so PlatformIO's process-wide config cache and core dir never leak into rtflash)."""
+    from platformio import app, fs
+    from platformio.package.manager.core import get_core_package_dir
+    from platformio.package.version import get_original_version
+    from platformio.platform.exception import UnknownPlatform
+    from platformio.platform.factory import PlatformFactory
+    from platformio.project.config import ProjectConfig
+
+    app.set_session_var("custom_project_conf", config)  # as `pio run -c CONFIG` does
+    with fs.cd(project):
+        cfg = ProjectConfig.get_instance(config)
+        spec = cfg.get(f"env:{env_name}", "platform")
+        out = {"platform": spec, "platform_installed": False, "packages": [], "penv": None,
+               "scons": bool(get_core_package_dir("tool-scons", auto_install=False))}
+        try:
+            platform = PlatformFactory.new(spec, autoinstall=False)
+        except UnknownPlatform:
+            print(json.dumps(out))
+            return
+        out["platform_installed"] = True
+        platform.configure_project_packages(env_name)
+        local = {}  # name -> folder, for platform_packages given as file:// (installed without network)
+        for name, opts in platform.packages.items():
+            if opts.get("optional") or platform.get_package(name):
+                continue
+            uri = platform.get_package_spec(name).uri or ""
+            if uri.startswith(("file://", "symlink://")):
+                local[name] = uri.split("://", 1)[1]
+            else:
+                out["packages"].append(name)
+        framework = platform.get_package("framework-espidf")
+        version = str(framework.metadata.version) if framework is not None else None
+        if version is None and "framework-espidf" in local:
+            try:
+                with open(os.path.join(local["framework-espidf"], "package.json"), encoding="utf8") as fp:
+                    version = json.load(fp).get("version")
+            except (OSError, ValueError):
+                version = None
+        version = (get_original_version(version) or version) if version else "<version>"
+        penv = Path(cfg.get("platformio", "core_dir")) / "penv" / f".espidf-{version}"
+        if not (penv / "pio-idf-venv.json").is_file():
+            out["penv"] = str(penv)
+        print(json.dumps(out))
+
+
+def registry_components_missing(project: Path, deps_dir: Path | None, target: str) -> tuple[str, ...]:
+    """Registry components (deps.toml) the component manager would fetch: none with --deps-dir DIR
+    holding DIR/components (rt_project.cmake adds them, the manager is off), else those not yet in
+    the project's managed_components/."""
+    from rtflash.deps import load_manifest
+
+    if deps_dir is not None and (deps_dir / "components").is_dir():
+        return ()
+    return tuple(dep.name for dep in load_manifest().registry
+                 if target in dep.targets and not (project / "managed_components" / dep.folder).is_dir())
+
+
+def local_packages() -> Path | None:
+    """$RTFLASH_PIO_PACKAGES: a folder of local PlatformIO packages (offline test set-up), else None."""
+    value = os.environ.get(PACKAGES_ENV)
+    if not value:
+        return None
+    folder = Path(value).expanduser().absolute()  # as given: PlatformIO matches file:// specs by URI
+    if not folder.is_dir():
+        raise ConfigError(f"{PACKAGES_ENV}={value} is not a directory; point it at the packages folder made by "
+                          "../shared/pio-offline/make-packages.sh DEST (DEST/packages), or unset it")
+    return folder
+
+
+def standin_toolchain(packages: Path | None) -> Path | None:
+    """The compile-only stand-in toolchain's package.json when that is what PlatformIO will use: the one in
+    $RTFLASH_PIO_PACKAGES, else the one installed in the core dir. Judged by the package itself (its
+    bin/_standin.py, its package.json keywords), never guessed."""
+    candidates = [packages / TOOLCHAIN] if packages else []
+    candidates.append(core_dir() / "packages" / TOOLCHAIN)
+    for folder in candidates:
+        meta = folder / "package.json"
+        if not meta.is_file():
+            continue
+        try:
+            keywords = json.loads(meta.read_text(encoding="utf-8")).get("keywords", [])
+        except (OSError, ValueError):
+            keywords = []
+        if (folder / "bin" / "_standin.py").is_file() or "stand-in" in keywords:
+            return meta
+        return None
+    return None
+
+
+def overlay_text(board: Board, packages: Path, standin: bool) -> str:
+    """An ini read with `-c`: extends the rendered platformio.ini with the local packages (and, for the
+    stand-in, the script that defines the firmware-only target). The rendered file stays as a user gets it."""
+    lines = []
+    for meta in sorted(packages.glob("*/package.json")):
+        try:
+            name = json.loads(meta.read_text(encoding="utf-8")).get("name") or meta.parent.name
+        except (OSError, ValueError):
+            continue
+        if name != "tool-scons":  # a PlatformIO Core package, not a platform package
+            lines.append(f"    {name} @ file://{meta.parent}")
+    text = (f"; Written by rtflash for {PACKAGES_ENV}={packages} (offline test set-up): local packages.\n"
+            "[platformio]\nextra_configs = platformio.ini\n\n"
+            f"[env:{board.name}]\nplatform_packages =\n" + "\n".join(lines) + "\n")
+    if standin:
+        text += f"extra_scripts = post:{STANDIN_SCRIPT}\n"
+    return text
+
+
+def refuse_spaces(*paths: Path) -> None:
+    """The espidf builder refuses a whitespace in the framework or build path; say so before starting."""
+    for path in paths:
+        if " " in str(path):
+            raise ConfigError(f"{path} contains a space, which PlatformIO's ESP-IDF builder refuses: move the "
+                              "project (or PLATFORMIO_CORE_DIR) to a path without spaces, or use --backend idf")
 
 
 class PioBackend:
@@ -59,36 +238,89 @@ class PioBackend:
             return str(exc)
         return None
 
-    def ensure_platform(self, pio: str) -> None:
-        if "espressif32" in installed_platforms(pio):
+    def check_needs(self, needs: Needs, project: Path, board: Board) -> None:
+        """Offline with something still to download: one error naming every missing need and its fix."""
+        missing = needs.missing()
+        unreachable = {need for need in {n for n, _ in missing} if not reachable(need)}
+        if not unreachable:
             return
-        if not registry_reachable():
-            raise ToolFailed("PlatformIO's espressif32 platform is not installed and the PlatformIO registry "
-                             "is unreachable (no network?): connect once and run `pio pkg install -g -p "
-                             "espressif32`, or use --backend idf with an installed ESP-IDF")
+        said = "; ".join(f"{what} ({HOSTS[need][0]} unreachable)" if need in unreachable else what
+                         for need, what in missing)
+        fixes = []
+        if any(n == "platformio" for n, _ in missing) or needs.penv:
+            fixes.append(f"connect once and run `pio pkg install -d {project} -e {board.name}` then "
+                         f"`rtflash build --board {board.name} --backend pio` (PlatformIO installs exactly "
+                         "what this board's build needs; the first build also creates the ESP-IDF Python env "
+                         "from PyPI)")
+        if needs.components:
+            fixes.append("for the registry components, connect once or build with `--deps-dir DIR` holding "
+                         "DIR/components/<ns>__<name> (`rtflash deps --fetch --from DIR`)")
+        raise ToolFailed(f"PlatformIO build of {board.name} needs downloads: {said}: " + "; ".join(fixes)
+                         + ", or use --backend idf with an installed ESP-IDF")
 
-    def build(self, board: Board, project_dir: Path, config_dir: Path, on_line, deps_dir: Path | None = None) -> Artifacts:
+    def build(self, board: Board, project_dir: Path, config_dir: Path, on_line, deps_dir: Path | None = None,
+              action: str = "build") -> Artifacts | None:
+        from rtflash.render import project_dir_of
+
         why = self.unavailable(board)
         if why:
             raise ToolNotFound(why)
+        if action != "build":
+            raise ConfigError(f"the pio backend only builds (action '{action}'); use --backend idf to {action}")
         pio = pio_path()
-        self.ensure_platform(pio)
-        build_dir = project_dir / "build" / board.name
-        argv = [pio, "run", "-d", str(firmware_dir()), "-c", str(config_dir / "platformio.ini"), "-e", board.name]
-        # firmware-src/cmake/rt_deps.cmake reads RTFLASH_DEPS_DIR (local copies, offline build)
-        env = {"RTFLASH_DEPS_DIR": str(deps_dir)} if deps_dir is not None else None
-        run_logged(argv, build_dir, "pio", board.name, on_line, env=env)
+        project = project_dir_of(config_dir)
+        build_dir = Path(project_dir) / "build" / board.name
+        refuse_spaces(build_dir.resolve(), firmware_dir(), core_dir())
+        packages = local_packages()
+        standin = standin_toolchain(packages)
+        config = project / "platformio.ini"
+        if packages is not None:
+            config = project / "platformio-offline.ini"
+            write_if_changed(config, overlay_text(board, packages, standin is not None))
+        needs = probe(sys.executable, project, config, board.name)
+        needs = Needs(needs.platform, needs.platform_installed, needs.packages, needs.scons, needs.penv,
+                      registry_components_missing(project, deps_dir, board.idf_target))
+        self.check_needs(needs, project, board)
+        argv = [pio, "run", "-d", str(project), "-c", str(config), "-e", board.name]
+        env = {"RTFLASH_DEPS_DIR": str(deps_dir or "")}  # platformio.ini: -DRT_DEPS_DIR=${sysenv...}, every run
+        if deps_dir is not None and (deps_dir / "components").is_dir():
+            env["IDF_COMPONENT_MANAGER"] = "0"
+        if standin is not None:
+            argv += ["-t", FIRMWARE_TARGET]
+            env["SCONSFLAGS"] = " ".join(filter(None, [os.environ.get("SCONSFLAGS", ""), "-k"]))
+            on_line(f"rtflash: {standin.parent} is a compile-only stand-in toolchain: compiling the firmware's "
+                    "own components (everything outside ESP-IDF), linking nothing")
+        try:
+            run_logged(argv, build_dir, "pio", board.name, on_line, env=env)
+        except ToolFailed as exc:
+            if standin is not None:
+                raise ToolFailed(f"{exc} [compile-only stand-in toolchain {standin.parent}: nothing is linked]") from None
+            raise
+        if standin is not None:
+            raise ToolFailed(f"build of {board.name}: every firmware translation unit compiled; the build stops "
+                             f"before link because {standin.parent} is a compile-only stand-in toolchain "
+                             f"({standin}): no firmware image. Install PlatformIO's real toolchain (unset "
+                             f"{PACKAGES_ENV}) for a flashable build")
         return pio_artifacts(board, build_dir / "pio" / board.name, config_dir)
 
 
 def pio_artifacts(board: Board, env_dir: Path, config_dir: Path) -> Artifacts:
-    """PlatformIO's outputs (bootloader.bin, partitions.bin, firmware.bin/.elf) as Artifacts."""
-    app = read_csv(config_dir / "partitions.csv").app
-    regions = tuple(r for r in (FlashRegion("bootloader", 0x0, env_dir / "bootloader.bin"),
-                                FlashRegion("partition-table", 0x8000, env_dir / "partitions.bin"),
-                                FlashRegion("app", app.offset, env_dir / "firmware.bin")))
+    """PlatformIO's outputs as Artifacts: bootloader.bin, partitions.bin, firmware.bin/.elf, and
+    ota_data_initial.bin, which the espidf builder writes into the env dir when the partition table has
+    an `otadata` (data/ota) partition (the ESP-IDF path flashes it too)."""
+    layout = read_csv(config_dir / "partitions.csv")
+    regions = [FlashRegion("bootloader", 0x0, env_dir / "bootloader.bin"),
+               FlashRegion("partition-table", 0x8000, env_dir / "partitions.bin")]
+    otadata = next((p for p in layout.partitions if p.type == "data" and p.subtype == "ota"), None)
+    if otadata is not None:
+        regions.append(FlashRegion("otadata", otadata.offset, env_dir / "ota_data_initial.bin"))
+    regions.append(FlashRegion("app", layout.app.offset, env_dir / "firmware.bin"))
     missing = [str(r.path) for r in regions if not r.path.is_file()]
     if missing:
         raise ToolFailed(f"PlatformIO finished but {missing[0]} is missing; rebuild with --clean")
-    return Artifacts(board.name, board.chip, env_dir, regions, "dio", "80m", board.flash_size,
+    return Artifacts(board.name, board.chip, env_dir, tuple(regions), "dio", "80m", board.flash_size,
                      env_dir / "firmware.elf")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--probe"] and len(sys.argv) == 5:
+    _probe_main(*sys.argv[2:5])
