@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -308,3 +309,54 @@ def crash_elf(tmp_path_factory) -> dict:
     nm = subprocess.run(["nm", str(elf)], check=True, capture_output=True, text=True).stdout
     symbols = {parts[2]: int(parts[0], 16) for parts in (ln.split() for ln in nm.splitlines()) if len(parts) == 3}
     return {"elf": elf, "source": source, "symbols": symbols}
+
+
+# --- The real linux firmware, built once per test session (helper A; reused by the WebRTC tests) ---
+
+@dataclass(frozen=True)
+class LinuxFirmware:
+    """A real linux build of firmware-src: `rtflash build --board linux --deps-dir ../shared/deps`,
+    run through the installed `rtflash` script with the real ESP-IDF from ../shared.
+
+    project: the rtflash project dir (cwd for `rtflash build/exec`); build_dir: project/build/linux;
+    elf: the host executable; env: the environment the build ran with (real ESP-IDF active, component
+    manager off); output: the build's output; started: time.time() before it; seconds: how long the
+    (cold) build took."""
+
+    project: Path
+    build_dir: Path
+    elf: Path
+    env: dict
+    output: str
+    started: float
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def linux_firmware(tmp_path_factory) -> LinuxFirmware:
+    """Build the linux firmware ONCE per session (about a minute on 2 cores) into a session tmp dir;
+    every test needing the real ELF reuses it (do not rebuild it in place with other options: copy
+    the project, or build elsewhere). Skips only where ../shared is absent."""
+    import subprocess
+    import sys
+    import time
+
+    if not (SHARED_IDF / "tools" / "idf.py").is_file() or not (SHARED_DEPS / "libpeer").is_dir():
+        pytest.skip(NO_SHARED)
+    if not (idf_venv() / "bin" / "python").is_file():
+        pytest.fail(f"ESP-IDF Python env missing at {idf_venv()}: run `bash .ci/run` once, or set RTFLASH_IDF_VENV")
+    project = tmp_path_factory.mktemp("linux-firmware")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RTFLASH_", "OPENAI_", "WIFI_"))}
+    env.update(real_idf_env())
+    env["RTFLASH_CACHE_DIR"] = str(project / ".device-cache")
+    exe = Path(sys.executable).parent / "rtflash"
+    started = time.time()
+    start = time.perf_counter()
+    done = subprocess.run([str(exe), "build", "--board", "linux", "--deps-dir", str(SHARED_DEPS)], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=1800, check=False)
+    seconds = time.perf_counter() - start
+    output = done.stdout + done.stderr
+    if done.returncode != 0:
+        pytest.fail(f"linux firmware build failed (exit {done.returncode}):\n{output[-3000:]}")
+    build_dir = project / "build" / "linux"
+    return LinuxFirmware(project, build_dir, build_dir / "rtflash_firmware.elf", env, output, started, seconds)

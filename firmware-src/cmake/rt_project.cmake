@@ -34,6 +34,7 @@ else()
 endif()
 include("${RT_FIRMWARE_DIR}/cmake/rt_deps.cmake")
 rt_deps_resolve("${rt_target}" "${RT_FIRMWARE_DIR}/deps.toml")
+message(STATUS "rtflash: firmware ${RT_FIRMWARE_DIR}, dependencies from ${RT_DEPS_DIR}")
 
 get_filename_component(_rt_project_dir "${CMAKE_SOURCE_DIR}" REALPATH)
 get_filename_component(_rt_firmware_real "${RT_FIRMWARE_DIR}" REALPATH)

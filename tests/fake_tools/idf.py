@@ -113,7 +113,16 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def build(opts: dict, project: Path, build_dir: Path) -> int:
+def sources_root(project: Path) -> Path:
+    """The firmware sources: RT_FIRMWARE_DIR when the project is rtflash's rendered project folder."""
+    text = (project / "CMakeLists.txt").read_text() if (project / "CMakeLists.txt").is_file() else ""
+    for line in text.splitlines():
+        if line.strip().startswith("set(RT_FIRMWARE_DIR "):
+            return Path(line.split('"')[1])
+    return project
+
+
+def build(opts: dict, project: Path, build_dir: Path, configure_only: bool = False) -> int:
     name = project_name(project)
     sdkconfig = Path(opts["D"].get("SDKCONFIG") or project / "sdkconfig")
     layers = [Path(p) for p in opts["D"].get("SDKCONFIG_DEFAULTS", str(project / "sdkconfig.defaults")).split(";") if p]
@@ -131,11 +140,13 @@ def build(opts: dict, project: Path, build_dir: Path) -> int:
     if target == "linux" and not opts["preview"]:
         say("Target 'linux' is a preview target; use --preview")
         return 2
-    inputs = [*layers, *project.rglob("*.c"), *project.rglob("CMakeLists.txt"), *project.rglob("Kconfig*")]
+    root = sources_root(project)
+    inputs = [*layers, *root.rglob("*.c"), *root.rglob("CMakeLists.txt"), *root.rglob("Kconfig*"),
+              project / "CMakeLists.txt"]
     newest = max((p.stat().st_mtime_ns for p in inputs if p.is_file()), default=0)
     stamp = build_dir / ".fake-idf-stamp"
-    say("Executing action: all (aliases: build)")
-    if not cache.is_file() or not sdkconfig.is_file() or max(p.stat().st_mtime_ns for p in layers if p.is_file()) > sdkconfig.stat().st_mtime_ns:
+    say("Executing action: reconfigure" if configure_only else "Executing action: all (aliases: build)")
+    if configure_only or not cache.is_file() or not sdkconfig.is_file() or max(p.stat().st_mtime_ns for p in layers if p.is_file()) > sdkconfig.stat().st_mtime_ns:
         say(f"Running cmake in directory {build_dir}")
         say(f'Executing "cmake -G Ninja -DPYTHON_DEPS_CHECKED=1 -DESP_PLATFORM=1 -DIDF_TARGET={target} '
             f'-DSDKCONFIG=\'{sdkconfig}\' -DCCACHE_ENABLE=0 {project}"...')
@@ -148,17 +159,19 @@ def build(opts: dict, project: Path, build_dir: Path) -> int:
         say("-- Configuring done")
         say("-- Generating done")
         say(f"-- Build files have been written to: {build_dir}")
+    if configure_only:
+        return 0
     say(f"Running ninja in directory {build_dir}")
     say('Executing "ninja all"...')
     if stamp.is_file() and stamp.stat().st_mtime_ns >= max(newest, sdkconfig.stat().st_mtime_ns):
         say("ninja: no work to do.")
         return done(target, build_dir, name)
-    sources = sorted(p for p in project.rglob("*.c") if "host-tests" not in p.parts)
+    sources = sorted(p for p in root.rglob("*.c") if "host-tests" not in p.parts)
     steps = len(sources) + 40
     for n, src in enumerate(sources, 1):
         say(f"[{n}/{steps}] Building C object esp-idf/main/CMakeFiles/__idf_main.dir/{src.name}.obj")
     if os.environ.get("FAKE_IDF_FAIL") == "compile":
-        src = project / "main" / "main.c"  # the app's own source, whatever components sort before it
+        src = root / "main" / "main.c"  # the app's own source, whatever components sort before it
         say(f"FAILED: esp-idf/main/CMakeFiles/__idf_main.dir/{src.name}.obj")
         say(f"{src}:12:5: error: 'undeclared_thing' undeclared (first use in this function)")
         say("ninja: build stopped: subcommand failed.")
@@ -274,8 +287,8 @@ def main() -> int:
             if build_dir.is_dir():
                 shutil.rmtree(build_dir)
             say("Done")
-        elif action in ("build", "all"):
-            code = build(opts, project, build_dir)
+        elif action in ("build", "all", "reconfigure"):
+            code = build(opts, project, build_dir, configure_only=action == "reconfigure")
             if code:
                 return code
         elif action == "set-target":
