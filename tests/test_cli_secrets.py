@@ -70,7 +70,7 @@ def test_provision_missing_credential(invoke, secrets_env):
 
 def test_provision_linux_writes_nothing(invoke, secrets_env):
     result = invoke("provision", "--board", "linux")
-    assert result.exit_code == 0 and "from the environment" in result.stderr
+    assert result.exit_code == 0 and "`rtflash exec` passes it the API key (from the environment" in result.stderr
     assert not (secrets_env.parent / "build" / "linux" / "nvs.bin").exists()
 
 

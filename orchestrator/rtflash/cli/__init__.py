@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "render": ("render", "render", "Render a board's sdkconfig.defaults, partitions and platformio.ini."),
     "check": ("render", "check", "Check a board's rendered config against Kconfig with kconfgen."),
     "build": ("build", "build", "Render and build the firmware for a board (idf.py or pio)."),
-    "exec": ("build", "exec_", "Run the linux build of the firmware, credentials from the environment."),
+    "exec": ("build", "exec_", "Run the linux build of the firmware with the API key (env, .env, secrets file)."),
     "secrets": ("secrets", "secrets", "Store, show (redacted) or clear the Wi-Fi and API credentials."),
     "nvs": ("secrets", "nvs", "Inspect NVS partition images (nvs show FILE)."),
     "provision": ("provision", "provision", "Write Wi-Fi and API credentials to the device's NVS partition."),

@@ -78,7 +78,10 @@ def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_app
 def exec_(app: App, board_name, args) -> None:
-    """Run the linux build of the firmware (credentials from the environment: OPENAI_API_KEY)."""
+    """Run the linux build of the firmware, the API key passed as OPENAI_API_KEY.
+
+    The key is found like every credential: environment, the project's .env, the secrets file
+    (`rtflash secrets set --api-key ...`), the keyring."""
     from rtflash import credentials
     from rtflash.errors import ConfigError
 

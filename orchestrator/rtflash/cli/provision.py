@@ -63,8 +63,8 @@ def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai
 
     board = app.board(board_name)
     if board.is_linux:
-        console.info("the linux board reads credentials from the environment at run time "
-                     "(OPENAI_API_KEY); nothing to provision")
+        console.info("the linux board has no NVS partition: `rtflash exec` passes it the API key (from the "
+                     "environment, .env or the secrets file) when it runs; nothing to provision")
         return
     options = {"wifi_ssid": wifi_ssid, "wifi_password": wifi_password, "openai_api_key": openai_api_key}
     if out is not None:
