@@ -59,6 +59,7 @@ import numpy as np
 from aiohttp import ClientSession, ClientTimeout, web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcicetransport import RTCIceGatherer
 from av import AudioFrame
 from cryptography import x509
@@ -85,9 +86,35 @@ def loopback_only() -> None:
     RTCIceGatherer.getDefaultIceServers = classmethod(lambda cls: [])
 
 
+DTLS_CIPHERS = (b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:"
+                b"ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:"
+                b"ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA")
+
+
+def accept_rsa_dtls() -> None:
+    """Let aiortc's DTLS also negotiate ECDHE-RSA suites (process-wide, idempotent).
+
+    aiortc offers only ECDHE-ECDSA suites; libpeer's DTLS server signs with an RSA certificate unless
+    built with CONFIG_DTLS_USE_ECDSA, and the upstream SDK (libpeer defaults) talks to the real API, so
+    the real endpoint accepts RSA: without this the stand-in would refuse a handshake the API accepts.
+    """
+    if getattr(RTCCertificate, "_rtflash_rsa", False):
+        return
+    inner = RTCCertificate._create_ssl_context
+
+    def create(self: RTCCertificate, srtp_profiles: Any) -> Any:
+        ctx = inner(self, srtp_profiles)
+        ctx.set_cipher_list(DTLS_CIPHERS)
+        return ctx
+
+    RTCCertificate._create_ssl_context = create
+    RTCCertificate._rtflash_rsa = True
+
+
 def new_peer() -> RTCPeerConnection:
-    """An RTCPeerConnection with no ICE servers, after loopback_only()."""
+    """An RTCPeerConnection with no ICE servers, after loopback_only() and accept_rsa_dtls()."""
     loopback_only()
+    accept_rsa_dtls()
     return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
 
@@ -132,6 +159,14 @@ def strip_non_loopback(sdp: str) -> tuple[str, list[str]]:
             continue
         kept.append(raw)
     return "\r\n".join(kept) + "\r\n", dropped
+
+
+def sha256_fingerprint_only(sdp: str) -> str:
+    """Keep only the sha-256 `a=fingerprint` lines, as the real API's answer has. aiortc lists sha-256,
+    -384 and -512; libpeer keeps the last line it sees into a 160-byte field, so a sha-512 line (191
+    characters) would be cut and the DTLS peer check would fail."""
+    lines = [ln for ln in sdp.splitlines() if not ln.startswith("a=fingerprint:") or ln.startswith("a=fingerprint:sha-256 ")]
+    return "\r\n".join(lines) + "\r\n"
 
 
 def assert_loopback_sdp(sdp: str, who: str = "SDP") -> None:
@@ -688,7 +723,7 @@ class StandIn:
                 pc.addTrack(call.out_track)
                 break
         await pc.setLocalDescription(await pc.createAnswer())
-        call.answer = pc.localDescription.sdp
+        call.answer = sha256_fingerprint_only(pc.localDescription.sdp)
         assert_loopback_sdp(call.answer, "the stand-in's answer")
         return call
 

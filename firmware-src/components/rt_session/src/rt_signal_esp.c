@@ -13,10 +13,63 @@
 #include "esp_crt_bundle.h"
 #include "esp_http_client.h"
 #include "esp_log.h"
+#include "mbedtls/x509.h"
+#include "sdkconfig.h"
 
 #include "rt_signal.h"
 
 #define MAX_BODY 16384
+
+#if CONFIG_IDF_TARGET_LINUX
+/* linux target only: RTFLASH_CA_FILE names a PEM file whose CA(s) are trusted instead of the
+ * certificate bundle (a local stand-in of the API with a test CA). TLS stays verified, host name
+ * included; the device build has no such option. Returns the PEM (malloc'd) or NULL with `why`. */
+static char *read_ca_file(const char *path, rt_signal_info_t *info)
+{
+    FILE *fp = fopen(path, "rb");
+    char *pem = NULL;
+    long size = -1;
+    if (fp != NULL && fseek(fp, 0, SEEK_END) == 0) {
+        size = ftell(fp);
+        rewind(fp);
+    }
+    if (size > 0 && size < 256 * 1024 && (pem = malloc((size_t)size + 1)) != NULL) {
+        if (fread(pem, 1, (size_t)size, fp) == (size_t)size) {
+            pem[size] = '\0';
+        } else {
+            free(pem);
+            pem = NULL;
+        }
+    }
+    if (fp != NULL) {
+        fclose(fp);
+    }
+    if (pem == NULL || strstr(pem, "-----BEGIN CERTIFICATE-----") == NULL) {
+        snprintf(info->why, sizeof(info->why), "RTFLASH_CA_FILE %.100s: not a readable PEM certificate file", path);
+        free(pem);
+        return NULL;
+    }
+    return pem;
+}
+#endif
+
+/* Why a TLS connection failed, from mbedTLS's verification flags (one clear line). */
+static void describe_tls_failure(esp_http_client_handle_t client, esp_err_t err, rt_signal_info_t *info)
+{
+    int tls_code = 0, flags = 0;
+    esp_http_client_get_and_clear_last_tls_error(client, &tls_code, &flags);
+    if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED) {
+        snprintf(info->why, sizeof(info->why), "TLS refused: the server's certificate is not signed by a trusted CA");
+    } else if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) {
+        snprintf(info->why, sizeof(info->why), "TLS refused: the server's certificate is for another host");
+    } else if (flags & MBEDTLS_X509_BADCERT_EXPIRED) {
+        snprintf(info->why, sizeof(info->why), "TLS refused: the server's certificate has expired (check the clock)");
+    } else if (flags != 0) {
+        snprintf(info->why, sizeof(info->why), "TLS refused: certificate verification flags 0x%x", (unsigned)flags);
+    } else {
+        snprintf(info->why, sizeof(info->why), "cannot connect (DNS, TCP or TLS): %s", esp_err_to_name(err));
+    }
+}
 
 rt_signal_result_t rt_signal_post_offer(const char *url, const char *api_key, const char *offer, char *answer,
                                         size_t answer_cap, int timeout_ms, rt_signal_info_t *info)
@@ -31,9 +84,23 @@ rt_signal_result_t rt_signal_post_offer(const char *url, const char *api_key, co
         .buffer_size_tx = 2048,
         .disable_auto_redirect = true,
     };
+    char *ca_pem = NULL;
+#if CONFIG_IDF_TARGET_LINUX
+    const char *ca_file = getenv("RTFLASH_CA_FILE");
+    if (ca_file != NULL && *ca_file != '\0') {
+        ca_pem = read_ca_file(ca_file, info);
+        if (ca_pem == NULL) {
+            return RT_SIGNAL_CONNECT;
+        }
+        cfg.cert_pem = ca_pem;
+        cfg.cert_len = strlen(ca_pem) + 1;
+        cfg.crt_bundle_attach = NULL;
+    }
+#endif
     esp_http_client_handle_t client = esp_http_client_init(&cfg);
     if (client == NULL) {
         snprintf(info->why, sizeof(info->why), "esp_http_client_init failed (bad URL or out of memory)");
+        free(ca_pem);
         return RT_SIGNAL_BAD_URL;
     }
     size_t auth_len = strlen(api_key) + sizeof("Bearer ");
@@ -51,7 +118,7 @@ rt_signal_result_t rt_signal_post_offer(const char *url, const char *api_key, co
     int offer_len = (int)strlen(offer);
     esp_err_t err = esp_http_client_open(client, offer_len);
     if (err != ESP_OK) {
-        snprintf(info->why, sizeof(info->why), "cannot connect (DNS, TCP or TLS): %s", esp_err_to_name(err));
+        describe_tls_failure(client, err, info);
         result = RT_SIGNAL_CONNECT;
         goto done;
     }
@@ -91,5 +158,6 @@ done:
     }
     free(auth);
     free(body);
+    free(ca_pem);
     return result;
 }
