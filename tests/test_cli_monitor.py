@@ -404,3 +404,131 @@ def test_rebuild_key_builds_flashes_and_resumes(project, fake_idf, emulators):
     assert f"--- resumed on {emu.url}" in notices
     assert "I (25) boot: ESP-IDF v5.5.1 2nd stage bootloader" in out.getvalue().splitlines()
     assert (Path(project) / "build" / "sonatino" / "flasher_args.json").is_file()
+
+
+# --- a secret split by a stalled device, real time, the installed script ------------------------
+
+DRIP = f"pw {PASSWORD} key sk-test-CANARY12\r\n".encode()
+
+
+def _split_plan() -> list[tuple[int, float]]:
+    """(cut, pause) per copy of the line: cuts before, in and at the edges of each secret; ~2 s of pauses."""
+    from tests.test_monitor_session import LINE, SHAPED_KEY
+
+    pw, key, shaped = (LINE.index(s.encode()) for s in (PASSWORD, API_KEY, SHAPED_KEY))
+    return [(pw + 5, 0.15), (key + 1, 0.3), (key + 3, 1.0), (key + 20, 0.0), (shaped + 2, 0.5),
+            (shaped + 10, 0.2), (pw - 1, 0.25)]
+
+
+def _stalling_device(line: bytes, plan: list[tuple[int, float]]):
+    def session(conn):
+        for cut, pause in plan:
+            conn.sendall(line[:cut])
+            time.sleep(pause)
+            conn.sendall(line[cut:])
+        time.sleep(0.2)
+    return session
+
+
+def _start_exe(exe: str, *args: str, cwd, env: dict, stdin=None) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("RTFLASH_", "WIFI_", "OPENAI_", "NO_COLOR"))}
+    return subprocess.Popen([exe, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**clean, "COLUMNS": "200", **env}, stdin=stdin or subprocess.DEVNULL)
+
+
+def test_installed_script_never_shows_a_secret_split_by_a_stalled_device(rtflash_exe, project, device_server):
+    """Screen, --json and --log, a socket:// device that stalls 0-1 s inside each secret, and a pty that
+    drips a line one byte at a time. (Every byte position and pause: test_monitor_session.py.)"""
+    from tests.test_monitor_session import LINE, MASKED
+
+    secrets = {"RTFLASH_WIFI_PASSWORD": PASSWORD, "OPENAI_API_KEY": API_KEY}
+    plan = _split_plan()
+    runs = {}
+    for name, extra in (("json", ["--json"]), ("plain", [])):
+        server = device_server(_stalling_device(LINE, plan))
+        log = project / f"{name}.log"
+        runs[name] = (_start_exe(rtflash_exe, "monitor", "--port", server.url, "--no-reconnect", "--log", str(log),
+                                 *extra, cwd=project, env=secrets), log, server)
+    master, slave = os.openpty()
+    drip_log = project / "drip.log"
+    drip = _start_exe(rtflash_exe, "monitor", "--port", os.ttyname(slave), "--no-reconnect", "--log", str(drip_log),
+                      cwd=project, env=secrets)
+    try:
+        assert drip.stderr.readline().startswith("--- monitoring"), "the monitor opened the pty"
+        for i in range(len(DRIP)):  # a pause past the idle flush after every other byte: ~2.5 s
+            os.write(master, DRIP[i:i + 1])
+            time.sleep(0.11 if i % 2 else 0.0)
+        time.sleep(0.3)
+        os.close(master)
+        drip_out, drip_err = drip.communicate(timeout=30)
+    finally:
+        if drip.poll() is None:
+            drip.kill()
+        os.close(slave)
+    outputs = {name: proc.communicate(timeout=60) + (log.read_text(), server) for name, (proc, log, server) in runs.items()}
+
+    for name, (out, err, saved, server) in outputs.items():
+        for where, text in (("stdout", out), ("stderr", err), ("log", saved)):
+            assert PASSWORD not in text and API_KEY[3:] not in text and "CANARY12" not in text, (name, where, text)
+        shown = [json.loads(row)["text"] for row in out.splitlines()] if name == "json" else out.splitlines()
+        assert "".join(shown) == MASKED * len(plan), (name, shown)
+        assert len(shown) > len(plan), "the stalled lines were shown in pieces, up to each secret"
+        assert saved.splitlines()[1:-1] == [MASKED] * len(plan)
+        assert err.strip().splitlines()[-1].startswith(f"error: port {server.url} gone")
+    masked_drip = "pw ******** key ********"
+    assert PASSWORD not in drip_out + drip_log.read_text() and "CANARY12" not in drip_out + drip_log.read_text()
+    assert "".join(drip_out.splitlines()) == masked_drip and drip_log.read_text().splitlines()[1] == masked_drip
+    assert len(drip_out.splitlines()) > 4, "the drip is shown as it comes"
+    assert drip.returncode == 1 and drip_err.strip().splitlines()[-1].startswith("error: port /dev/pts/")
+
+
+def test_log_files_are_private(invoke, device_server, project):
+    """--log is created 0600; an existing wider one is made 0600 before anything is written; /dev/null is left alone."""
+    server = device_server(BOOT)
+    fresh = project / "logs" / "fresh.log"
+    ended_with_the_device(invoke("monitor", "--port", server.url, "--no-reconnect", "--log", str(fresh)), server.url)
+    assert fresh.stat().st_mode & 0o777 == 0o600
+    old = project / "old.log"
+    old.write_text("an old log, readable by all\n" * 100)
+    old.chmod(0o644)
+    server = device_server(BOOT)
+    ended_with_the_device(invoke("monitor", "--port", server.url, "--no-reconnect", "--raw", "--log", str(old)),
+                          server.url)
+    assert old.stat().st_mode & 0o777 == 0o600 and old.read_bytes() == BOOT
+    null_mode = os.stat("/dev/null").st_mode
+    server = device_server(BOOT)
+    ended_with_the_device(invoke("monitor", "--port", server.url, "--no-reconnect", "--log", "/dev/null"), server.url)
+    assert os.stat("/dev/null").st_mode == null_mode
+
+
+def test_a_crash_resets_the_status_line(invoke, device_server):
+    crash = (b"Guru Meditation Error: Core  0 panic'ed (LoadProhibited). Exception was unhandled.\r\n"
+             b"Rebooting...\r\nets Jun  8 2016 00:22:57\r\n\r\nrst:0xc (RTC_SW_CPU_RST),boot:0x8 (SPI_FAST_FLASH_BOOT)\r\n")
+    again = b"I (310) rtflash: firmware 0.1.0 board sonatino\r\nI (4300) rt_session: event: session.created\r\n"
+
+    def device(conn):
+        for part in (BOOT + b"\r\n", crash, again):
+            conn.sendall(part)
+            time.sleep(0.3)
+
+    server = device_server(device)
+    result = invoke("monitor", "--port", server.url, "--no-reconnect")
+    assert ended_with_the_device(result, server.url)
+    said = [ln.removeprefix("--- status: ") for ln in result.stderr.splitlines() if ln.startswith("--- status:")]
+    assert said[-3:] == [STATUS, "device reset rst:0xc (RTC_SW_CPU_RST)",
+                         "event session.created (#1) | fw 0.1.0 on sonatino"], "fresh: nothing stale, counter from 1"
+
+
+def test_no_addr2line_is_said_once_before_the_register_dump(invoke, device_server, crash_elf, project):
+    from tests.test_monitor_session import PANIC
+
+    pc = crash_elf["symbols"]["crash_now"] + 4
+    server = device_server(b"I (1) app: running\r\n" + PANIC.format(pc=pc).encode() + b"I (30) app: booted again\r\n")
+    log = project / "panic.log"
+    result = invoke("monitor", "--board", "sonatino", "--port", server.url, "--no-reconnect", "--log", str(log),
+                    "--elf", str(crash_elf["elf"]), env={"PATH": "/usr/bin:/bin"})
+    assert ended_with_the_device(result, server.url)
+    assert result.stderr.count("xtensa-esp32s3-elf-addr2line not found on PATH") == 1
+    saved = log.read_text().splitlines()
+    at = next(i for i, text in enumerate(saved) if "addr2line not found" in text)
+    assert saved[at - 1] == "I (1) app: running" and saved[at + 1].startswith("Guru Meditation Error")
