@@ -162,8 +162,8 @@ def fake_idf(tmp_path_factory, monkeypatch) -> dict[str, str]:
 
 @pytest.fixture
 def emulators():
-    """Start emulated ESP32-S3 ROM bootloaders (tests/esp_rom_emulator.py): `emulators(**chip_kw)`."""
-    from tests.esp_rom_emulator import PtyEmulator, SocketEmulator
+    """Start emulated ESP32-S3 ROM bootloaders (bench/esp_rom_emulator.py): `emulators(**chip_kw)`."""
+    from bench.esp_rom_emulator import PtyEmulator, SocketEmulator
 
     started = []
 

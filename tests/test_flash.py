@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
+from bench.esp_rom_emulator import build_images
 from rtflash import esptool_log, flash
 from rtflash.boards import load_catalog
 
@@ -23,20 +22,35 @@ def opts(tmp_path):
 
 
 def firmware(seed: int = 1, app_kb: int = 900) -> list[flash.Image]:
-    """Images shaped like a build: code-like (compressible, not trivially) bootloader, table and app."""
-    rng = random.Random(seed)
-    words = [rng.randbytes(4) for _ in range(512)]
-
-    def blob(n: int) -> bytes:
-        return b"".join(rng.choice(words) for _ in range(n // 4))
-
-    return [flash.Image("bootloader", 0x0, b"\xe9" + blob(20 * 1024)[1:]),
-            flash.Image("partition-table", 0x8000, blob(0xC00)),
-            flash.Image("app", 0x20000, b"\xe9" + blob(app_kb * 1024)[1:])]
+    """Images shaped like a build (bench/esp_rom_emulator.py makes them for the bench too)."""
+    return [flash.Image(name, offset, data) for name, offset, data in build_images(seed, app_kb)]
 
 
 def on_device(emu, images) -> bool:
     return all(emu.chip.flash[i.offset:i.offset + len(i.data)] == i.data for i in images)
+
+
+def total(images) -> int:
+    return sum(len(i.data) for i in images)
+
+
+def since(emu, mark: int) -> list[str]:
+    return emu.chip.commands[mark:]
+
+
+def esp32s3_bootloader() -> bytes:
+    """A real ESP32-S3 image (esptool parses it; its header names chip id 9)."""
+    import tempfile
+    from pathlib import Path
+
+    from esptool.bin_image import ELFSection, ESP32S3FirmwareImage
+
+    image = ESP32S3FirmwareImage()
+    image.entrypoint = 0x403C8000
+    image.segments = [ELFSection(b".iram", 0x403C8000, b"\x11" * 4096, 0)]
+    with tempfile.TemporaryDirectory() as tmp:
+        image.save(str(Path(tmp) / "bl.bin"))
+        return (Path(tmp) / "bl.bin").read_bytes()
 
 
 def test_full_flash_writes_every_byte_and_verifies(emulators, board, opts):
@@ -45,7 +59,7 @@ def test_full_flash_writes_every_byte_and_verifies(emulators, board, opts):
     r = flash.flash_device(emu.url, board, images, opts)
     assert r.ok, r.error
     assert (r.chip, r.mac, r.mode, r.verified) == ("esp32s3", "7c:df:a1:e0:c0:de", "full", True)
-    assert r.bytes_written == sum(len(i.data) for i in images)
+    assert (r.bytes_written, r.bytes_skipped) == (total(images), 0)
     assert on_device(emu, images)
     assert 0 < r.bytes_sent == emu.chip.bytes_in
     assert "SPI_FLASH_MD5" in emu.chip.commands and "FLASH_DEFL_DATA" in emu.chip.commands
@@ -58,7 +72,9 @@ def test_unchanged_reflash_asks_the_rom_and_sends_almost_nothing(emulators, boar
     before = len(emu.chip.commands)
     again = flash.flash_device(emu.url, board, images, opts)
     assert again.ok and again.mode == "unchanged" and again.verified and on_device(emu, images)
+    assert (again.bytes_written, again.bytes_skipped) == (0, total(images))
     assert "MEM_BEGIN" not in emu.chip.commands[before:], "no stub upload when nothing changed"
+    assert "CHANGE_BAUDRATE" not in emu.chip.commands[before:], "one question per image, at the first baud"
     assert emu.chip.commands[before:].count("SPI_FLASH_MD5") == len(images)
     assert again.bytes_sent < 0.005 * sum(len(i.data) for i in images)
 
@@ -70,6 +86,7 @@ def test_unchanged_cache_but_device_differs_writes_only_that(emulators, board, o
     emu.chip.flash[0x8000] ^= 0xFF  # the partition table changed behind rtflash's back
     r = flash.flash_device(emu.url, board, images, opts)
     assert r.ok and r.mode == "fast" and on_device(emu, images)
+    assert (r.bytes_written, r.bytes_skipped) == (0xC00, total(images) - 0xC00)
 
 
 def test_one_sector_change_sends_about_one_sector(emulators, board, opts):
@@ -79,12 +96,38 @@ def test_one_sector_change_sends_about_one_sector(emulators, board, opts):
     app = bytearray(images[2].data)
     app[0x5_0123] ^= 0xFF
     changed = images[:2] + [flash.Image("app", 0x20000, bytes(app))]
-    data_before = emu.chip.data_bytes
+    data_before, mark = emu.chip.data_bytes, len(emu.chip.commands)
     r = flash.flash_device(emu.url, board, changed, opts)
     assert r.ok and r.mode == "fast" and on_device(emu, changed)
+    assert (r.bytes_written, r.bytes_skipped) == (SECTOR, total(images) - SECTOR)
     data = emu.chip.data_bytes - data_before
-    assert 0 < data <= 2 * SECTOR, "only the changed sector goes over the wire (compressed)"
-    assert r.bytes_sent - data < 16 * 1024, "the rest is sync, stub upload and MD5s"
+    assert 0 < data <= SECTOR, "only the changed sector goes over the wire (compressed)"
+    assert "MEM_BEGIN" not in since(emu, mark), "the ROM writes one sector itself: no stub upload"
+    assert since(emu, mark).count("SPI_FLASH_MD5") <= 6, "3 questions for the app, 1 each for the rest, 1 verify"
+    assert r.bytes_sent - data < 4096, "the rest is sync, MD5 questions, one baud switch (a stub is ~12 KB)"
+    assert str(r).startswith(f"esp32s3 7c:df:a1:e0:c0:de: wrote 4096 bytes, skipped {total(images) - SECTOR} "
+                             "already on the device, sent ")
+
+
+def test_device_asked_without_a_hint_finds_the_one_sector(emulators, board, opts, tmp_path):
+    """No cache (another machine, a wiped cache): the device's own MD5s still find the one sector."""
+    emu = emulators()
+    images = firmware()
+    flash.flash_device(emu.url, board, images, opts)
+    emu.chip.flash[0x20000 + 0x7_1234] ^= 0x01
+    r = flash.flash_device(emu.url, board, images, flash.FlashOptions(cache_dir=tmp_path / "empty"))
+    assert r.ok and on_device(emu, images)
+    assert (r.bytes_written, r.bytes_skipped) == (SECTOR, total(images) - SECTOR)
+
+
+def test_big_change_uploads_the_stub_over_the_fast_link(emulators, board, opts):
+    emu = emulators()
+    mark = len(emu.chip.commands)
+    r = flash.flash_device(emu.url, board, firmware(), opts)
+    assert r.ok and r.mode == "full"
+    done = since(emu, mark)
+    assert "CHANGE_BAUDRATE" in done and "MEM_BEGIN" in done
+    assert done.index("CHANGE_BAUDRATE") < done.index("MEM_BEGIN"), "the ROM switches baud before the stub goes up"
 
 
 def test_stale_cache_falls_back_to_a_full_verified_write(emulators, board, opts):
@@ -93,7 +136,7 @@ def test_stale_cache_falls_back_to_a_full_verified_write(emulators, board, opts)
     flash.flash_device(emu.url, board, images, opts)
     emu.chip.flash[0x30000:0x31000] = b"\x00" * SECTOR  # someone else wrote the device meanwhile
     r = flash.flash_device(emu.url, board, images, opts)
-    assert r.ok and r.verified and on_device(emu, images)
+    assert r.ok and r.verified and on_device(emu, images) and r.bytes_written == SECTOR
 
 
 def test_full_option_ignores_the_cache(emulators, board, tmp_path):
@@ -101,7 +144,7 @@ def test_full_option_ignores_the_cache(emulators, board, tmp_path):
     images = firmware()
     flash.flash_device(emu.url, board, images, flash.FlashOptions(cache_dir=tmp_path))
     r = flash.flash_device(emu.url, board, images, flash.FlashOptions(cache_dir=tmp_path, full=True))
-    assert r.mode == "full" and r.bytes_sent > 100_000
+    assert r.mode == "full" and r.bytes_sent > 100_000 and r.bytes_written == total(images)
 
 
 def test_wrong_chip_is_refused_and_nothing_written(emulators, board, opts):
@@ -111,6 +154,25 @@ def test_wrong_chip_is_refused_and_nothing_written(emulators, board, opts):
     assert r.error == (f"{emu.url}: found ESP32-C3 but board sonatino is esp32s3; "
                        "pick the right --board, or --force to write anyway")
     assert set(emu.chip.flash) == {0xFF}
+
+
+def test_force_on_the_wrong_chip_really_writes(emulators, board, opts):
+    """--force passes esptool's own force through: its image check does not refuse what rtflash allowed."""
+    emu = emulators(chip="esp32c3")
+    images = [flash.Image("bootloader", 0x0, esp32s3_bootloader())] + firmware()[1:]
+    r = flash.flash_device(emu.url, board, images, flash.FlashOptions(cache_dir=opts.cache_dir, force=True))
+    assert r.ok, r.error
+    assert r.warnings == ["found ESP32-C3 but board sonatino is esp32s3"] and on_device(emu, images)
+
+
+def test_esptool_refusals_name_the_fix_not_a_rerun():
+    from esptool.util import FatalError
+
+    image = flash._describe("P", FatalError("Input does not contain an ESP32-C3 image. Use --force to flash anyway."))
+    assert image == "P: Input does not contain an ESP32-C3 image; pick the right --board, or --force to write anyway"
+    link = flash._describe("P", FatalError("Timed out waiting for packet header"))
+    assert link == "P: Timed out waiting for packet header; run again (a re-run writes only what is still " \
+                   "missing, and verifies)"
 
 
 def test_small_flash_is_refused_unless_forced(emulators, board, tmp_path):
@@ -131,6 +193,7 @@ def test_link_dropped_mid_write_then_rerun_completes(emulators, board, opts):
         assert emu.chip.connections >= 2
     again = flash.flash_device(emu.url, board, images, opts)
     assert again.ok and again.verified and on_device(emu, images)
+    assert again.bytes_skipped > 0 or first.ok, "the re-run keeps what the cut write got onto the device"
 
 
 def test_several_devices_in_parallel_one_failure_does_not_stop_others(emulators, board, opts):
@@ -186,14 +249,27 @@ def test_pty_endpoint(emulators, board, opts):
     assert on_device(emu, images)
 
 
-def test_erase_whole_and_region(emulators, board, opts):
+def test_erase_whole_and_region_then_flash_writes_only_the_erased(emulators, board, opts):
     emu = emulators()
     images = firmware(app_kb=100)
     flash.flash_device(emu.url, board, images, opts)
-    r = flash.erase_device(emu.url, board, opts, region=(0x20000, 0x2000))
-    assert r.ok and set(emu.chip.flash[0x20000:0x22000]) == {0xFF} and emu.chip.flash[0x22000:0x22010] != b"\xff" * 16
-    assert not list(opts.cache_dir.rglob("*.bin")), "an erase makes the cached images stale"
+    r = flash.erase_device(emu.url, board, opts, region=(0x21000, 0x2000))
+    assert r.ok and set(emu.chip.flash[0x21000:0x23000]) == {0xFF} and emu.chip.flash[0x23000:0x23010] != b"\xff" * 16
+    again = flash.flash_device(emu.url, board, images, opts)
+    assert again.ok and on_device(emu, images)
+    assert (again.bytes_written, again.bytes_skipped) == (0x2000, total(images) - 0x2000)
     assert flash.erase_device(emu.url, board, opts).ok and set(emu.chip.flash) == {0xFF}
+    whole = flash.flash_device(emu.url, board, images, opts)
+    assert whole.ok and on_device(emu, images) and whole.bytes_written == total(images)
+
+
+def test_erase_region_past_the_end_of_the_flash_is_refused(emulators, board, opts):
+    emu = emulators()
+    emu.chip.flash[0x7FF000:] = b"\0" * SECTOR
+    r = flash.erase_device(emu.url, board, opts, region=(0x7FF000, 0x2000))
+    assert r.error == (f"{emu.url}: --region 0x7ff000 0x2000 ends at 0x801000, past the end of the device's 8MB "
+                       "flash (0x800000)")
+    assert set(emu.chip.flash[0x7FF000:]) == {0}, "nothing erased"
 
 
 def test_missing_port_is_one_line(board, opts):
@@ -212,20 +288,25 @@ def test_no_bootloader_answering(board, opts):
     assert r.error.endswith("hold BOOT, tap RESET and try again, or check --port")
 
 
-def test_cancel_stops_between_blocks_and_forgets_the_cache(emulators, board, opts):
+@pytest.mark.parametrize("hint", [True, False], ids=["cache-kept", "no-cache"])
+def test_cancelled_write_then_rerun_writes_only_the_rest(emulators, board, opts, tmp_path, hint):
+    """Ctrl-C mid-write: the re-run asks the device and writes only the sectors still missing."""
     emu = emulators()
-    images = firmware()
-    flash.flash_device(emu.url, board, images, opts)
-    assert list(opts.cache_dir.rglob("*.bin"))
+    old, new = firmware(), firmware(seed=2)
+    flash.flash_device(emu.url, board, old, opts)
+    start = emu.chip.blocks
 
-    def stop(port, what, done, total):
-        esptool_log.cancel()
+    def stop(port, what, done, total_):
+        if emu.chip.blocks - start >= 3:
+            esptool_log.cancel()
 
-    r = flash.flash_device(emu.url, board, firmware(seed=2), flash.FlashOptions(cache_dir=opts.cache_dir, full=True),
-                           on_progress=stop)
+    r = flash.flash_device(emu.url, board, new, opts, on_progress=stop)
     esptool_log.clear_cancel()
-    assert not r.ok and r.error == "interrupted"
-    assert not list(opts.cache_dir.rglob("*.bin"))
+    assert not r.ok and r.error == "interrupted" and not on_device(emu, new)
+    again = flash.flash_device(emu.url, board, new, opts if hint else flash.FlashOptions(cache_dir=tmp_path / "none"))
+    assert again.ok and on_device(emu, new) and again.mode == "fast"
+    assert again.bytes_skipped >= 2 * 0x4000, "what the cut write got onto the device is not written again"
+    assert again.bytes_written + again.bytes_skipped == total(new)
 
 
 def test_chip_revision_checked_where_the_board_says_so(emulators, board, opts):

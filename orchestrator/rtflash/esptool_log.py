@@ -15,7 +15,9 @@ from rtflash.errors import RtflashError
 
 
 class Cancelled(RtflashError):
-    """Ctrl-C: the write was stopped between two blocks."""
+    """Ctrl-C: the write was stopped between two blocks (exit status 130, as for SIGINT)."""
+
+    exit_code = 130
 
 
 _local = threading.local()

@@ -1,10 +1,14 @@
 """Write a build to devices through esptool's Python API (`esptool.cmds`), never its console text.
 
 One device: connect (port opened by `ports.open_serial`), check the chip and flash size against the
-board, run the stub, switch baud, then `write_flash` with esptool's own MD5 verification. Fast
-reflash: the image last written at each offset is kept per device (keyed by MAC) and handed to
-esptool as `diff_with`, so only changed 4 KB sectors go over the wire; esptool falls back to a full
-write by itself when the device's flash does not match. Credentials (nvs) are never cached.
+board, then ask the device which 4 KB sectors differ (`sectors.plan`, SPI_FLASH_MD5 in the ROM, before
+any stub upload) and write only those with `write_flash`, which verifies each written span by MD5;
+the skipped ones were verified by the same question. So a reflash, a re-run after Ctrl-C or after an
+erased region, writes what is missing and nothing else. The image last written at each offset is
+kept per device (keyed by MAC) as a hint of what to ask about, never as the truth; credentials
+(nvs) are never cached. Up to `ROM_WRITE_LIMIT` bytes are written by the ROM itself (no stub
+upload); more goes through the stub. Either way the baud is switched in the ROM first (the ESP32
+ROMs, unlike the ESP8266's, take CHANGE_BAUDRATE), so the stub itself goes over the fast link.
 
 Several devices: one thread each; a failure on one never stops the others. esptool logs through a
 process-wide logger, so ours routes each thread's lines and progress to that thread's device.
@@ -18,9 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rtflash import esptool_log, ports
+from rtflash import esptool_log, ports, sectors
 from rtflash.errors import FlashError, PortError, RtflashError
 from rtflash.files import write_atomic
+
+ROM_WRITE_LIMIT = 64 * 1024  # bytes to write at most through the ROM; more is worth the stub upload
+NO_RERUN = ("force", "will not fit", "encrypt", "secure boot")  # esptool refusals a re-run cannot fix
 
 OnProgress = Callable[[str, str, int, int], None]  # (port, what, done, total)
 OnLine = Callable[[str, str], None]  # (port, line)
@@ -58,6 +65,7 @@ class DeviceResult:
     chip: str = ""
     mac: str = ""
     bytes_written: int = 0
+    bytes_skipped: int = 0
     bytes_sent: int = 0
     seconds: float = 0.0
     verified: bool = False
@@ -71,11 +79,14 @@ class DeviceResult:
     def __str__(self) -> str:
         if not self.ok:
             return f"failed: {self.error}"
+        if self.mode == "erase":
+            return f"{self.chip} {self.mac}: erased in {self.seconds:.1f} s"
         if self.mode == "unchanged":
-            return (f"{self.chip} {self.mac}: already on the device (MD5 verified), sent {self.bytes_sent} "
-                    f"bytes in {self.seconds:.1f} s")
-        return (f"{self.chip} {self.mac}: wrote {self.bytes_written} bytes, sent {self.bytes_sent} "
-                f"({self.mode}) in {self.seconds:.1f} s, verified")
+            return (f"{self.chip} {self.mac}: already on the device ({self.bytes_skipped} bytes, MD5 verified), "
+                    f"sent {self.bytes_sent} bytes in {self.seconds:.1f} s")
+        skipped = f", skipped {self.bytes_skipped} already on the device" if self.bytes_skipped else ""
+        return (f"{self.chip} {self.mac}: wrote {self.bytes_written} bytes{skipped}, sent {self.bytes_sent} "
+                f"in {self.seconds:.1f} s, verified")
 
 
 def default_cache_dir() -> Path:
@@ -105,7 +116,8 @@ def images_for(artifacts, nvs: tuple[int, bytes] | None = None) -> list[Image]:
 
 
 class _Cache:
-    """The image last written at each offset of one device, for esptool's diff_with."""
+    """What rtflash last wrote at each offset of one device (a hint for `sectors.plan`), and its flash
+    chip's JEDEC id (soldered to the chip whose MAC names the folder, so it is asked once)."""
 
     def __init__(self, root: Path, mac: str) -> None:
         self.dir = root / mac.replace(":", "")
@@ -124,10 +136,18 @@ class _Cache:
             self.dir.mkdir(parents=True, exist_ok=True)
             write_atomic(self.path(image.offset), image.data)
 
-    def forget(self) -> None:
-        """The device's flash is unknown now (a failed or interrupted write)."""
-        for p in self.dir.glob("*.bin") if self.dir.is_dir() else ():
-            p.unlink(missing_ok=True)
+    def seed_flash_id(self, esp) -> None:
+        """Hand esptool the flash id read on an earlier run: 50-odd register round trips saved."""
+        try:
+            esp.cache["flash_id"] = int((self.dir / "flash-id").read_text(), 16)
+        except (OSError, ValueError):
+            pass
+
+    def save_flash_id(self, esp) -> None:
+        flash_id = esp.cache.get("flash_id")
+        if flash_id is not None and not (self.dir / "flash-id").exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.dir / "flash-id", f"{flash_id:06x}\n".encode())
 
 
 # -- one device -------------------------------------------------------------------------
@@ -186,44 +206,47 @@ def _count_sent(port, result: DeviceResult) -> None:
     port.write = counting
 
 
-def _unchanged(esp, images: Sequence[Image], cache: _Cache) -> bool:
-    """Every image already on the device? Asked of the ROM (SPI_FLASH_MD5), before any stub upload.
-
-    Only tried when the cache says so, since a wasted MD5 costs time; the MD5 is what decides.
-    """
-    import hashlib
-
-    from esptool.cmds import attach_flash
-
-    if not images or any(cache.get(i) != i.data for i in images if i.cache):
-        return False
-    attach_flash(esp)
-    for image in images:
-        data = image.data + b"\xff" * (-len(image.data) % 4)  # write_flash pads to 4 bytes the same way
-        if esp.flash_md5sum(image.offset, len(data)) != hashlib.md5(data).hexdigest():
-            return False
-    return True
-
-
 def _write(esp, images: Sequence[Image], cache: _Cache, options: FlashOptions, result: DeviceResult):
-    """Write what differs (all of it with --full/--erase) and verify; returns the loader now in charge."""
-    from esptool.cmds import erase_flash, write_flash
+    """Write what differs on the device (all of it with --full/--erase) and verify; returns the loader
+    now in charge."""
+    from esptool.cmds import attach_flash, erase_flash, write_flash
 
-    if not (options.full or options.erase) and _unchanged(esp, images, cache):
-        result.mode, result.verified = "unchanged", True
+    faster = _Faster(esp, options)
+    if options.full or options.erase:
+        esp = _prepare(esp, options, faster)
+        if options.erase:
+            erase_flash(esp)
+        spans, skipped = [(i.offset, sectors.pad4(i.data)) for i in images], 0
+    else:
+        attach_flash(esp)
+        plans = [sectors.plan(i.data, i.offset, esp.flash_md5sum, cache.get(i), faster) for i in images]
+        spans = [span for p in plans for span in p.spans]
+        skipped = sum(p.skipped for p in plans)
+    result.bytes_skipped, result.verified = skipped, True
+    if not spans:
+        result.mode = "unchanged"
         return esp
-    esp = _prepare(esp, options)
-    if options.erase:
-        erase_flash(esp)
-    old = [None if options.full or options.erase else cache.get(i) for i in images]
-    result.mode = "fast" if any(old) else "full"
-    cache.forget()  # until verified, the device's flash is unknown
-    write_flash(esp, [(i.offset, i.data) for i in images], diff_with=old)
-    result.bytes_written = sum(len(i.data) for i in images)
-    result.verified = True
+    result.mode = "fast" if skipped else "full"
+    faster()
+    if not esp.IS_STUB and sum(len(d) for _, d in spans) > ROM_WRITE_LIMIT:
+        esp = _prepare(esp, options, faster)
+    write_flash(esp, spans, compress=True, force=options.force)
+    result.bytes_written = sum(len(d) for _, d in spans)
     for image in images:
         cache.put(image)
     return esp
+
+
+class _Faster:
+    """Switch to the fast baud once, when there is more to say than a question per image."""
+
+    def __init__(self, esp, options: FlashOptions) -> None:
+        self.esp, self.options, self.done = esp, options, False
+
+    def __call__(self) -> None:
+        if not self.done and self.options.baud and self.options.baud != self.options.initial_baud:
+            self.esp.change_baud(self.options.baud)
+        self.done = True
 
 
 def _on_device(port: str, board, options: FlashOptions, result: DeviceResult, work: Callable,
@@ -237,14 +260,17 @@ def _on_device(port: str, board, options: FlashOptions, result: DeviceResult, wo
             esp = _connect(port, options, result)
             result.chip = chip_key(esp.CHIP_NAME)
             result.mac = ":".join(f"{b:02x}" for b in esp.read_mac())
+            cache = _Cache(options.cache_dir or default_cache_dir(), result.mac)
+            cache.seed_flash_id(esp)
             _check_device(esp, board, result, options.force)
-            esp = work(esp, _Cache(options.cache_dir or default_cache_dir(), result.mac))
+            esp = work(esp, cache)
+            cache.save_flash_id(esp)
             _reset(esp, options.after)
         result.ok = True
     except (RtflashError, OSError) as exc:
         result.error = str(exc) if isinstance(exc, RtflashError) else f"{port}: {exc}"
     except Exception as exc:  # esptool's FatalError and pyserial's SerialException
-        result.error = f"{port}: {_first_line(exc)}; run again (a re-run writes what is missing and verifies)"
+        result.error = _describe(port, exc)
     finally:
         result.seconds = round(time.perf_counter() - start, 3)
         if esp is not None:
@@ -261,17 +287,29 @@ def flash_device(port: str, board, images: Sequence[Image], options: FlashOption
                       lambda esp, cache: _write(esp, images, cache, options, result), progress, on_line)
 
 
+def _describe(port: str, exc: Exception) -> str:
+    """esptool's failure as one line, with the advice that helps: a re-run only for a broken link."""
+    import re
+
+    text = _first_line(exc)
+    if not any(word in text.lower() for word in NO_RERUN):
+        return f"{port}: {text}; run again (a re-run writes only what is still missing, and verifies)"
+    text = re.sub(r"\s*Use (--force|the force argument)\b.*$", "", text).rstrip(" .")
+    return f"{port}: {text}; pick the right --board, or --force to write anyway"
+
+
 def _line_sink(port: str, on_line: OnLine | None):
     return (lambda line: on_line(port, line)) if on_line else None
 
 
-def _prepare(esp, options: FlashOptions):
-    """Stub, faster baud, flash attached: what every write needs first."""
+def _prepare(esp, options: FlashOptions, faster: _Faster | None = None):
+    """Faster baud (in the ROM: the stub then uploads fast), stub (one still running is reused),
+    flash attached: what erasing and big writes need."""
     from esptool.cmds import attach_flash, run_stub
 
-    esp = run_stub(esp)
-    if options.baud and options.baud != options.initial_baud:
-        esp.change_baud(options.baud)
+    (faster or _Faster(esp, options))()
+    if not esp.IS_STUB:
+        esp = run_stub(esp)
     attach_flash(esp)
     return esp
 
@@ -310,12 +348,19 @@ def flash_many(port_list: Sequence[str], board, images: Sequence[Image], options
 
 def erase_device(port: str, board, options: FlashOptions = FlashOptions(),
                  region: tuple[int, int] | None = None, on_line: OnLine | None = None) -> DeviceResult:
-    """Erase the whole flash (or one region); the device's image cache is forgotten."""
-    from esptool.cmds import erase_flash, erase_region
+    """Erase the whole flash (or one region, which must lie inside the device's flash). The cache
+    stays: it is a hint, and the next flash sees the erased sectors by their MD5."""
+    from esptool.cmds import detect_flash_size, erase_flash, erase_region
+    from esptool.util import flash_size_bytes
 
     def erase(esp, cache: _Cache):
+        if region:
+            found = detect_flash_size(esp)
+            end = region[0] + region[1]
+            if found and end > flash_size_bytes(found):
+                raise FlashError(f"{port}: --region {region[0]:#x} {region[1]:#x} ends at {end:#x}, past the "
+                                 f"end of the device's {found} flash ({flash_size_bytes(found):#x})")
         esp = _prepare(esp, options)
-        cache.forget()
         erase_region(esp, *region) if region else erase_flash(esp)
         return esp
 

@@ -13,7 +13,7 @@ Endpoints: `SocketEmulator` (pyserial `socket://127.0.0.1:PORT`; each new connec
 reset into the ROM, flash kept) and `PtyEmulator` (a pty slave path, for read-heavy tests:
 pyserial's socket transport reads one byte per call for large reads).
 
-Run it by hand: `python tests/esp_rom_emulator.py [--chip esp32s3] [--flash 8MB] [--baud N]`.
+Run it by hand: `python bench/esp_rom_emulator.py [--chip esp32s3] [--flash 8MB] [--baud N]`.
 """
 
 from __future__ import annotations
@@ -356,6 +356,22 @@ class Session:
         self._send_read_block(got)
 
 
+def build_images(seed: int = 1, app_kb: int = 900) -> list[tuple[str, int, bytes]]:
+    """(name, offset, bytes) shaped like an ESP-IDF build: code-like (compressible, not trivially)
+    bootloader, partition table and app, so compressed transfers cost what they would for real."""
+    import random
+
+    rng = random.Random(seed)
+    words = [rng.randbytes(4) for _ in range(512)]
+
+    def blob(n: int) -> bytes:
+        return b"".join(rng.choice(words) for _ in range(n // 4))
+
+    return [("bootloader", 0x0, b"\xe9" + blob(20 * 1024)[1:]),
+            ("partition-table", 0x8000, blob(0xC00)),
+            ("app", 0x20000, b"\xe9" + blob(app_kb * 1024)[1:])]
+
+
 def checksum(data: bytes, state: int = 0xEF) -> int:
     for b in data:
         state ^= b
@@ -416,7 +432,7 @@ class SocketEmulator(_Endpoint):
         while not self._stop.is_set():
             try:
                 conn, _ = self._server.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -434,7 +450,7 @@ class SocketEmulator(_Endpoint):
             while not self._stop.is_set():
                 try:
                     data = conn.recv(65536)
-                except (TimeoutError, socket.timeout):
+                except TimeoutError:
                     continue
                 if not data:
                     return
