@@ -1,8 +1,13 @@
-"""rtflash's own overhead on a build, over the bare build tool (issue 4; target <= 0.3 s on a no-op).
+"""rtflash's own overhead on a build, over the bare build tool (issues 4 and 12; target <= 0.3 s on a no-op).
 
-Uses the stand-in idf.py from tests/fake_tools (this machine has no ESP-IDF): the figure is what
-rtflash adds (start-up, render check, argv, progress parsing, log, artifacts), since both runs pay
-the same tool cost. With a real ESP-IDF on PATH, set RTFLASH_BENCH_REAL=1 to time the real idf.py.
+With ../shared present (the real ESP-IDF v5.5.5 and the pinned deps, as on CI) it builds the REAL
+linux firmware, side by side in one run:
+  - cold build: `rtflash build --board linux --deps-dir ../shared/deps` in one project, and bare
+    `idf.py` with the very argv and environment rtflash uses (IdfBackend.argv / build_env) in a second
+    project rendered the same way: the same tree, the same tool, only rtflash's layer differs;
+  - no-op build: both again on rtflash's build dir (median of RUNS), and the difference, which is what
+    rtflash itself adds (start-up, render check, argv, progress parsing, log, artifacts).
+Without ../shared it falls back to the stand-in idf.py of tests/fake_tools (board sonatino).
 Run: .venv/bin/python bench/build_overhead.py
 """
 
@@ -18,44 +23,62 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-RUNS = 7
+RUNS = 5
 
 
 def timed(argv, cwd, env) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(map(str, argv[:4]))} ... failed ({done.returncode}):\n{(done.stdout + done.stderr)[-2000:]}")
     return time.perf_counter() - start
 
 
-def main() -> None:
-    from tests.conftest import install_fake_idf
+def bare_argv(board_name: str, project: Path, deps: Path | None) -> tuple[list[str], dict[str, str]]:
+    """Exactly what rtflash runs for this project (rendered first, as rtflash does)."""
+    from rtflash.boards import load_catalog
+    from rtflash.builder.idf import IdfBackend, build_env
+    from rtflash.render import ensure_rendered
+    from rtflash.settings import Settings
 
+    board = load_catalog().get(board_name)
+    rendered = ensure_rendered(board, Settings(), project)
+    return IdfBackend().argv(board, project, rendered.out_dir, deps), build_env(board, deps)
+
+
+def main() -> None:
+    from tests.conftest import SHARED_DEPS, SHARED_IDF, idf_venv, install_fake_idf, real_idf_env
+
+    real = (SHARED_IDF / "tools" / "idf.py").is_file() and (idf_venv() / "bin" / "python").is_file()
     exe = str(Path(sys.executable).parent / "rtflash")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="rtflash-bench-") as tmp:
         root = Path(tmp)
-        env = {**os.environ, "RTFLASH_NO_CCACHE": "1"}
-        if not os.environ.get("RTFLASH_BENCH_REAL"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RTFLASH_", "IDF_"))}
+        env["RTFLASH_NO_CCACHE"] = "1"
+        env["RTFLASH_CACHE_DIR"] = str(root / "device-cache")
+        if real:
+            env.update(real_idf_env())
+            board, deps, tool = "linux", SHARED_DEPS, "real ESP-IDF v5.5.5, linux firmware"
+        else:
             env.update(install_fake_idf(root / "tools"))
-        project = root / "project"
-        project.mkdir()
-        full = timed([exe, "build", "--board", "sonatino"], project, env)
-        rtflash_noop = statistics.median(timed([exe, "build", "--board", "sonatino"], project, env)
-                                         for _ in range(RUNS))
-        build_dir = project / "build" / "sonatino"
-        firmware = REPO / "firmware-src"
-        bare = [str(root / "tools" / "bin" / "idf.py"), "-C", str(firmware), "-B", str(build_dir),
-                f"-DSDKCONFIG={build_dir / 'sdkconfig'}",
-                f"-DSDKCONFIG_DEFAULTS={firmware / 'sdkconfig.defaults'};{build_dir / 'config' / 'sdkconfig.defaults'}",
-                "build"]
-        bare_noop = statistics.median(timed(bare, project, {**env, "IDF_TARGET": "esp32s3"}) for _ in range(RUNS))
-        clean_full = timed([exe, "build", "--board", "sonatino", "--clean"], project, env)
-        print(f"first full build (rtflash, stand-in tool)   {full * 1000:7.0f} ms")
-        print(f"full build after --clean (rtflash)          {clean_full * 1000:7.0f} ms")
-        print(f"no-op build: rtflash build                  {rtflash_noop * 1000:7.0f} ms (median of {RUNS})")
-        print(f"no-op build: bare idf.py                    {bare_noop * 1000:7.0f} ms (median of {RUNS})")
-        overhead = rtflash_noop - bare_noop
-        print(f"rtflash overhead on a no-op build           {overhead * 1000:7.0f} ms  "
-              f"({'ok' if overhead <= 0.3 else 'OVER'} target 300 ms)")
+            board, deps, tool = "sonatino", None, "stand-in idf.py (no ../shared here)"
+        os.environ.update(env)  # bare_argv resolves idf.py from PATH / IDF_PATH as rtflash does
+        build = [exe, "build", "--board", board, *(["--deps-dir", str(deps)] if deps else [])]
+        ours, theirs = root / "rtflash", root / "bare"
+        ours.mkdir()
+        theirs.mkdir()
+        cold_rtflash = timed(build, ours, env)
+        argv, extra = bare_argv(board, theirs, deps)
+        cold_bare = timed(argv, theirs, {**env, **extra})
+        noop_rtflash = statistics.median(timed(build, ours, env) for _ in range(RUNS))
+        argv, extra = bare_argv(board, ours, deps)
+        noop_bare = statistics.median(timed(argv, ours, {**env, **extra}) for _ in range(RUNS))
+        overhead = noop_rtflash - noop_bare
+        print(f"build of board {board} with the {tool}")
+        print(f"{'':34}{'rtflash build':>15}{'bare idf.py':>14}{'rtflash adds':>15}")
+        print(f"{'cold build':34}{cold_rtflash:>13.2f} s{cold_bare:>12.2f} s{cold_rtflash - cold_bare:>13.2f} s")
+        print(f"{f'no-op build (median of {RUNS})':34}{noop_rtflash:>13.2f} s{noop_bare:>12.2f} s"
+              f"{overhead:>13.2f} s  ({'ok' if overhead <= 0.3 else 'OVER'}: target <= 0.30 s)")
 
 
 if __name__ == "__main__":
