@@ -57,6 +57,19 @@ static void on_event(void *arg, esp_event_base_t base, int32_t id, void *data)
     }
 }
 
+/* wifi_sta_config_t's ssid[32] / password[64] take a full-length value without a NUL (cfg is zeroed
+ * first), so copy the bytes rather than strncpy (GCC's -Wstringop-truncation, an error under -Werror=all). */
+static bool copy_field(uint8_t *dst, size_t size, const char *src, const char *what)
+{
+    size_t len = strlen(src);
+    if (len > size) {
+        ESP_LOGE(TAG, "Wi-Fi %s is %u bytes, at most %u fit", what, (unsigned)len, (unsigned)size);
+        return false;
+    }
+    memcpy(dst, src, len);
+    return true;
+}
+
 bool wifi_sta_start(const char *ssid, const char *password)
 {
     s_events = xEventGroupCreate();
@@ -75,8 +88,10 @@ bool wifi_sta_start(const char *ssid, const char *password)
     ESP_ERROR_CHECK(esp_event_handler_instance_register(IP_EVENT, IP_EVENT_STA_GOT_IP, on_event, NULL, NULL));
 
     wifi_config_t cfg = {0};
-    strncpy((char *)cfg.sta.ssid, ssid, sizeof(cfg.sta.ssid));          /* 32 bytes, not NUL-terminated if full */
-    strncpy((char *)cfg.sta.password, password, sizeof(cfg.sta.password));
+    if (!copy_field(cfg.sta.ssid, sizeof(cfg.sta.ssid), ssid, "SSID") ||
+        !copy_field(cfg.sta.password, sizeof(cfg.sta.password), password, "password")) {
+        return false;
+    }
     cfg.sta.threshold.authmode = password[0] ? WIFI_AUTH_WPA2_PSK : WIFI_AUTH_OPEN;
     ESP_ERROR_CHECK(esp_wifi_set_mode(WIFI_MODE_STA));
     ESP_ERROR_CHECK(esp_wifi_set_config(WIFI_IF_STA, &cfg));
