@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-
 from rtflash.boards import load_board, load_catalog
 from rtflash.errors import ConfigError
 from rtflash.partitions import read_csv
 from rtflash.render import ensure_rendered, render_board
 from rtflash.settings import Settings
+
 from tests.test_boards import CODEC_BOARD, I2S_BOARD, board_file
 
 
@@ -145,3 +145,17 @@ def test_project_folder_beside_config(tmp_path):
         assert f'set(RT_FIRMWARE_DIR "{firmware_dir()}")' in text and firmware_dir().is_absolute()
         assert 'include("${RT_FIRMWARE_DIR}/cmake/rt_project.cmake")' in text
         assert "project(rtflash_firmware)" in text and (firmware_dir() / "cmake" / "rt_project.cmake").is_file()
+
+
+def test_project_folder_rerendered_when_firmware_moves(tmp_path, monkeypatch):
+    """A reinstall puts firmware-src elsewhere: the project file must follow, whatever the mtimes say."""
+    from rtflash import resources
+
+    board = load_catalog().get("linux")
+    ensure_rendered(board, Settings(), tmp_path)
+    assert ensure_rendered(board, Settings(), tmp_path).written == ()
+    moved = tmp_path / "site-packages" / "firmware"
+    monkeypatch.setattr(resources, "firmware_dir", lambda: moved)
+    again = ensure_rendered(board, Settings(), tmp_path)
+    assert [p.name for p in again.written] == ["CMakeLists.txt"]
+    assert f'set(RT_FIRMWARE_DIR "{moved}")' in (tmp_path / "build" / "linux" / "project" / "CMakeLists.txt").read_text()

@@ -133,7 +133,7 @@ def ensure_rendered(board: Board, settings: Settings, project_dir: Path) -> Rend
     """Render unless every output is newer than the board file and the templates (cheap no-op path)."""
     out = config_dir(project_dir, board.name)
     try:
-        from rtflash.resources import templates_dir
+        from rtflash.resources import firmware_dir, templates_dir
 
         inputs = [board.path, *templates_dir().rglob("*.j2")]
         settings_file = Path(settings.path) if settings.path else None
@@ -142,7 +142,10 @@ def ensure_rendered(board: Board, settings: Settings, project_dir: Path) -> Rend
         names = LINUX_TEMPLATES if board.is_linux else tuple(TEMPLATES)
         outputs = [output_path(out, n) for n in names]
         newest_in = max(p.stat().st_mtime_ns for p in inputs)
-        if all(o.stat().st_mtime_ns >= newest_in for o in outputs):
+        # the project file names firmware-src by absolute path: a reinstall elsewhere must re-render
+        # it even when the installed templates carry old mtimes
+        current = f'"{firmware_dir()}"' in project_dir_of(out).joinpath("CMakeLists.txt").read_text()
+        if current and all(o.stat().st_mtime_ns >= newest_in for o in outputs):
             return RenderResult(board.name, out, (), tuple(outputs), 0.0)
     except (OSError, ValueError):
         pass
