@@ -273,7 +273,8 @@ def test_real_builder_compiles_every_firmware_tu(pio_env, rtflash_exe, shared_de
     for component in ("rt_core", "rt_audio", "rt_session", "peer", "sepfy__srtp", "78__esp-opus"):
         assert component in text
     assert (work / "build" / name / "sdkconfig.pio").is_file()  # where board_build.esp-idf.sdkconfig_path says
-    assert not any((firmware_dir()).glob("sdkconfig.*")) and not (firmware_dir() / "managed_components").exists()
+    for written in (f"sdkconfig.{name}", "sdkconfig", "dependencies.lock", "managed_components", ".pio"):
+        assert not (firmware_dir() / written).exists(), f"{written} written into firmware-src"
     count, bad = judge_tus(tu_log)
     sources = tu_log.read_text()
     assert "/firmware-src/main/main.c" in sources and "libpeer-src/peer_connection.c" in sources

@@ -60,9 +60,21 @@ def core_dir() -> Path:
     return Path(os.environ.get("PLATFORMIO_CORE_DIR") or Path.home() / ".platformio")
 
 
+def server(need: str) -> tuple[str, int]:
+    """Host and port of a need's server; PyPI is the index pip will use ($PIP_INDEX_URL, a mirror)."""
+    index = os.environ.get("PIP_INDEX_URL")
+    if need == "pypi" and index:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(index)
+        if url.hostname:
+            return url.hostname, url.port or (80 if url.scheme == "http" else 443)
+    return HOSTS[need]
+
+
 def reachable(need: str, timeout: float = 3.0) -> bool:
     try:
-        with socket.create_connection(HOSTS[need], timeout=timeout):
+        with socket.create_connection(server(need), timeout=timeout):
             return True
     except OSError:
         return False
@@ -244,7 +256,7 @@ class PioBackend:
         unreachable = {need for need in {n for n, _ in missing} if not reachable(need)}
         if not unreachable:
             return
-        said = "; ".join(f"{what} ({HOSTS[need][0]} unreachable)" if need in unreachable else what
+        said = "; ".join(f"{what} ({server(need)[0]} unreachable)" if need in unreachable else what
                          for need, what in missing)
         fixes = []
         if any(n == "platformio" for n, _ in missing) or needs.penv:
