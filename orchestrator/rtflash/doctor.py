@@ -6,6 +6,7 @@ part of the set-up never hides the others. Credentials are reported present/miss
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -111,13 +112,21 @@ def check_platformio(env: dict[str, str]) -> Check:
     if not pio:
         return Check("PlatformIO", WARN, PIO_MISSING, "pip install platformio")
     core = Path(env.get("PLATFORMIO_CORE_DIR") or Path.home() / ".platformio")
+    install = ("`rtflash render -b BOARD` then `pio pkg install -d build/BOARD/project -e BOARD` (network, once: "
+               "the pinned platform and exactly the packages that board's build needs)")
     if not (core / "platforms" / "espressif32").is_dir():
-        return Check("PlatformIO", WARN, f"{pio}; platform espressif32 not installed in {core}",
-                     "pio pkg install -g -p espressif32 (needs network, once)")
-    return Check("PlatformIO", OK, f"{pio}; espressif32 in {core}")
+        return Check("PlatformIO", WARN, f"{pio}; platform espressif32 not installed in {core}", install)
+    try:  # the builds pin espressif32 @ 6.13.0 (templates/platformio.ini.j2); another version is not used
+        version = json.loads((core / "platforms" / "espressif32" / "platform.json").read_text()).get("version")
+    except (OSError, ValueError):
+        version = None
+    if version and version != PIO_PLATFORM:
+        return Check("PlatformIO", WARN, f"{pio}; espressif32 {version} in {core}, builds pin {PIO_PLATFORM}", install)
+    return Check("PlatformIO", OK, f"{pio}; espressif32{' ' + version if version else ''} in {core}")
 
 
 PIO_MISSING = "pio not found"
+PIO_PLATFORM = "6.13.0"
 
 
 def check_backends(idf: Check, idf_py: Check, pio: Check, chips: set[str]) -> Check:
