@@ -1,0 +1,185 @@
+"""End to end: the real linux firmware (ESP-IDF linux target, libpeer, Opus, mbedTLS) holds a WebRTC
+voice session with the Realtime API stand-in (aiortc) on 127.0.0.1. No mocks: the firmware process
+reads its mic from a WAV, writes its speaker to a WAV, trusts the test CA through RTFLASH_CA_FILE
+(TLS verified) and offers a 127.0.0.1 host candidate through RTFLASH_ICE_IFACE=lo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import realtime_standin as rs
+
+KEY = "sk-e2e-canary-" + "Q7w" * 8
+MODEL = "gpt-realtime-e2e"
+VOICE = "marin"
+INSTRUCTIONS = 'Speak like a "lighthouse keeper".'
+RATE = 16000  # CONFIG_RT_AUDIO_SAMPLE_RATE of the linux board
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> rs.Pki:
+    return rs.make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def write_wav(path: Path, pcm: np.ndarray, rate: int = RATE) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    return path
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path), "rb") as w:
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2"), w.getframerate()
+
+
+def tone16k(freq: float, seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.3 * 32767 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+class Firmware:
+    """The linux firmware as a process, its log in a file."""
+
+    def __init__(self, elf: Path, tmp: Path, env: dict[str, str]) -> None:
+        self.log_path = tmp / "firmware.log"
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("RTFLASH_", "OPENAI_", "RT_WAV"))}
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([str(elf)], env={**base, **env}, stdout=self.log_path.open("wb"),
+                                     stderr=subprocess.STDOUT, cwd=tmp)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def firmware_env(server: rs.StandInThread, ca_file: Path, **extra: str) -> dict[str, str]:
+    return {"OPENAI_API_KEY": KEY, "RTFLASH_API_URL": server.standin.calls_url, "RTFLASH_CA_FILE": str(ca_file),
+            "RTFLASH_ICE_IFACE": "lo", "RTFLASH_MODEL": MODEL, "RTFLASH_VOICE": VOICE,
+            "RTFLASH_INSTRUCTIONS": INSTRUCTIONS, **extra}
+
+
+@pytest.mark.xfail(strict=False, reason="unfinished (helper E): connects, opens oai-events and exchanges events when "
+                   "run by hand, but under pytest libpeer's DTLS server handshake kept failing (-0x7280) and with a "
+                   "mic WAV only one RTP packet reached the stand-in; not yet diagnosed")
+def test_firmware_holds_a_voice_session(linux_firmware, pki: rs.Pki, tmp_path: Path) -> None:
+    mic = write_wav(tmp_path / "mic.wav", tone16k(1000.0, 6.0))
+    speaker = tmp_path / "speaker.wav"
+    with rs.StandInThread(pki, KEY, play="tone", tone_hz=440.0) as server:
+        fw = Firmware(linux_firmware.elf, tmp_path,
+                      firmware_env(server, pki.ca_file, RT_WAV_IN=str(mic), RT_WAV_OUT=str(speaker)))
+        try:
+            calls = server.standin.calls
+            assert server.wait_until(lambda: calls and calls[0].connected_at() is not None, 15), fw.log()
+            call = calls[0]
+            assert server.wait_until(lambda: call.received.seconds() >= 2.5 and "response.done" in fw.log(), 10), \
+                fw.log()
+            alive = fw.proc.poll() is None
+        finally:
+            fw.stop()
+    log = fw.log()
+    assert alive, log
+    launch_to_connected = call.connected_at() - fw.started
+    print(f"launch -> connected {launch_to_connected * 1000:.0f} ms")
+    assert launch_to_connected < 10
+    # signalling: HTTPS verified with the test CA, the API's request shape, only Bearer on the wire
+    request = server.standin.requests[0]
+    assert request.path_qs == f"/v1/realtime/calls?model={MODEL}"
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert request.headers["Content-Type"] == "application/sdp"
+    assert KEY not in log and KEY[6:] not in log  # the canary rule
+    # loopback only: the firmware's offer and the stand-in's answer carry 127.0.0.1 candidates only
+    rs.assert_loopback_sdp(call.offer, "firmware offer")
+    rs.assert_loopback_sdp(call.answer, "stand-in answer")
+    assert call.dropped_candidates == []
+    # ICE, DTLS, SCTP: connected on both sides, the data channel open
+    for line in ("peer state: CONNECTED", "peer state: COMPLETED", "datachannel open: oai-events"):
+        assert line in log
+    assert call.channel_open is not None
+    # the firmware's session.update: valid JSON with the configured voice and instructions
+    update = next(e for e in call.events_in if e.get("type") == "session.update")
+    assert update["session"]["instructions"] == INSTRUCTIONS
+    assert update["session"]["audio"]["output"]["voice"] == VOICE
+    assert call.bad_messages == []
+    # the stand-in's events are parsed and logged by the firmware
+    for kind in ("session.created", "session.updated", "response.created", "response.done"):
+        assert f"event: {kind}" in log
+    # audio up: what the stand-in decodes from the firmware's Opus is the mic's 1 kHz tone
+    up = call.received.pcm()[rs.RATE // 2 :]
+    assert rs.rms(up) > 1000
+    assert abs(rs.dominant_frequency(up) - 1000.0) / 1000.0 < 0.02
+    # RTP headers: version 2, the negotiated payload type, +1 sequence, +20 ms (960 at 48 kHz) timestamps
+    pt = rs.negotiated_payload_type(call.answer)
+    assert pt is not None and len(call.rtp) >= 100
+    assert rs.rtp_problems(call.rtp, pt) == []
+    # audio down: the firmware's speaker WAV holds the stand-in's 440 Hz tone
+    pcm, rate = read_wav(speaker)
+    assert rate == RATE and len(pcm) >= RATE
+    loud = pcm[np.abs(pcm.astype(np.int32)) > 0]
+    tail = pcm[-RATE:] if len(loud) else pcm
+    assert rs.rms(tail) > 1000
+    assert abs(rs.dominant_frequency(tail, RATE) - 440.0) / 440.0 < 0.02
+
+
+@pytest.mark.xfail(strict=False, reason="unfinished (helper E): TLS is refused (mbedtls -0x2700) but "
+                   "esp_http_client_get_and_clear_last_tls_error returns no verify flags, so the line is still the "
+                   "generic 'cannot connect (DNS, TCP or TLS)'")
+@pytest.mark.parametrize("case", ["other-ca", "other-host"])
+def test_tls_refuses_a_wrong_certificate(linux_firmware, pki: rs.Pki, tmp_path: Path, case: str) -> None:
+    if case == "other-ca":
+        served, expected = rs.make_pki(tmp_path / "other-ca"), "not signed by a trusted CA"
+    else:
+        served, expected = rs.make_pki(tmp_path / "host", hosts=("example.invalid",), ca=pki), "for another host"
+    with rs.StandInThread(served, KEY) as server:
+        fw = Firmware(linux_firmware.elf, tmp_path, firmware_env(server, pki.ca_file))
+        try:
+            assert server.wait_until(lambda: expected in fw.log(), 10), fw.log()
+            time.sleep(0.5)
+            alive = fw.proc.poll() is None
+        finally:
+            fw.stop()
+        assert server.standin.requests == [] and server.standin.calls == []  # no request, so no media
+    log = fw.log()
+    assert alive and f"signalling failed: TLS refused: the server's certificate is {expected}" in log
+    assert "peer state: CONNECTED" not in log and KEY not in log
+
+
+@pytest.mark.parametrize(("mode", "line"), [
+    ("unauthorized", "signalling failed: HTTP 401 (API key rejected)"),
+    ("not_sdp", "signalling failed: HTTP 201 but the answer is unusable"),
+    pytest.param("close_mid_body", "signalling failed: ", marks=pytest.mark.xfail(
+        strict=False, reason="unfinished (helper E): no line within 10 s (esp_http_client waits out its 15 s timeout?)")),
+])
+def test_signalling_faults_are_one_clear_line_and_back_off(linux_firmware, pki: rs.Pki, tmp_path: Path,
+                                                          mode: str, line: str) -> None:
+    with rs.StandInThread(pki, KEY, mode=mode) as server:
+        fw = Firmware(linux_firmware.elf, tmp_path, firmware_env(server, pki.ca_file))
+        try:
+            assert server.wait_until(lambda: line in fw.log(), 10), fw.log()
+            time.sleep(3.0)
+            alive = fw.proc.poll() is None
+            posts = len(server.standin.requests)
+        finally:
+            fw.stop()
+    log = fw.log()
+    assert alive, log
+    assert 1 <= posts <= 4, f"{posts} POSTs in ~3 s: no back-off"
+    assert "reconnecting in" in log and KEY not in log
+    assert "peer state: CONNECTED" not in log
