@@ -105,9 +105,9 @@ def _open_log(path: Path | None, binary: bool):
 @click.option("--grep", metavar="REGEX", help="Highlight matches of REGEX.")
 @click.option("--raw", is_flag=True, help="Pass the device's bytes through untouched (secrets still masked).")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              metavar="FILE", help="Also save the plain text (every line, filters do not apply) to FILE.")
+              metavar="FILE", help="Also save the plain text (every line, filters do not apply) to FILE (mode 0600).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line on stdout.")
-@click.option("--no-reconnect", is_flag=True, help="Exit when the port goes away instead of waiting for it.")
+@click.option("--no-reconnect", is_flag=True, help="Fail (exit 1) when the port goes away instead of waiting for it.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="Stop after SECONDS (for scripts).")
 @pass_app
