@@ -115,7 +115,7 @@ def recovery(bench: Bench, emu, images: list[flash.Image], total: int) -> None:
     new = images_of(build_images(seed=8, app_kb=len(images[-1].data) // 1024))
 
     def stop_midway(port, what, done, total_):
-        if emu.chip.blocks - blocks_before >= 20:
+        if emu.chip.blocks - blocks_before >= 3:
             esptool_log.cancel()
 
     blocks_before = emu.chip.blocks

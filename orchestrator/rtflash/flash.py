@@ -7,8 +7,9 @@ the skipped ones were verified by the same question. So a reflash, a re-run afte
 erased region, writes what is missing and nothing else. The image last written at each offset is
 kept per device (keyed by MAC) as a hint of what to ask about, never as the truth; credentials
 (nvs) are never cached. Up to `ROM_WRITE_LIMIT` bytes are written by the ROM itself (no stub
-upload); more goes through the stub. Either way the baud is switched in the ROM first (the ESP32
-ROMs, unlike the ESP8266's, take CHANGE_BAUDRATE), so the stub itself goes over the fast link.
+upload); more goes through the stub. The baud is switched right after the ROM answers (the ESP32
+ROMs, unlike the ESP8266's, take CHANGE_BAUDRATE; the stub keeps the UART's rate), so esptool's flash
+attach sequence, the questions and the stub upload itself all go over the fast link.
 
 Several devices: one thread each; a failure on one never stops the others. esptool logs through a
 process-wide logger, so ours routes each thread's lines and progress to that thread's device.
@@ -160,11 +161,14 @@ def _connect(port: str, options: FlashOptions, result: DeviceResult):
     ser = ports.open_serial(port, options.initial_baud, timeout=3)
     _count_sent(ser, result)
     try:
-        return detect_chip(ser, options.initial_baud, options.before, connect_attempts=options.connect_attempts)
+        esp = detect_chip(ser, options.initial_baud, options.before, connect_attempts=options.connect_attempts)
     except FatalError as exc:
         ser.close()
         raise FlashError(f"{port}: no ESP32 bootloader answered ({_first_line(exc)}): hold BOOT, "
                          "tap RESET and try again, or check --port") from None
+    if options.baud and options.baud != options.initial_baud:
+        esp.change_baud(options.baud)
+    return esp
 
 
 def _first_line(exc: BaseException) -> str:
@@ -211,15 +215,14 @@ def _write(esp, images: Sequence[Image], cache: _Cache, options: FlashOptions, r
     now in charge."""
     from esptool.cmds import attach_flash, erase_flash, write_flash
 
-    faster = _Faster(esp, options)
     if options.full or options.erase:
-        esp = _prepare(esp, options, faster)
+        esp = _prepare(esp)
         if options.erase:
             erase_flash(esp)
         spans, skipped = [(i.offset, sectors.pad4(i.data)) for i in images], 0
     else:
         attach_flash(esp)
-        plans = [sectors.plan(i.data, i.offset, esp.flash_md5sum, cache.get(i), faster) for i in images]
+        plans = [sectors.plan(i.data, i.offset, esp.flash_md5sum, cache.get(i)) for i in images]
         spans = [span for p in plans for span in p.spans]
         skipped = sum(p.skipped for p in plans)
     result.bytes_skipped, result.verified = skipped, True
@@ -227,26 +230,13 @@ def _write(esp, images: Sequence[Image], cache: _Cache, options: FlashOptions, r
         result.mode = "unchanged"
         return esp
     result.mode = "fast" if skipped else "full"
-    faster()
     if not esp.IS_STUB and sum(len(d) for _, d in spans) > ROM_WRITE_LIMIT:
-        esp = _prepare(esp, options, faster)
+        esp = _prepare(esp)
     write_flash(esp, spans, compress=True, force=options.force)
     result.bytes_written = sum(len(d) for _, d in spans)
     for image in images:
         cache.put(image)
     return esp
-
-
-class _Faster:
-    """Switch to the fast baud once, when there is more to say than a question per image."""
-
-    def __init__(self, esp, options: FlashOptions) -> None:
-        self.esp, self.options, self.done = esp, options, False
-
-    def __call__(self) -> None:
-        if not self.done and self.options.baud and self.options.baud != self.options.initial_baud:
-            self.esp.change_baud(self.options.baud)
-        self.done = True
 
 
 def _on_device(port: str, board, options: FlashOptions, result: DeviceResult, work: Callable,
@@ -302,12 +292,10 @@ def _line_sink(port: str, on_line: OnLine | None):
     return (lambda line: on_line(port, line)) if on_line else None
 
 
-def _prepare(esp, options: FlashOptions, faster: _Faster | None = None):
-    """Faster baud (in the ROM: the stub then uploads fast), stub (one still running is reused),
-    flash attached: what erasing and big writes need."""
+def _prepare(esp):
+    """The stub (one still running is reused), flash attached: what erasing and big writes need."""
     from esptool.cmds import attach_flash, run_stub
 
-    (faster or _Faster(esp, options))()
     if not esp.IS_STUB:
         esp = run_stub(esp)
     attach_flash(esp)
@@ -360,7 +348,7 @@ def erase_device(port: str, board, options: FlashOptions = FlashOptions(),
             if found and end > flash_size_bytes(found):
                 raise FlashError(f"{port}: --region {region[0]:#x} {region[1]:#x} ends at {end:#x}, past the "
                                  f"end of the device's {found} flash ({flash_size_bytes(found):#x})")
-        esp = _prepare(esp, options)
+        esp = _prepare(esp)
         erase_region(esp, *region) if region else erase_flash(esp)
         return esp
 

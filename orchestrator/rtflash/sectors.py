@@ -65,13 +65,8 @@ def hint_runs(new: bytes, old: bytes | None) -> list[tuple[int, int]]:
     return runs
 
 
-def plan(data: bytes, offset: int, md5: Md5, old: bytes | None = None,
-         before_more: Callable[[], None] | None = None) -> Plan:
-    """Ask the device, range by range, which sectors of `data` (to be written at `offset`) differ.
-
-    `before_more` runs once, before the first question beyond one per hinted run (the caller may
-    switch to a faster baud there).
-    """
+def plan(data: bytes, offset: int, md5: Md5, old: bytes | None = None) -> Plan:
+    """Ask the device, range by range, which sectors of `data` (to be written at `offset`) differ."""
     new = pad4(data)
     refs = [pad4(old)] if old is not None else []
     refs.append(b"\xff" * len(new))
@@ -95,8 +90,6 @@ def plan(data: bytes, offset: int, md5: Md5, old: bytes | None = None,
         return False
 
     pending = [r for r in hint_runs(new, old) if not ask(*r)]
-    if pending and before_more:
-        before_more()
     for start, end in pending:
         step = CHUNK if end - start > CHUNK else SECTOR
         for s in range(start, end, step):

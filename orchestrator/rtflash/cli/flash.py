@@ -94,10 +94,10 @@ def run_flash(app: App, board, port_list: list[str], images, options, quiet: boo
         try:
             return flash.flash_many(port_list, board, images, options, on_progress, on_line)
         except KeyboardInterrupt:
-            from rtflash.errors import FlashError
+            from rtflash.esptool_log import Cancelled
 
-            raise FlashError("interrupted: the device stays in its bootloader; run the same command "
-                             "again to finish (it writes what is missing and verifies)") from None
+            raise Cancelled("interrupted: the device stays in its bootloader; run the same command again "
+                            "to finish (it writes only what is still missing, and verifies)") from None
 
 
 def load_images(app: App, board, force: bool, with_credentials: bool, cred_options: dict | None = None):
@@ -150,26 +150,52 @@ def flash(app: App, board_name, ports, baud, before, after, erase, full, force, 
 @port_options
 @click.option("--region", nargs=2, metavar="OFFSET SIZE", default=None,
               help="Erase only this region (hex or decimal, 4 KB aligned), e.g. --region 0x9000 0x6000.")
-@click.option("--force", is_flag=True, help="Erase even if the chip does not match the board.")
+@click.option("--force", is_flag=True, help="Erase even if the chip or the flash size does not match the board.")
+@click.option("--yes", "-y", is_flag=True, help="Erase the whole flash without asking (for scripts).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON result object per device on stdout.")
 @pass_app
-def erase(app: App, board_name, ports, baud, before, after, region, force, as_json) -> None:
+def erase(app: App, board_name, ports, baud, before, after, region, force, yes, as_json) -> None:
     """Erase a device's flash (all of it, or one region)."""
     from rtflash import flash
-    from rtflash.errors import ConfigError
 
     board = app.board(board_name)
-    span = None
-    if region:
-        try:
-            span = (int(region[0], 0), int(region[1], 0))
-        except ValueError:
-            raise ConfigError(f"--region {region[0]} {region[1]}: give two numbers, e.g. 0x9000 0x6000") from None
-        if span[0] % 0x1000 or span[1] % 0x1000:
-            raise ConfigError(f"--region {region[0]} {region[1]}: offset and size must be multiples of 0x1000")
+    span = parse_region(region, board, force) if region else None
+    port_list = resolve_ports(app, board, ports)
+    if span is None and not yes:
+        confirm_whole_erase(port_list)
     options = flash_options_from(app, baud, before, after, force=force)
-    results = [flash.erase_device(p, board, options, span) for p in resolve_ports(app, board, ports)]
-    report(app, results, as_json)
+    report(app, [flash.erase_device(p, board, options, span) for p in port_list], as_json)
+
+
+def parse_region(region: tuple[str, str], board, force: bool) -> tuple[int, int]:
+    """OFFSET SIZE as numbers, 4 KB aligned, inside the board's flash (the device's is checked too)."""
+    from rtflash.errors import ConfigError
+
+    given = f"--region {region[0]} {region[1]}"
+    try:
+        offset, size = int(region[0], 0), int(region[1], 0)
+    except ValueError:
+        raise ConfigError(f"{given}: give two numbers, e.g. 0x9000 0x6000") from None
+    if offset < 0 or size <= 0 or offset % 0x1000 or size % 0x1000:
+        raise ConfigError(f"{given}: offset and size must be multiples of 0x1000, size at least 0x1000")
+    if board.flash_bytes and offset + size > board.flash_bytes and not force:
+        raise ConfigError(f"{given}: ends at {offset + size:#x}, past the end of board {board.name}'s "
+                          f"{board.flash_size} flash ({board.flash_bytes:#x}); give a region inside it")
+    return offset, size
+
+
+def confirm_whole_erase(port_list: list[str]) -> None:
+    """A whole-chip erase also wipes the Wi-Fi/API settings: ask on a terminal, refuse a script without --yes."""
+    from rtflash.errors import ConfigError
+
+    what = f"erase the whole flash of {', '.join(port_list)} (firmware and Wi-Fi/API settings)"
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{what}: pass --yes to confirm (no terminal to ask on), or --region OFFSET SIZE")
+    if not click.confirm(f"{what}?", default=False, err=True):
+        from rtflash import console
+
+        console.info("nothing erased")
+        raise click.exceptions.Exit(1)
 
 
 @click.command()
