@@ -208,3 +208,17 @@ def test_a_port_lost_without_reconnect_is_kept_for_the_cli_and_logged_once():
     assert out.getvalue() == "I (1) app: last words\n" and err.getvalue() == ""
     assert log.getvalue() == ("I (1) app: last words\n"
                               "--- rtflash: port socket://device gone (read failed: device reports readiness)\n")
+
+
+def test_a_port_that_comes_back_starts_a_fresh_status():
+    """A USB-Serial-JTAG board drops off the bus on every reset: what the old run said is stale."""
+    out, err = io.StringIO(), io.StringIO()
+    monitor = Monitor(MonitorOptions(url=FakeReader.path), FakeReader(), view=View(out, err, "plain"))
+    monitor._event(("data", BOOTED, 100.0))
+    monitor._draw()
+    monitor._event(("gone", "read failed: device disconnected"))
+    monitor._event(("back", FakeReader.path, "reconnected"))
+    said = err.getvalue().splitlines()
+    assert said[0].startswith("--- status: wifi 192.168.1.23 | webrtc CONNECTED")
+    assert said[1].startswith("--- reconnected on socket://device after")
+    assert said[2:] == ["--- status: device reconnected"]

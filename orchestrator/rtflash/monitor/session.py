@@ -139,6 +139,8 @@ class Monitor:
         else:
             self._notice(f"{why} on {path}")
         self.gone = None
+        if self.status.summary() and self.status.restart(why) and self.view is not None:
+            self.view.status(self.status.summary(), self.status.to_dict())  # the device was reset or reflashed
 
     def _process(self, lines: list[LogLine]) -> None:
         """Status and panic decoding, line by line; decoded frames go right under their line.

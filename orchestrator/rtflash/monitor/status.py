@@ -65,9 +65,14 @@ class Status:
     def restarted(self, text: str) -> bool:
         """A crash or reset line (not an ESP-IDF log line) starts a fresh status; True when that changed it."""
         why = restart_reason(text)
-        if not why or self.__dict__ == {**Status().__dict__, "reset": why}:
+        return self.restart(why) if why else False
+
+    def restart(self, why: str) -> bool:
+        """Forget everything the old run said (the event counter too); True when that changed the status."""
+        fresh = {**Status().__dict__, "reset": why}
+        if self.__dict__ == fresh:
             return False
-        self.__dict__.update({**Status().__dict__, "reset": why})
+        self.__dict__.update(fresh)
         return True
 
     def _set(self, **values: str) -> None:
