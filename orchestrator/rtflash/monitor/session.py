@@ -118,7 +118,7 @@ class Monitor:
             self._key(event[1])
 
     def _gone(self, reason: str) -> None:
-        """Without reconnect: say it. With: wait quietly (a status row on a terminal), say it once when back."""
+        """Without reconnect: log it and stop (the CLI fails). With: wait quietly (a status row on a terminal)."""
         if not self.opts.reconnect:
             self.lost = reason
             self._draw()
