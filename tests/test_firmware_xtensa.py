@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from tests import xtensa_check as xc
-from tests.conftest import NO_SHARED, REPO, SHARED_DEPS, SHARED_IDF, idf_venv, pio_offline_dir, real_idf_env
+from tests.conftest import (
+    NO_SHARED,
+    REPO,
+    SHARED_DEPS,
+    SHARED_IDF,
+    idf_venv,
+    pio_offline_dir,
+    real_idf_env,
+)
 
 BOARDS = ("sonatino", "freenove-s3", "atoms3r-echo", "esp32-s3-box-3")
 FIRMWARE = REPO / "firmware-src"
@@ -135,3 +143,35 @@ def test_int32_is_long_as_with_espressifs_toolchain(frontend, configured, tmp_pa
                       "_Static_assert(__builtin_types_compatible_p(uint32_t, unsigned long), \"uint32_t\");\n"
                       "const int rt_probe = 1;\n")
     assert "rt_probe" in xc.assemble(unit, frontend, source, tmp_path / "rt_int32_probe.s")
+
+
+# The checker's own parsing (no ../shared needed).
+
+def test_errors_parsed_from_both_front_ends_and_excused_only_by_file_and_diagnostic():
+    output = ("a/srtp.c:730:52: error: passing argument 3 from incompatible pointer type "
+              "[-Werror=incompatible-pointer-types]\n"
+              "b/ekt.c:201:35: error: variable 'p' is uninitialized [-Werror,-Wuninitialized-const-pointer]\n"
+              "c/ports.c:15:10: fatal error: ifaddrs.h: No such file or directory\n"
+              "a/srtp.c:9:1: warning: unused [-Wunused]\n")
+    errors = xc.parse_errors(output)
+    assert [(d.file, d.line, d.flag) for d in errors] == [
+        ("a/srtp.c", 730, "-Wincompatible-pointer-types"), ("b/ekt.c", 201, "-Wuninitialized-const-pointer"),
+        ("c/ports.c", 15, "")]
+    excuse = xc.Excuse("b/ekt.c", "clang", "-Wuninitialized-const-pointer", "why")
+    assert excuse.covers("clang", errors[1])
+    assert not excuse.covers("gcc", errors[1])          # one front end
+    assert not excuse.covers("clang", errors[0])        # one file
+    other = xc.Diagnostic("b/ekt.c", 3, "x", "-Wother")
+    assert not excuse.covers("clang", other)            # one diagnostic
+    unit = xc.Unit("srtp", Path("b/ekt.c"), Path("."), ("cc",))
+    result = xc.TuResult(unit, "clang", 1, 0.1, output, errors[1:2], [(errors[1], excuse)])
+    assert result.unexcused == []
+    assert xc.TuResult(unit, "clang", 1, 0.1, "cc1: killed", []).unexcused  # a failure with no error line
+
+
+def test_data_bytes_reads_gcc_and_clang_assembly():
+    gcc = "rt_rtp_probe:\n\t.byte\t-128\n\t.byte\t239\n\t.zero\t10\n\t.text\n"
+    clang = ("rt_rtp_probe:\n\t.short\t61312                           # 0xef80\n\t.short\t0\n\t.long\t0\n"
+             "\t.size\trt_rtp_probe, 12\n")
+    assert xc.data_bytes(gcc, "rt_rtp_probe")[:2].hex() == "80ef"
+    assert xc.data_bytes(clang, "rt_rtp_probe").hex() == "80ef" + "00" * 6
