@@ -50,12 +50,16 @@ def test_flash_json_and_fast_reflash(invoke, built, project, emulators):
                               "--json").stdout)
     again = json.loads(invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials",
                               "--json").stdout)
-    assert set(first) == {"port", "ok", "chip", "mac", "bytes_written", "bytes_sent", "seconds", "verified",
-                          "mode", "error", "warnings"}
-    assert (first["mode"], again["mode"], again["verified"]) == ("full", "unchanged", True)
+    assert set(first) == {"port", "ok", "chip", "mac", "bytes_written", "bytes_skipped", "bytes_sent", "seconds",
+                          "verified", "mode", "error", "warnings"}
+    assert (again["mode"], again["verified"]) == ("unchanged", True)
+    total = sum(len(d) for d in images(project, built).values())
+    assert first["bytes_written"] + first["bytes_skipped"] == total == again["bytes_skipped"]
+    assert first["bytes_written"] > 0.9 * total, "an erased device: only the image's own blank sectors are skipped"
     assert again["bytes_sent"] < 0.01 * first["bytes_written"]
     human = invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials")
-    assert "7c:df:a1:e0:c0:de: already on the device (MD5 verified), sent" in human.stderr
+    assert (f"7c:df:a1:e0:c0:de: already on the device ({total} bytes, MD5 verified), sent"
+            in human.stderr)
     full = json.loads(invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials", "--full",
                              "--json").stdout)
     assert full["mode"] == "full" and full["bytes_sent"] > 10 * again["bytes_sent"]
@@ -115,6 +119,75 @@ def test_erase_region_and_bad_region(invoke, emulators):
     assert bad.exit_code == 1 and "multiples of 0x1000" in bad.stderr
 
 
+def test_erase_region_past_the_end_is_refused(invoke, emulators):
+    emu = emulators()
+    emu.chip.flash[0x7FF000:] = b"\0" * 0x1000
+    past = invoke("erase", "--board", "sonatino", "--port", emu.url, "--region", "0x7ff000", "0x2000")
+    assert past.exit_code == 1
+    assert past.stderr.strip().splitlines() == [
+        "error: --region 0x7ff000 0x2000: ends at 0x801000, past the end of board sonatino's 8MB flash "
+        "(0x800000); give a region inside it"]
+    forced = invoke("erase", "--board", "sonatino", "--port", emu.url, "--region", "0x7ff000", "0x2000", "--force")
+    assert forced.exit_code == 1 and "past the end of the device's 8MB flash" in forced.stderr
+    assert set(emu.chip.flash[0x7FF000:]) == {0}, "nothing erased"
+
+
+def test_whole_chip_erase_needs_yes_without_a_terminal(invoke, emulators):
+    emu = emulators()
+    emu.chip.flash[0x100000:0x101000] = b"\0" * 0x1000
+    refused = invoke("erase", "--board", "sonatino", "--port", emu.url)
+    assert refused.exit_code == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"error: erase the whole flash of {emu.url} (firmware and Wi-Fi/API settings): pass --yes to confirm "
+        "(no terminal to ask on), or --region OFFSET SIZE"]
+    assert emu.chip.connections == 0 and set(emu.chip.flash[0x100000:0x101000]) == {0}
+    assert invoke("erase", "--board", "sonatino", "--port", emu.url, "--yes").exit_code == 0
+    assert set(emu.chip.flash) == {0xFF}
+
+
+def test_whole_chip_erase_asks_on_a_terminal(rtflash_exe, project, emulators):
+    """The installed script on a pty: 'n' leaves the flash alone, 'y' erases it."""
+    import pty
+    import select
+    import time
+
+    emu = emulators()
+    emu.chip.flash[0x100000:0x101000] = b"\0" * 0x1000
+    for answer, code in (("n", 1), ("y", 0)):
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([rtflash_exe, "erase", "--board", "sonatino", "--port", emu.url], cwd=project,
+                                stdin=slave, stdout=slave, stderr=slave, env={**os.environ, "COLUMNS": "200"})
+        os.close(slave)
+        seen, deadline = b"", time.monotonic() + 30
+        while b"[y/N]" not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                seen += os.read(master, 4096)
+        assert b"erase the whole flash of " + emu.url.encode() in seen
+        os.write(master, answer.encode() + b"\n")
+        assert proc.wait(timeout=60) == code
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:
+                break
+        os.close(master)
+        if answer == "n":
+            assert b"nothing erased" in seen and set(emu.chip.flash[0x100000:0x101000]) == {0}
+    assert set(emu.chip.flash) == {0xFF}
+
+
+def test_flash_force_on_the_wrong_chip_writes_with_a_warning(invoke, built, project, emulators):
+    """The build's bootloader is a real ESP32-S3 image: --force must get past esptool's own check too."""
+    emu = emulators(chip="esp32c3")
+    refused = invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials")
+    assert refused.exit_code == 1 and "run again" not in refused.stderr
+    assert "found ESP32-C3 but board sonatino is esp32s3; pick the right --board, or --force" in refused.stderr
+    forced = invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials", "--force")
+    assert forced.exit_code == 0, forced.stderr
+    assert f"warning: {emu.url}: found ESP32-C3 but board sonatino is esp32s3 (--force)" in forced.stderr
+    assert on_device(emu, images(project, built))
+
+
 def test_ports_lists_known_bridges(invoke, monkeypatch):
     from rtflash.ports import PortInfo
 
@@ -170,12 +243,16 @@ def test_ctrl_c_mid_write_is_one_line_and_a_rerun_finishes(rtflash_exe, built, p
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1, err
+    assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == ("error: interrupted: the device stays in its bootloader; run the same "
-                                            "command again to finish (it writes what is missing and verifies)")
+                                            "command again to finish (it writes only what is still missing, and "
+                                            "verifies)")
     assert not on_device(emu, images(project, built))
     emu.baud = None
-    again = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run([*argv, "--json"], cwd=project, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert on_device(emu, images(project, built))
+    row = json.loads(again.stdout)
+    assert row["bytes_skipped"] > 0, "what the cut write got onto the device is not written again"
+    assert row["bytes_written"] + row["bytes_skipped"] == sum(len(d) for d in images(project, built).values())
