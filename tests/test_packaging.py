@@ -53,3 +53,23 @@ def test_unpacked_wheel_finds_its_data(wheel, tmp_path):
     assert int(count) >= 5
     assert boards == str(tmp_path / "rtflash" / "_data" / "boards")
     assert templates == str(tmp_path / "rtflash" / "_data" / "templates")
+
+
+@pytest.mark.slow
+def test_pip_install_leaves_nothing_in_build(tmp_path):
+    """`pip install .` builds in the source tree; setuptools' lib/ and bdist.*/ must stay out of build/,
+    where rtflash builds boards (setup.cfg moves setuptools' build base to .cache/setuptools-build)."""
+    import time
+
+    start = time.time() - 1
+    result = subprocess.run([sys.executable, "-m", "pip", "install", ".", "--no-deps", "--no-build-isolation",
+                             "--target", str(tmp_path / "target")], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr.lower(), result.stderr
+    assert (tmp_path / "target" / "rtflash" / "flash.py").is_file()
+    build = REPO / "build"
+    fresh = [p.name for p in build.iterdir() if p.name == "lib" or p.name.startswith("bdist.")
+             if p.stat().st_mtime >= start] if build.is_dir() else []
+    assert fresh == [], f"pip left {fresh} in {build}"
+    assert (REPO / ".cache" / "setuptools-build" / "lib" / "rtflash").is_dir(), "the build went to its own base"
