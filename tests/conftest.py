@@ -77,7 +77,7 @@ def real_idf(project: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 @pytest.fixture
 def shared_deps() -> Path:
-    """../shared/deps: libpeer, esp-protocols and the registry components (components/<ns>__<name>)."""
+    """../shared/deps: libpeer and the registry components (components/<ns>__<name>)."""
     if not (SHARED_DEPS / "libpeer").is_dir():
         pytest.skip(NO_SHARED)
     return SHARED_DEPS

@@ -50,7 +50,7 @@ def write_manifest(path: Path, url: str, commit: str, extra: str = "") -> Path:
 def test_shipped_manifest_is_pinned_and_consistent():
     manifest = deps.load_manifest()
     names = {d.name for d in manifest.git}
-    assert {"libpeer", "esp-protocols"} <= names
+    assert names == {"libpeer"}  # esp-protocols' linux shims are not needed (ESP-IDF's POSIX port)
     libpeer = manifest.get("libpeer")
     assert libpeer.url == "https://github.com/sepfy/libpeer" and len(libpeer.commit) == 40
     assert {d.name for d in manifest.registry} == {"espressif/esp_codec_dev", "78/esp-opus", "sepfy/srtp"}
@@ -236,7 +236,7 @@ def test_shipped_pins_match_the_offline_bundle(shared_deps, invoke):
     data = json.loads(result.stdout)
     assert result.exit_code == 0, data
     assert {d["name"]: d["state"] for d in data["deps"]} == {
-        "libpeer": "ok", "esp-protocols": "ok", "espressif/esp_codec_dev": "ok", "78/esp-opus": "ok",
+        "libpeer": "ok", "espressif/esp_codec_dev": "ok", "78/esp-opus": "ok",
         "sepfy/srtp": "ok"}
 
 

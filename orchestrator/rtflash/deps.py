@@ -1,6 +1,6 @@
 """Firmware dependencies: the pinned manifest (firmware-src/deps.toml), a local cache, fetch and check.
 
-Why: third-party C code (libpeer, esp-protocols' linux compat) is never copied into the repo; it is
+Why: third-party C code (libpeer, and the registry components below) is never copied into the repo; it is
 pinned by URL and full commit SHA and fetched with git into a cache, so a build is reproducible and,
 once fetched, works offline (`rtflash build --deps-dir DIR`). ESP Component Registry components are
 fetched by ESP-IDF's component manager, or, for offline builds, found in DIR/components/<ns>__<name>
