@@ -6,7 +6,8 @@ States, each in a fresh PLATFORMIO_CORE_DIR made here from .cache/pio-offline/co
   no-platform        empty core
   no-packages        espressif32 6.13.0 and SCons installed, none of its packages
   no-components      platform + packages (local, RTFLASH_PIO_PACKAGES overlay) + the builder's Python
-                     env, component manager on, no --deps-dir: the ESP Component Registry is needed
+                     env + libpeer in the deps cache, component manager on, no --deps-dir: the ESP
+                     Component Registry is needed
   no-pypi            platform + packages, no Python env; pip's index unreachable (PIP_INDEX_URL at a
                      closed 127.0.0.1 port), --deps-dir given
 Bare `pio run` retries for about a minute per state (run once each; never in tests).
@@ -60,6 +61,10 @@ def setup(state: str, root: Path) -> tuple[dict[str, str], list[str]]:
     elif state == "no-components":
         core = make_core(root, True, True, True)
         env["RTFLASH_PIO_PACKAGES"] = str(OFFLINE / "packages")
+        cache = root / "deps-cache"  # the git deps already fetched: only the registry is missing
+        cache.mkdir()
+        (cache / "libpeer").symlink_to(DEPS / "libpeer")
+        env["RTFLASH_DEPS_CACHE"] = str(cache)
     else:
         core = make_core(root, True, True, False)
         env["RTFLASH_PIO_PACKAGES"] = str(OFFLINE / "packages")

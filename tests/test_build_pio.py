@@ -159,6 +159,7 @@ def offline(monkeypatch, project):
     monkeypatch.setenv("PLATFORMIO_SETTING_ENABLE_TELEMETRY", "no")
     monkeypatch.setenv("PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL", "3650")
     monkeypatch.delenv(pio_mod.PACKAGES_ENV, raising=False)
+    monkeypatch.setenv("RTFLASH_DEPS_CACHE", str(project / "empty-deps-cache"))
     board, config, _ = render(project, "sonatino")
     return board, config
 
@@ -179,6 +180,7 @@ def test_offline_no_platform(offline, project, monkeypatch, tmp_path):
     assert "api.registry.platformio.org unreachable" in msg and "tool-scons" in msg
     assert f"pio pkg install -d {project_dir_of(config)} -e sonatino" in msg
     assert "ESP Component Registry components (espressif/esp_codec_dev, 78/esp-opus, sepfy/srtp)" in msg
+    assert "pinned git dependencies (libpeer)" in msg and "rtflash deps --fetch" in msg
 
 
 def test_offline_platform_without_packages(offline, project, monkeypatch, tmp_path):

@@ -41,6 +41,7 @@ HOSTS = {
     "platformio": ("api.registry.platformio.org", 443),
     "components": ("components.espressif.com", 443),
     "pypi": ("pypi.org", 443),
+    "git": ("github.com", 443),
 }
 PACKAGES_ENV = "RTFLASH_PIO_PACKAGES"
 TOOLCHAIN = "toolchain-xtensa-esp-elf"
@@ -89,6 +90,7 @@ class Needs:
     scons: bool              # PlatformIO Core's tool-scons is installed
     penv: str | None         # the builder's ESP-IDF Python env dir when it is missing, else None
     components: tuple[str, ...]  # registry components neither local (--deps-dir) nor in managed_components/
+    git: tuple[str, ...] = ()    # pinned git deps (deps.toml) missing from the deps cache (no --deps-dir)
 
     def missing(self) -> list[tuple[str, str]]:
         """(server need, what) pairs, in the order PlatformIO would fetch them."""
@@ -104,6 +106,8 @@ class Needs:
             out.append(("pypi", f"the builder's ESP-IDF Python env {self.penv} (pip installs its requirements)"))
         if self.components:
             out.append(("components", f"ESP Component Registry components ({', '.join(self.components)})"))
+        if self.git:
+            out.append(("git", f"the firmware's pinned git dependencies ({', '.join(self.git)}), cloned at configure"))
         return out
 
 
@@ -177,6 +181,16 @@ def registry_components_missing(project: Path, deps_dir: Path | None, target: st
         return ()
     return tuple(dep.name for dep in load_manifest().registry
                  if target in dep.targets and not (project / "managed_components" / dep.folder).is_dir())
+
+
+def git_deps_missing(deps_dir: Path | None, target: str) -> tuple[str, ...]:
+    """Pinned git deps rt_deps.cmake would clone: none with --deps-dir (CMake names a missing one
+    itself), else those not yet in the deps cache."""
+    from rtflash.deps import cache_dir, load_manifest
+
+    if deps_dir is not None:
+        return ()
+    return tuple(dep.name for dep in load_manifest().git if target in dep.targets and not (cache_dir() / dep.name).is_dir())
 
 
 def local_packages() -> Path | None:
@@ -264,6 +278,8 @@ class PioBackend:
                          f"`rtflash build --board {board.name} --backend pio` (PlatformIO installs exactly "
                          "what this board's build needs; the first build also creates the ESP-IDF Python env "
                          "from PyPI)")
+        if needs.git:
+            fixes.append("for the git dependencies, `rtflash deps --fetch` once (or build with `--deps-dir DIR`)")
         if needs.components:
             fixes.append("for the registry components, connect once or build with `--deps-dir DIR` holding "
                          "DIR/components/<ns>__<name> (`rtflash deps --fetch --from DIR`)")
@@ -291,7 +307,8 @@ class PioBackend:
             write_if_changed(config, overlay_text(board, packages, standin is not None))
         needs = probe(sys.executable, project, config, board.name)
         needs = Needs(needs.platform, needs.platform_installed, needs.packages, needs.scons, needs.penv,
-                      registry_components_missing(project, deps_dir, board.idf_target))
+                      registry_components_missing(project, deps_dir, board.idf_target),
+                      git_deps_missing(deps_dir, board.idf_target))
         self.check_needs(needs, project, board)
         argv = [pio, "run", "-d", str(project), "-c", str(config), "-e", board.name]
         env = {"RTFLASH_DEPS_DIR": str(deps_dir or "")}  # platformio.ini: -DRT_DEPS_DIR=${sysenv...}, every run
