@@ -25,6 +25,10 @@ import time
 from pathlib import Path
 
 from esp_rom_emulator import SocketEmulator, build_images
+from venv_check import require_rtflash
+
+require_rtflash()
+
 from rtflash import esptool_log, flash
 from rtflash.boards import load_catalog
 

@@ -2,7 +2,8 @@
 
 Prints the median wall time of `rtflash --help`, `rtflash boards` and `rtflash boards --json` (target
 <= 120 ms each: rich, jinja2 and esptool are imported lazily), and the render time per board in
-process (cold: all files written; warm: nothing changed). Run: .venv/bin/python bench/startup.py
+process (cold: all files written; warm: nothing changed). Run from the repo root with the project's venv:
+`.venv/bin/python bench/startup.py` (another Python is told so in one line).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from venv_check import require_rtflash
 
 RUNS = 15
 EXE = str(Path(sys.executable).parent / "rtflash")
@@ -28,6 +31,9 @@ def wall(argv: list[str], cwd: str) -> float:
 
 
 def main() -> None:
+    require_rtflash()
+    if not Path(EXE).is_file():
+        sys.exit(f"startup.py: no rtflash script next to {sys.executable}: pip install -e . in this venv")
     from rtflash.boards import load_catalog
     from rtflash.render import render_board
     from rtflash.settings import Settings

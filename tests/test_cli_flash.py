@@ -176,15 +176,26 @@ def test_whole_chip_erase_asks_on_a_terminal(rtflash_exe, project, emulators):
     assert set(emu.chip.flash) == {0xFF}
 
 
-def test_flash_force_on_the_wrong_chip_writes_with_a_warning(invoke, built, project, emulators):
-    """The build's bootloader is a real ESP32-S3 image: --force must get past esptool's own check too."""
+def test_flash_force_never_offered_for_another_chip(invoke, built, project, emulators):
+    """An image for one chip cannot run on another: refused with the fix, --force neither offered nor obeyed."""
     emu = emulators(chip="esp32c3")
+    line = (f"error: {emu.url}: found ESP32-C3 but board sonatino is esp32s3, and an esp32s3 image cannot run on it: "
+            "pick a board of that chip with --board")
+    for extra in ((), ("--force",)):
+        result = invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials", *extra)
+        assert result.exit_code == 1 and result.stderr.strip().splitlines()[-1] == line
+    assert set(emu.chip.flash) == {0xFF}
+
+
+def test_flash_force_writes_to_a_smaller_flash_with_a_warning(invoke, built, project, emulators):
+    emu = emulators(flash_mb=4)
     refused = invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials")
     assert refused.exit_code == 1 and "run again" not in refused.stderr
-    assert "found ESP32-C3 but board sonatino is esp32s3; pick the right --board, or --force" in refused.stderr
+    assert "flash is 4MB but board sonatino needs 8MB; pick the right --board, or --force to write anyway" in \
+        refused.stderr
     forced = invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials", "--force")
     assert forced.exit_code == 0, forced.stderr
-    assert f"warning: {emu.url}: found ESP32-C3 but board sonatino is esp32s3 (--force)" in forced.stderr
+    assert f"warning: {emu.url}: flash is 4MB but board sonatino needs 8MB (--force)" in forced.stderr
     assert on_device(emu, images(project, built))
 
 

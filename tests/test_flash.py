@@ -38,8 +38,8 @@ def since(emu, mark: int) -> list[str]:
     return emu.chip.commands[mark:]
 
 
-def esp32s3_bootloader() -> bytes:
-    """A real ESP32-S3 image (esptool parses it; its header names chip id 9)."""
+def esp32s3_bootloader(min_rev_full: int = 0) -> bytes:
+    """A real ESP32-S3 image (esptool parses it: chip id 9, the minimum chip revision given)."""
     import tempfile
     from pathlib import Path
 
@@ -47,6 +47,7 @@ def esp32s3_bootloader() -> bytes:
 
     image = ESP32S3FirmwareImage()
     image.entrypoint = 0x403C8000
+    image.min_rev_full, image.max_rev_full = min_rev_full, 65535
     image.segments = [ELFSection(b".iram", 0x403C8000, b"\x11" * 4096, 0)]
     with tempfile.TemporaryDirectory() as tmp:
         image.save(str(Path(tmp) / "bl.bin"))
@@ -152,25 +153,30 @@ def test_wrong_chip_is_refused_and_nothing_written(emulators, board, opts):
     emu = emulators(chip="esp32c3")
     r = flash.flash_device(emu.url, board, firmware(), opts)
     assert not r.ok
-    assert r.error == (f"{emu.url}: found ESP32-C3 but board sonatino is esp32s3; "
-                       "pick the right --board, or --force to write anyway")
+    assert r.error == (f"{emu.url}: found ESP32-C3 but board sonatino is esp32s3, and an esp32s3 image cannot "
+                       "run on it: pick a board of that chip with --board")
+    forced = flash.flash_device(emu.url, board, firmware(), flash.FlashOptions(cache_dir=opts.cache_dir, force=True))
+    assert forced.error == r.error, "--force is not offered for another chip, and does not override it"
     assert set(emu.chip.flash) == {0xFF}
 
 
-def test_force_on_the_wrong_chip_really_writes(emulators, board, opts):
-    """--force passes esptool's own force through: its image check does not refuse what rtflash allowed."""
-    emu = emulators(chip="esp32c3")
-    images = [flash.Image("bootloader", 0x0, esp32s3_bootloader())] + firmware()[1:]
-    r = flash.flash_device(emu.url, board, images, flash.FlashOptions(cache_dir=opts.cache_dir, force=True))
-    assert r.ok, r.error
-    assert r.warnings == ["found ESP32-C3 but board sonatino is esp32s3"] and on_device(emu, images)
+def test_force_passes_esptools_own_force_through(emulators, board, opts):
+    """The bootloader needs chip v3.0, the chip is v0.2: esptool refuses (no re-run advice), --force writes."""
+    emu = emulators(minor_revision=2)
+    images = [flash.Image("bootloader", 0x0, esp32s3_bootloader(min_rev_full=300))] + firmware()[1:]
+    refused = flash.flash_device(emu.url, board, images, opts)
+    assert refused.error == (f"{emu.url}: Input requires chip revision v3.0 or higher (this chip is revision v0.2)"
+                             "; --force writes anyway")
+    forced = flash.flash_device(emu.url, board, images, flash.FlashOptions(cache_dir=opts.cache_dir, force=True))
+    assert forced.ok, forced.error
+    assert on_device(emu, images)
 
 
 def test_esptool_refusals_name_the_fix_not_a_rerun():
     from esptool.util import FatalError
 
     image = flash._describe("P", FatalError("Input does not contain an ESP32-C3 image. Use --force to flash anyway."))
-    assert image == "P: Input does not contain an ESP32-C3 image; pick the right --board, or --force to write anyway"
+    assert image == "P: Input does not contain an ESP32-C3 image; --force writes anyway"
     link = flash._describe("P", FatalError("Timed out waiting for packet header"))
     assert link == "P: Timed out waiting for packet header; run again (a re-run writes only what is still " \
                    "missing, and verifies)"

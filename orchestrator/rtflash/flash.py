@@ -176,13 +176,17 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _check_device(esp, board, result: DeviceResult, force: bool) -> None:
-    """The chip must be the board's, the flash at least the board's; --force only warns."""
+def _check_device(esp, board, result: DeviceResult, force: bool, images: bool = True) -> None:
+    """The chip must be the board's, the flash at least the board's; --force only warns, except that
+    images are never written to another chip (they cannot run there: --force would only mislead)."""
     from esptool.cmds import detect_flash_size
     from esptool.util import flash_size_bytes
 
     problems = []
     if result.chip != board.chip:
+        if images:
+            raise FlashError(f"{result.port}: found {esp.CHIP_NAME} but board {board.name} is {board.chip}, and "
+                             f"an {board.chip} image cannot run on it: pick a board of that chip with --board")
         problems.append(f"found {esp.CHIP_NAME} but board {board.name} is {board.chip}")
     minimum = board.min_chip_revision
     if minimum and esp.get_chip_revision() < minimum:
@@ -240,7 +244,7 @@ def _write(esp, images: Sequence[Image], cache: _Cache, options: FlashOptions, r
 
 
 def _on_device(port: str, board, options: FlashOptions, result: DeviceResult, work: Callable,
-               progress=None, on_line: OnLine | None = None) -> DeviceResult:
+               progress=None, on_line: OnLine | None = None, images: bool = True) -> DeviceResult:
     """Connect and check one device, then `work(esp, cache)` (returns the loader to reset); errors land in
     the result."""
     start = time.perf_counter()
@@ -252,7 +256,7 @@ def _on_device(port: str, board, options: FlashOptions, result: DeviceResult, wo
             result.mac = ":".join(f"{b:02x}" for b in esp.read_mac())
             cache = _Cache(options.cache_dir or default_cache_dir(), result.mac)
             cache.seed_flash_id(esp)
-            _check_device(esp, board, result, options.force)
+            _check_device(esp, board, result, options.force, images)
             esp = work(esp, cache)
             cache.save_flash_id(esp)
             _reset(esp, options.after)
@@ -285,7 +289,7 @@ def _describe(port: str, exc: Exception) -> str:
     if not any(word in text.lower() for word in NO_RERUN):
         return f"{port}: {text}; run again (a re-run writes only what is still missing, and verifies)"
     text = re.sub(r"\s*Use (--force|the force argument)\b.*$", "", text).rstrip(" .")
-    return f"{port}: {text}; pick the right --board, or --force to write anyway"
+    return f"{port}: {text}; --force writes anyway"
 
 
 def _line_sink(port: str, on_line: OnLine | None):
@@ -352,4 +356,4 @@ def erase_device(port: str, board, options: FlashOptions = FlashOptions(),
         erase_region(esp, *region) if region else erase_flash(esp)
         return esp
 
-    return _on_device(port, board, options, DeviceResult(port=port, mode="erase"), erase, None, on_line)
+    return _on_device(port, board, options, DeviceResult(port=port, mode="erase"), erase, None, on_line, images=False)

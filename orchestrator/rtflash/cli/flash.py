@@ -128,7 +128,8 @@ def load_images(app: App, board, force: bool, with_credentials: bool, cred_optio
 @port_options
 @click.option("--erase", is_flag=True, help="Erase the whole flash first (also forgets Wi-Fi/API settings).")
 @click.option("--full", is_flag=True, help="Write every sector (no fast reflash of changed sectors).")
-@click.option("--force", is_flag=True, help="Write even if the chip, flash size or partitions do not match.")
+@click.option("--force", is_flag=True, help="Write even if the flash size, chip revision or partitions do not match the board "
+                   "(never to another chip).")
 @click.option("--no-credentials", is_flag=True, help="Do not write the Wi-Fi/API credentials partition.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON result object per device on stdout.")
 @pass_app
