@@ -6,6 +6,7 @@ callbacks and returns the `Artifacts` the flasher and CI use.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -84,6 +85,7 @@ def build_board(board: Board, settings: Settings, project_dir: Path, backend: st
     if clean_first:
         clean(build_dir)
     rendered = ensure_rendered(board, settings, project_dir)
+    forget_stale_sdkconfig(build_dir, rendered.out_dir)
     chosen = choose(backend or "auto", board)
     extra: dict = {} if action == "build" else {"action": action}
     if deps_dir is not None:
@@ -93,6 +95,39 @@ def build_board(board: Board, settings: Settings, project_dir: Path, backend: st
                               f"`rtflash deps --fetch --cache {deps_dir}`")
         extra["deps_dir"] = deps_dir
     return chosen.build(board, project_dir, rendered.out_dir, on_line or (lambda line: None), **extra)
+
+
+GENERATED_SDKCONFIGS = ("sdkconfig", "sdkconfig.pio")  # ESP-IDF's and the PlatformIO builder's
+
+
+def forget_stale_sdkconfig(build_dir: Path, config_dir: Path) -> bool:
+    """Delete the generated sdkconfig when its defaults layers changed since it was made.
+
+    ESP-IDF reads sdkconfig.defaults only for symbols an existing sdkconfig lacks, so a changed board
+    file (new pins, PSRAM) or a new firmware-src/sdkconfig.defaults would otherwise never reach a build
+    dir that already has an sdkconfig. rtflash derives the whole sdkconfig from those layers, so it
+    regenerates it instead (menuconfig changes to it are lost then: put them in a board file)."""
+    from rtflash.resources import firmware_dir
+
+    layers = [firmware_dir() / "sdkconfig.defaults", config_dir / "sdkconfig.defaults"]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in layers if p.is_file())).hexdigest()
+    stamp = config_dir / ".sdkconfig-defaults.sha256"
+    try:
+        previous = stamp.read_text().strip()
+    except OSError:
+        previous = None
+    if previous == digest:
+        return False
+    removed = False
+    for name in GENERATED_SDKCONFIGS:
+        path = build_dir / name
+        if path.is_file():
+            path.unlink()
+            removed = True
+    from rtflash.files import write_atomic
+
+    write_atomic(stamp, digest + "\n")
+    return removed
 
 
 def ccache_available() -> bool:
