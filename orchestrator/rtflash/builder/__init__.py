@@ -85,7 +85,7 @@ def build_board(board: Board, settings: Settings, project_dir: Path, backend: st
     if clean_first:
         clean(build_dir)
     rendered = ensure_rendered(board, settings, project_dir)
-    forget_stale_sdkconfig(build_dir, rendered.out_dir)
+    forget_stale_sdkconfig(build_dir, rendered.out_dir, board.idf_target)
     chosen = choose(backend or "auto", board)
     extra: dict = {} if action == "build" else {"action": action}
     if deps_dir is not None:
@@ -100,13 +100,14 @@ def build_board(board: Board, settings: Settings, project_dir: Path, backend: st
 GENERATED_SDKCONFIGS = ("sdkconfig", "sdkconfig.pio")  # ESP-IDF's and the PlatformIO builder's
 
 
-def forget_stale_sdkconfig(build_dir: Path, config_dir: Path) -> bool:
+def forget_stale_sdkconfig(build_dir: Path, config_dir: Path, target: str | None = None) -> bool:
     """Delete the generated sdkconfig when its defaults layers changed since it was made.
 
     ESP-IDF reads sdkconfig.defaults only for symbols an existing sdkconfig lacks, so a changed board
     file (new pins, PSRAM) or a new firmware-src/sdkconfig.defaults would otherwise never reach a build
     dir that already has an sdkconfig. rtflash derives the whole sdkconfig from those layers, so it
-    regenerates it instead (menuconfig changes to it are lost then: put them in a board file)."""
+    regenerates it instead (menuconfig changes to it are lost then: put them in a board file). One made
+    for another target is left for the backend to report (the build dir needs --clean then)."""
     from rtflash.resources import firmware_dir
 
     layers = [firmware_dir() / "sdkconfig.defaults", config_dir / "sdkconfig.defaults"]
@@ -119,9 +120,11 @@ def forget_stale_sdkconfig(build_dir: Path, config_dir: Path) -> bool:
     if previous == digest:
         return False
     removed = False
+    from rtflash.builder.idf import configured_target
+
     for name in GENERATED_SDKCONFIGS:
         path = build_dir / name
-        if path.is_file():
+        if path.is_file() and configured_target(path) in (None, target):
             path.unlink()
             removed = True
     from rtflash.files import write_atomic
