@@ -229,15 +229,15 @@ def _write(esp, images: Sequence[Image], cache: _Cache, options: FlashOptions, r
         plans = [sectors.plan(i.data, i.offset, esp.flash_md5sum, cache.get(i)) for i in images]
         spans = [span for p in plans for span in p.spans]
         skipped = sum(p.skipped for p in plans)
-    result.bytes_skipped, result.verified = skipped, True
+    result.bytes_skipped = skipped
     if not spans:
-        result.mode = "unchanged"
+        result.mode, result.verified = "unchanged", True
         return esp
     result.mode = "fast" if skipped else "full"
     if not esp.IS_STUB and sum(len(d) for _, d in spans) > ROM_WRITE_LIMIT:
         esp = _prepare(esp)
-    write_flash(esp, spans, compress=True, force=options.force)
-    result.bytes_written = sum(len(d) for _, d in spans)
+    write_flash(esp, spans, compress=True, force=options.force)  # verifies each span by MD5
+    result.bytes_written, result.verified = sum(len(d) for _, d in spans), True
     for image in images:
         cache.put(image)
     return esp
