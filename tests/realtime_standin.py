@@ -553,6 +553,23 @@ class Call:
         return [e.get("type", "") for e in self.events_in]
 
 
+def parse_call_form(content_type: str, body: str) -> tuple[str, dict]:
+    """The unified interface's multipart/form-data body: (the `sdp` part, the `session` part as JSON)."""
+    from email import message_from_bytes, policy
+
+    msg = message_from_bytes(f"Content-Type: {content_type}\r\n\r\n{body}".encode(), policy=policy.HTTP)
+    if not msg.is_multipart():
+        raise ValueError("not multipart/form-data")
+    parts = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True).decode()
+             for p in msg.iter_parts()}
+    if "sdp" not in parts:
+        raise ValueError("no `sdp` part")
+    session = json.loads(parts["session"]) if parts.get("session") else {}
+    if not isinstance(session, dict):
+        raise ValueError("`session` is not a JSON object")
+    return parts["sdp"], session
+
+
 def _merge(into: dict, update: dict) -> dict:
     for k, v in update.items():
         if isinstance(v, dict) and isinstance(into.get(k), dict):
@@ -648,10 +665,16 @@ class StandIn:
         if mode == "unauthorized" or request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
             return api_error(401, "Incorrect API key provided. You can find your API key at "
                              "https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key")
-        if request.content_type != "application/sdp":
+        session: dict = {}
+        if request.content_type == "multipart/form-data":  # the unified interface: `sdp` + `session` parts
+            try:
+                body, session = parse_call_form(request.headers.get("Content-Type", ""), body)
+            except ValueError as exc:
+                return api_error(400, f"Invalid form: {exc}", "invalid_request_error", "invalid_form", "session")
+        elif request.content_type != "application/sdp":
             return api_error(400, f"Unsupported content type {request.content_type!r}: send the SDP offer as "
                              "application/sdp.", "invalid_request_error", "unsupported_content_type")
-        model = request.query.get("model", "")
+        model = request.query.get("model", "") or str(session.get("model", ""))
         if not model:
             return api_error(400, "Missing required parameter: 'model'.", "invalid_request_error",
                              "missing_required_parameter", "model")
@@ -672,6 +695,7 @@ class StandIn:
             request.transport.close()
             return resp
         call = await self._accept(body, model)
+        _merge(call.session, session)  # the server's session config, before the channel opens
         return web.Response(status=201, body=call.answer.encode(), content_type="application/sdp",
                             headers={"Location": f"/v1/realtime/calls/{call.id}"})
 

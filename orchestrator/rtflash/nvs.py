@@ -32,22 +32,27 @@ PAGE, ENTRY, ENTRIES = 4096, 32, 126
 # NVS key -> (credential or setting name)
 CREDENTIAL_KEYS = {"wifi_ssid": "wifi_ssid", "wifi_pass": "wifi_password", "api_key": "openai_api_key"}
 SETTING_KEYS = {"model": "model", "voice": "voice", "instructions": "instructions", "api_url": "api_url"}
-SECRET_KEYS = {"wifi_pass", "api_key"}
+# relay mode (`provision --relay`, rtflash.relay): written instead of api_key; the firmware posts its offer to
+# relay_url with relay_token as Bearer, trusting relay_ca (PEM) when set, else the certificate bundle
+RELAY_KEYS = {"relay_url": "relay URL (--relay)", "relay_token": "relay device token", "relay_ca": "relay CA (--relay-ca)"}
+SECRET_KEYS = {"wifi_pass", "api_key", "relay_token"}
 _TYPES = {0x01: "u8", 0x11: "i8", 0x02: "u16", 0x12: "i16", 0x04: "u32", 0x14: "i32", 0x08: "u64",
           0x18: "i64", 0x21: "string", 0x41: "blob", 0x42: "blob_data", 0x48: "blob_index"}
 _INT_FORMATS = {0x01: "<B", 0x11: "<b", 0x02: "<H", 0x12: "<h", 0x04: "<I", 0x14: "<i", 0x08: "<Q", 0x18: "<q"}
 
 
-def entries(credentials: dict, settings) -> list[tuple[str, str]]:
+def entries(credentials: dict, settings, relay: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """(NVS key, value) pairs for namespace `rtflash`, refusing what NVS cannot hold."""
     pairs = [(key, credentials[name].value) for key, name in CREDENTIAL_KEYS.items() if name in credentials]
     pairs += [(key, str(getattr(settings, name))) for key, name in SETTING_KEYS.items()]
+    pairs += [(key, relay[key]) for key in RELAY_KEYS if relay and relay.get(key)]
     for key, value in pairs:
         if len(key) > MAX_KEY:
             raise ConfigError(f"NVS key {key!r} is longer than {MAX_KEY} characters")
         size = len(value.encode("utf-8"))
         if size > MAX_STRING:
-            what = f"setting {SETTING_KEYS[key]!r} in rtflash.toml" if key in SETTING_KEYS else f"credential {key}"
+            what = (f"setting {SETTING_KEYS[key]!r} in rtflash.toml" if key in SETTING_KEYS
+                    else RELAY_KEYS.get(key, f"credential {key}"))
             raise CredentialError(f"{what} is {size} bytes; NVS strings hold at most {MAX_STRING}: shorten it")
     return pairs
 

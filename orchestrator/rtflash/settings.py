@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class Settings:
     voice: str = "alloy"
     instructions: str = "You are a helpful, concise voice assistant."
     api_url: str = DEFAULT_API_URL
+    relay: dict = field(default_factory=dict, compare=False)  # [relay.boards|devices.NAME] (rtflash.relay.config)
     path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +67,11 @@ def parse_settings(raw: dict[str, Any], path: Path) -> Settings:
         if key.lower() in _SECRET_KEYS or "password" in key.lower():
             raise ConfigError(f"{path}: {key}: secrets do not belong in {FILENAME} (it gets committed); "
                               "remove it and use `rtflash secrets set` or environment variables")
+        if key == "relay":
+            from rtflash.relay.config import parse_relay_table
+
+            values["relay"] = parse_relay_table(value, path)
+            continue
         if key not in known:
             near = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean '{near[0]}'?" if near else f"allowed: {', '.join(known)}"

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ci": ("ci", "ci", "Build boards secret-free into dist/ for CI; --matrix prints the job matrix."),
     "doctor": ("ci", "doctor", "Check this machine's set-up: ESP-IDF, toolchains, ports, deps, credentials."),
     "deps": ("deps", "deps", "Show, check or fetch the firmware's pinned third-party code (deps.toml)."),
+    "relay": ("relay", "relay", "Serve devices without the API key on them: relay serve|enroll|devices|revoke."),
 }
 
 _state = {"verbose": False}

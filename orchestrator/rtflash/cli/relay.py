@@ -1,0 +1,275 @@
+"""`rtflash relay serve|enroll|devices|revoke`, and the relay half of `rtflash provision --relay`.
+
+Tokens: `relay enroll NAME` mints a token, keeps its hash and prints the token ONCE on stdout (for a
+relay on another host: give it to `provision` there as $RTFLASH_RELAY_TOKEN). `provision --relay URL
+--device NAME` without $RTFLASH_RELAY_TOKEN enrolls the device in this machine's store itself, with a
+fresh token written straight into the NVS image (re-provisioning replaces the token: the old copy
+stops working); a revoked device is refused until `relay enroll NAME --replace` lets it back in.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+
+from rtflash.cli import App, board_option, json_errors, pass_app
+
+TOKEN_ENV = "RTFLASH_RELAY_TOKEN"
+_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.group()
+def relay() -> None:
+    """Run the relay that keeps the OpenAI API key off the devices; enroll, list and revoke devices.
+
+    Devices send their call set-up (SDP offer) to the relay with their own token; the relay adds the
+    session settings from rtflash.toml and the API key, and forwards it to the Realtime API. Devices
+    live in ~/.config/rtflash/relay-devices.json (hashes only; $RTFLASH_RELAY_STORE overrides).
+    """
+
+
+@relay.command()
+@click.option("--host", default=None, help="Address to listen on (default 0.0.0.0; 127.0.0.1 with --behind-proxy).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="TCP port (default 8443; 8080 behind a proxy).")
+@click.option("--cert", type=_PATH, default=None, metavar="FILE", help="The relay's TLS certificate chain (PEM).")
+@click.option("--key", "key_file", type=_PATH, default=None, metavar="FILE", help="Its private key (PEM).")
+@click.option("--behind-proxy", is_flag=True,
+              help="Plain HTTP on 127.0.0.1 only, for a TLS-terminating reverse proxy on this host (devices "
+                   "still reach the proxy over HTTPS).")
+@click.option("--upstream", default=None, metavar="URL",
+              help="Realtime API create-call URL (default https://api.openai.com/v1/realtime/calls).")
+@click.option("--upstream-ca", type=_PATH, default=None, metavar="FILE",
+              help="Trust this CA for the upstream instead of the system's (tests, private gateways).")
+@click.option("--rate", type=click.FloatRange(min=0.1), default=6.0, show_default=True, help="Calls per minute per device.")
+@click.option("--burst", type=click.IntRange(min=1), default=5, show_default=True, help="Calls a device may make back to back.")
+@click.option("--concurrent", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Call set-ups of one device in flight at once.")
+@click.option("--max-body", type=click.IntRange(1024, 1 << 20), default=64 * 1024, show_default=True,
+              help="Largest offer accepted, in bytes.")
+@click.option("--read-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
+              help="Seconds a device has to send its offer.")
+@click.option("--upstream-timeout", type=click.FloatRange(0.5, 300), default=20.0, show_default=True,
+              help="Seconds the Realtime API has to answer.")
+@pass_app
+def serve(app: App, host, port, cert, key_file, behind_proxy, upstream, upstream_ca, rate, burst, concurrent,
+          max_body, read_timeout, upstream_timeout) -> None:
+    """Serve devices until Ctrl-C: the API key from the environment, .env, the secrets file or keyring."""
+    from rtflash import credentials
+    from rtflash.cli.secrets import interactive_prompt
+    from rtflash.relay.config import session_object, session_values
+    from rtflash.relay.limits import LimitConfig
+    from rtflash.relay.server import DEFAULT_UPSTREAM, RelayConfig
+    from rtflash.relay.store import open_store
+
+    server_ssl, host, port = _listen(cert, key_file, behind_proxy, host, port)
+    upstream = upstream or DEFAULT_UPSTREAM
+    if urlsplit(upstream).scheme != "https":
+        raise click.BadParameter(f"{upstream!r}: the upstream must be https:// (the API key travels to it)",
+                                 param_hint="--upstream")
+    upstream_ssl = _ca_context(upstream_ca, "--upstream-ca") if upstream_ca else None
+    settings = app.settings
+    store = open_store()
+    devices = store.devices()
+    key = credentials.resolve({}, app.project_dir, names=("openai_api_key",),
+                              prompt=interactive_prompt())["openai_api_key"].value
+    config = RelayConfig(api_key=key, store=store, upstream=upstream, upstream_ssl=upstream_ssl,
+                         session_for=lambda d: session_object(session_values(settings, d.name, d.board)),
+                         limits=LimitConfig(rate, burst, concurrent), max_body=max_body, read_timeout=read_timeout,
+                         upstream_timeout=upstream_timeout)
+    _run(config, host, port, server_ssl, len(devices), store.path)
+
+
+def _listen(cert, key_file, behind_proxy, host, port):
+    from rtflash.errors import ConfigError
+
+    if behind_proxy:
+        if cert or key_file:
+            raise click.UsageError("--behind-proxy serves plain HTTP: drop --cert/--key (the proxy holds them)")
+        if host not in (None, "127.0.0.1", "localhost", "::1"):
+            raise click.BadParameter(f"{host}: --behind-proxy listens on 127.0.0.1 only (the proxy on this host "
+                                     "forwards to it)", param_hint="--host")
+        return None, "127.0.0.1" if host in (None, "localhost") else host, 8080 if port is None else port
+    if not (cert and key_file):
+        raise click.UsageError("the relay needs TLS: pass --cert FILE --key FILE (its certificate and key), or "
+                               "--behind-proxy when a TLS proxy on this host forwards to it")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(cert, key_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"--cert {cert} / --key {key_file}: cannot load the certificate and key ({exc.__class__.__name__}:"
+                          f" {getattr(exc, 'reason', None) or exc}); give a PEM chain and its matching key") from None
+    return ctx, host or "0.0.0.0", 8443 if port is None else port
+
+
+def _ca_context(path: Path, option: str) -> ssl.SSLContext:
+    from rtflash.errors import ConfigError
+
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(f"{option} {path}: not a usable PEM CA certificate ({exc.__class__.__name__}); give the "
+                          "CA file (-----BEGIN CERTIFICATE-----)") from None
+
+
+def _run(config, host: str, port: int, server_ssl, enrolled: int, store_path: Path) -> None:
+    import asyncio
+    import logging
+    import signal
+
+    from rtflash import console
+    from rtflash.errors import ConfigError
+    from rtflash.relay.server import Relay, RedactingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s"))
+    for name, level in (("rtflash.relay", logging.INFO), ("aiohttp", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+
+    async def main() -> None:
+        relay_ = Relay(config)
+        try:
+            await relay_.start(host, port, server_ssl)
+        except OSError as exc:
+            await relay_.stop()
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host") from None
+        console.info(f"relay listening on {relay_.url} -> {config.upstream} ({enrolled} device(s) in {store_path}); "
+                     "Ctrl-C stops it")
+        if not enrolled:
+            console.warn("no device enrolled yet: `rtflash relay enroll NAME` or `rtflash provision --relay URL "
+                         "--device NAME`")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await relay_.stop()
+        console.info(f"relay stopped ({sum(relay_.statuses.values())} request(s), "
+                     f"{relay_.statuses.get(201, 0)} call(s) set up)")
+
+    asyncio.run(main())
+
+
+@relay.command()
+@click.argument("name")
+@board_option()
+@click.option("--replace", is_flag=True, help="Give an enrolled (or revoked) device a new token; the old one stops working.")
+@pass_app
+def enroll(app: App, name: str, board_name: str | None, replace: bool) -> None:
+    """Enroll device NAME: prints its token once (stdout); the relay keeps only the token's hash."""
+    from rtflash import console
+    from rtflash.relay.store import open_store
+
+    board = app.board(board_name).name if board_name else ""
+    store = open_store()
+    token = store.enroll(name, board, replace_existing=replace)
+    sys.stdout.write(token + "\n")  # the one place a token is shown, on purpose: never through redact
+    sys.stdout.flush()
+    console.info(f"enrolled {name}{f' (board {board})' if board else ''} in {store.path}: the token above is shown "
+                 f"once; put it on the device with {TOKEN_ENV}=<token> rtflash provision --relay URL --device {name}")
+
+
+@relay.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_errors
+def devices(as_json: bool) -> None:
+    """List enrolled devices: board, state, last use (never a token)."""
+    from rtflash import console
+    from rtflash.relay.store import describe_age, open_store
+
+    store = open_store()
+    found = sorted(store.devices().values(), key=lambda d: d.name)
+    if as_json:
+        console.emit_json([d.public() for d in found])
+        return
+    if not found:
+        console.info(f"no device enrolled in {store.path}; `rtflash relay enroll NAME` adds one")
+        return
+    width = max(len(d.name) for d in found)
+    for d in found:
+        state = f"revoked {d.revoked_at}" if d.revoked else "active"
+        console.result(f"{d.name:<{width}}  {d.board or '-':<16}  {state:<29}  last use {describe_age(d.last_use)}")
+
+
+@relay.command()
+@click.argument("name")
+def revoke(name: str) -> None:
+    """Shut device NAME out at once (its next call gets 401); other devices are unaffected."""
+    from rtflash import console
+    from rtflash.relay.store import open_store
+
+    dev = open_store().revoke(name)
+    console.info(f"revoked {dev.name} at {dev.revoked_at}: its next call is refused (401); a call already running "
+                 "ends on its own (media flows directly to OpenAI). `rtflash relay enroll "
+                 f"{dev.name} --replace` lets it back in with a new token")
+
+
+# --- provision --relay ---------------------------------------------------------------------------
+
+
+@dataclass
+class RelaySetup:
+    """What `provision --relay` writes into NVS (relay_url, relay_token, relay_ca) and how to enroll it."""
+
+    url: str
+    device: str
+    token: str
+    board: str
+    ca_pem: str = ""
+    minted: bool = False  # True: commit() enrolls it in this machine's store
+    pairs: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.pairs = {"relay_url": self.url, "relay_token": self.token}
+        if self.ca_pem:
+            self.pairs["relay_ca"] = self.ca_pem
+
+    def commit(self) -> None:
+        """Enroll the minted token (replacing the device's old one) once the image is built."""
+        if self.minted:
+            from rtflash.relay.store import open_store
+
+            open_store().enroll(self.device, self.board, replace_existing=True, token=self.token)
+
+
+def relay_setup(board, url: str | None, device: str | None, ca_file: Path | None) -> RelaySetup:
+    """Check --relay/--device/--relay-ca and pick the token (RTFLASH_RELAY_TOKEN, else a fresh one)."""
+    from rtflash import redact
+    from rtflash.errors import ConfigError
+    from rtflash.relay.store import check_name, check_token, new_token, open_store
+
+    if not (url and device):
+        raise click.UsageError("--relay URL and --device NAME go together (--relay-ca FILE with them, for a relay "
+                               "with a private certificate)")
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        raise click.BadParameter(f"{url!r}: give the relay's https:// URL, e.g. https://relay.lan:8443/v1/realtime/calls "
+                                 "(the device verifies its certificate)", param_hint="--relay")
+    check_name(device)
+    ca_pem = ""
+    if ca_file is not None:
+        _ca_context(ca_file, "--relay-ca")
+        ca_pem = ca_file.read_text(encoding="ascii", errors="replace")
+        if "-----BEGIN CERTIFICATE-----" not in ca_pem:
+            raise ConfigError(f"--relay-ca {ca_file}: no PEM certificate in it; give the CA file (-----BEGIN CERTIFICATE-----)")
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        check_token(token, f"${TOKEN_ENV}")
+        redact.register(token)
+        return RelaySetup(url, device, token, board.name, ca_pem)
+    known = open_store().devices().get(device)
+    if known is not None and known.revoked:
+        raise ConfigError(f"device {device!r} is revoked; `rtflash relay enroll {device} --replace` lets it back in "
+                          "(then provision it with that token in $" + TOKEN_ENV + ")")
+    token = new_token()
+    redact.register(token)
+    return RelaySetup(url, device, token, board.name, ca_pem, minted=True)

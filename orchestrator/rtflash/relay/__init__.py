@@ -1,0 +1,11 @@
+"""`rtflash relay`: the device never holds the OpenAI API key.
+
+A device posts its SDP offer to the relay with its own per-device token as Bearer; the relay checks
+the token (store.py: hashes only), applies per-device limits (limits.py), adds the session
+configuration from rtflash.toml (config.py) and the real key, forwards the offer to the Realtime API's
+`POST /v1/realtime/calls` in its "unified interface" form (multipart `sdp` + `session`), and returns
+the SDP answer (server.py). Media then flows directly between the device and OpenAI: the relay is only
+in the call set-up path, so revoking a device stops its next call, not one already running.
+
+store, limits and config import no third-party package; server needs aiohttp (a runtime dependency).
+"""

@@ -1,0 +1,304 @@
+"""The relay's HTTP side: devices POST their SDP offer, the relay forwards it with the real key.
+
+Why aiohttp: one well-kept asyncio library (aio-libs, releases every few weeks) gives both the server
+and the upstream client, with connection pooling to the Realtime API (one TLS handshake serves many
+set-ups), a plain `ssl.SSLContext` on both sides, streaming request bodies (so the size cap and the
+read timeout are enforced while reading, not after) and no thread per connection; the Realtime
+stand-in the tests use is aiohttp too. httpx has no server; Starlette/uvicorn would be two more
+packages for the same two routes.
+
+Device side: `POST /v1/realtime/calls`, `Authorization: Bearer <device token>`, `Content-Type:
+application/sdp`, body the offer -- exactly what a device sends to OpenAI in direct-key mode, so the
+firmware's code path is the same with another URL and Bearer. Query parameters are ignored: the
+session is the relay's.
+
+Upstream side: the Realtime API's "unified interface" (shared/FACTS.md, "The Realtime API over WebRTC
+today"): `POST https://api.openai.com/v1/realtime/calls` as `multipart/form-data` with an `sdp` part
+(the offer, unchanged) and a `session` part (JSON: type, model, instructions, audio.output.voice from
+rtflash.toml), `Authorization: Bearer <API key>`. 201 -> the device gets 201, the SDP answer
+(application/sdp) and the `Location` header as the API sent it.
+
+Statuses the device can get: 401 unknown or revoked token (nothing sent upstream), 429 over a
+per-device limit (Retry-After), 415 not application/sdp, 413 body over the cap, 408 body not received
+within the read timeout, 400 not an SDP offer (must start `v=0`), 502 upstream unreachable / closed /
+answered 5xx / refused the relay's key (401/403: the relay's problem, not the device's, so the device
+retries rather than giving up), 504 upstream timeout, other upstream 4xx as sent. Errors are JSON in
+the API's own shape; an upstream error body is passed on with the key (and any `sk-...` fragment)
+masked. One log line per request, through `rtflash.redact`; a token is never logged (the relay only
+ever holds it for the hash) and the key is registered as a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from rtflash import redact
+from rtflash.errors import RtflashError
+from rtflash.relay.limits import LimitConfig, Limits, Refused
+from rtflash.relay.store import Device, Store, now_iso
+
+DEFAULT_UPSTREAM = "https://api.openai.com/v1/realtime/calls"
+CALLS_PATH = "/v1/realtime/calls"
+log = logging.getLogger("rtflash.relay")
+_KEY_FRAGMENT = re.compile(r"sk-[A-Za-z0-9_\-*.]{3,}")
+
+
+@dataclass
+class RelayConfig:
+    api_key: str
+    store: Store
+    session_for: Callable[[Device], dict]  # the `session` object for a device (config.session_object)
+    upstream: str = DEFAULT_UPSTREAM
+    upstream_ssl: ssl.SSLContext | None = None  # None: the system's CAs, verified
+    limits: LimitConfig = field(default_factory=LimitConfig)
+    max_body: int = 64 * 1024
+    read_timeout: float = 10.0
+    upstream_timeout: float = 20.0
+    max_upstream: int = 100  # pooled connections to the API
+    flush_seconds: float = 10.0  # how often last-use times go to the store
+
+
+class _Fail(Exception):
+    def __init__(self, status: int, code: str, message: str, log_text: str = "", **headers: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.log_text, self.headers = log_text or message, headers
+
+
+def api_error(status: int, message: str, code: str | None, type_: str = "invalid_request_error",
+              headers: dict[str, str] | None = None) -> web.Response:
+    """The Realtime API's error shape, so a device parses one kind of error whoever refused it."""
+    body = {"error": {"message": message, "type": type_, "code": code, "param": None}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+class RedactingFormatter(logging.Formatter):
+    """For the relay's log handler: every formatted line (tracebacks included) through rtflash.redact."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact.redact(super().format(record))
+
+
+class Relay:
+    """The relay app. `await start(host, port, ssl_context)`, then serve until `await stop()`."""
+
+    def __init__(self, config: RelayConfig) -> None:
+        self.config = config
+        self.limits = Limits(config.limits)
+        self.upstream_requests = 0
+        self.statuses: Counter[int] = Counter()
+        self.url = ""
+        self._uses: dict[str, tuple[str, str]] = {}
+        self._http: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._flusher: asyncio.Task | None = None
+        redact.register(config.api_key)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post(CALLS_PATH, self._calls)
+        app.router.add_get("/healthz", self._health)
+        return app
+
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        cfg = self.config
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=cfg.max_upstream, ssl=cfg.upstream_ssl or ssl.create_default_context()),
+            timeout=aiohttp.ClientTimeout(total=cfg.upstream_timeout))
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, lingering_time=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_address=True, backlog=512)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://{host}:{bound}{CALLS_PATH}"
+        self._flusher = asyncio.ensure_future(self._flush_loop())
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the last-use times gathered since the last flush to the store (in a thread: file lock)."""
+        uses, self._uses = self._uses, {}
+        if uses:
+            try:
+                await asyncio.to_thread(self.config.store.record_use, uses)
+            except RtflashError as exc:
+                log.warning(redact.redact(f"could not record last use: {exc}"))
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.flush_seconds)
+            await self.flush()
+
+    # the device endpoint ----------------------------------------------------------------------------
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _calls(self, request: web.Request) -> web.Response:
+        start = time.perf_counter()
+        who = request.remote or "?"
+        try:
+            device = self._authenticate(request)
+            who = device.name
+            try:
+                self.limits.acquire(device.name)
+            except Refused as r:
+                raise _Fail(429, "device_rate_limited", f"too many calls from this device ({r.reason} limit); "
+                            f"retry in {r.retry_after} s", f"{r.reason} limit", **{"Retry-After": str(r.retry_after)})
+            try:
+                resp = await self._offer(request, device, start)
+            finally:
+                self.limits.release(device.name)
+        except _Fail as fail:
+            self._log(logging.WARNING, f"{who}: {fail.status} {fail.log_text} ({_ms(start)} ms)")
+            resp = api_error(fail.status, fail.message, fail.code,
+                             "relay_error" if fail.status >= 500 else "invalid_request_error", fail.headers)
+        self.statuses[resp.status] += 1
+        return resp
+
+    def _authenticate(self, request: web.Request) -> Device:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _Fail(401, "missing_device_token", "send the device token as `Authorization: Bearer <token>`",
+                        f"no Bearer token (from {request.remote})")
+        try:
+            device = self.config.store.authenticate(token.strip())
+        except RtflashError as exc:
+            raise _Fail(503, "relay_store_unreadable", "the relay cannot read its device store; try again later",
+                        f"device store: {exc}") from None
+        if device is None:
+            raise _Fail(401, "invalid_device_token", "unknown device token: enroll the device and provision it "
+                        "again", f"unknown token (from {request.remote})")
+        if device.revoked:
+            raise _Fail(401, "device_revoked", "this device has been revoked", f"revoked device {device.name} refused")
+        return device
+
+    async def _offer(self, request: web.Request, device: Device, start: float) -> web.Response:
+        if request.content_type != "application/sdp":
+            raise _Fail(415, "unsupported_content_type", f"send the SDP offer as application/sdp, not "
+                        f"{request.content_type or 'no content type'}", f"content type {request.content_type!r}")
+        body = await self._read_body(request)
+        try:
+            sdp = body.decode("utf-8")
+        except UnicodeDecodeError:
+            sdp = ""
+        if not sdp.startswith("v=0"):
+            raise _Fail(400, "invalid_offer", "the request body is not an SDP offer (it must start with v=0)",
+                        f"body of {len(body)} bytes is not SDP")
+        self._uses[device.name] = (device.token_sha256, now_iso())
+        session = self.config.session_for(device)
+        status, headers, answer, upstream_ms = await self._forward(sdp, session)
+        if status == 201 and answer.startswith(b"v=0"):
+            out = {"Location": headers["Location"]} if "Location" in headers else {}
+            # what the relay itself added (total minus the upstream round trip): the bench reads it
+            out["Server-Timing"] = f"relay;dur={_ms(start) - upstream_ms:.2f}, upstream;dur={upstream_ms:.2f}"
+            self._log(logging.INFO, f"{device.name}: 201 call {headers.get('Location', '').rsplit('/', 1)[-1]} "
+                      f"(model {session.get('model')}, upstream {upstream_ms:.1f} ms, total {_ms(start)} ms)")
+            return web.Response(status=201, body=answer, content_type="application/sdp", headers=out)
+        return self._upstream_error(device, status, answer, upstream_ms, start)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        cap = self.config.max_body
+        if request.content_length is not None and request.content_length > cap:
+            raise _Fail(413, "offer_too_large", f"the offer is over {cap} bytes", f"body of {request.content_length} "
+                        f"bytes announced, cap {cap}")
+        chunks: list[bytes] = []
+        size = 0
+
+        async def pull() -> None:
+            nonlocal size
+            while True:
+                chunk = await request.content.readany()
+                if not chunk:
+                    return
+                size += len(chunk)
+                if size > cap:
+                    raise _Fail(413, "offer_too_large", f"the offer is over {cap} bytes", f"body over the {cap}-byte cap")
+                chunks.append(chunk)
+
+        try:
+            await asyncio.wait_for(pull(), self.config.read_timeout)
+        except asyncio.TimeoutError:
+            raise _Fail(408, "request_timeout", f"the offer did not arrive within {self.config.read_timeout:g} s",
+                        f"slow client: {size} bytes in {self.config.read_timeout:g} s") from None
+        return b"".join(chunks)
+
+    async def _forward(self, sdp: str, session: dict) -> tuple[int, dict[str, str], bytes, float]:
+        """POST the unified-interface form upstream; (status, headers, body, ms) or _Fail for transport errors."""
+        assert self._http is not None, "Relay.start() first"
+        form = aiohttp.FormData(default_to_multipart=True)
+        form.add_field("sdp", sdp)
+        form.add_field("session", json.dumps(session))
+        t0 = time.perf_counter()
+        self.upstream_requests += 1
+        try:
+            async with self._http.post(self.config.upstream, data=form,
+                                       headers={"Authorization": f"Bearer {self.config.api_key}"}) as r:
+                body = await r.content.read(1024 * 1024)
+                return r.status, dict(r.headers), body, (time.perf_counter() - t0) * 1000
+        except asyncio.TimeoutError:
+            raise _Fail(504, "upstream_timeout", "the Realtime API did not answer in time; try again",
+                        f"upstream timeout after {self.config.upstream_timeout:g} s") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise _Fail(502, "upstream_unreachable", "the relay cannot reach the Realtime API; try again later",
+                        f"upstream certificate not trusted ({exc.certificate_error}); check --upstream-ca") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise _Fail(502, "upstream_unreachable", "the relay cannot reach the Realtime API; try again later",
+                        f"upstream unreachable: {exc.os_error.strerror or exc.os_error}") from None
+        except aiohttp.ClientError as exc:
+            raise _Fail(502, "upstream_failed", "the Realtime API closed the connection; try again",
+                        f"upstream failed: {type(exc).__name__}") from None
+
+    def _upstream_error(self, device: Device, status: int, raw: bytes, upstream_ms: float, start: float) -> web.Response:
+        text = self._scrub(raw.decode("utf-8", "replace"))
+        try:
+            body = json.loads(text)
+            ok = isinstance(body, dict) and isinstance(body.get("error"), dict)
+        except ValueError:
+            ok = False
+        if status == 201:
+            body = {"error": {"message": "the Realtime API answered 201 without an SDP answer", "type": "relay_error",
+                              "code": "upstream_not_sdp", "param": None}}
+        elif not ok:
+            body = {"error": {"message": f"the Realtime API answered HTTP {status} without a JSON error",
+                              "type": "relay_error", "code": "upstream_error", "param": None}}
+        out = 502 if status in (201, 401, 403) or status >= 500 else status
+        code = body["error"].get("code")
+        self._log(logging.WARNING, f"{device.name}: {out} upstream answered {status} ({code}; upstream {upstream_ms:.1f} ms,"
+                  f" total {_ms(start)} ms)")
+        return web.json_response(body, status=out, headers={"X-Rtflash-Upstream-Status": str(status)})
+
+    def _scrub(self, text: str) -> str:
+        """An upstream body without the key: the registered secret, any `sk-...` fragment, key shapes."""
+        text = text.replace(self.config.api_key, redact.MASK)
+        return redact.redact(_KEY_FRAGMENT.sub("sk-" + redact.MASK, text))
+
+    def _log(self, level: int, text: str) -> None:
+        log.log(level, redact.redact(text))
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 1)
