@@ -293,8 +293,8 @@ class Relay:
 
     def _scrub(self, text: str) -> str:
         """An upstream body without the key: the registered secret, any `sk-...` fragment, key shapes."""
-        text = text.replace(self.config.api_key, redact.MASK)
-        return redact.redact(_KEY_FRAGMENT.sub("sk-" + redact.MASK, text))
+        text = _KEY_FRAGMENT.sub("sk-" + redact.MASK, text)  # also the API's own `sk-abc***xyz` echo
+        return redact.redact(text.replace(self.config.api_key, redact.MASK))
 
     def _log(self, level: int, text: str) -> None:
         log.log(level, redact.redact(text))

@@ -1,0 +1,430 @@
+"""`rtflash relay` in front of the Realtime stand-in and a minimal upstream, on 127.0.0.1 only.
+
+A device holding only its token completes a real WebRTC call (aiortc client, audio both ways) through
+the relay; the stand-in sees the real key, the device never does; revocation, unknown tokens, bad
+bodies, oversized and slow offers, upstream failures; the key and tokens in no log, response or store
+file; per-device limits under a bounded load (timing is bench/relay_bench.py's job)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import socket
+import ssl
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bench.relay_bench import OFFER, LoopThread, MiniUpstream, offer, wave
+from rtflash.errors import ConfigError
+from rtflash.relay.config import parse_relay_table, session_object, session_values
+from rtflash.relay.limits import LimitConfig, Limits, Refused
+from rtflash.relay.server import Relay, RelayConfig, RedactingFormatter
+from rtflash.relay.store import Store, token_hash
+from rtflash.settings import Settings, load_settings
+from tests import realtime_standin as rs
+
+KEY = "sk-relay-test-KEY-canary-0123456789"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> rs.Pki:
+    return rs.make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(tmp_path / "cfg" / "relay-devices.json")
+
+
+@pytest.fixture
+def loop():
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+class Running:
+    """A Relay on a LoopThread with its log captured (through the CLI's redacting formatter)."""
+
+    def __init__(self, loop: LoopThread, pki: rs.Pki, store: Store, upstream: str, settings: Settings | None = None,
+                 **options) -> None:
+        settings = settings or Settings()
+        self.log = io.StringIO()
+        self.handler = logging.StreamHandler(self.log)
+        self.handler.setFormatter(RedactingFormatter("%(levelname)s %(message)s"))
+        logger = logging.getLogger("rtflash.relay")
+        logger.addHandler(self.handler)
+        logger.setLevel(logging.INFO)
+        config = RelayConfig(api_key=KEY, store=store, upstream=upstream, upstream_ssl=pki.client_context(),
+                             session_for=lambda d: session_object(session_values(settings, d.name, d.board)),
+                             **options)
+        self.loop, self.relay = loop, Relay(config)
+        loop.run(self.relay.start("127.0.0.1", 0, pki.server_context()))
+
+    @property
+    def url(self) -> str:
+        return self.relay.url
+
+    def lines(self) -> list[str]:
+        return [ln for ln in self.log.getvalue().splitlines() if ln]
+
+    def stop(self) -> None:
+        self.loop.run(self.relay.stop())
+        logging.getLogger("rtflash.relay").removeHandler(self.handler)
+
+
+@pytest.fixture
+def mini(loop, pki):
+    up = MiniUpstream(pki, api_key=KEY)
+    loop.run(up.start())
+    yield up
+    loop.run(up.stop())
+
+
+@pytest.fixture
+def relay_mini(loop, pki, store, mini):
+    running = Running(loop, pki, store, mini.url, read_timeout=0.5, upstream_timeout=1.0)
+    yield running
+    running.stop()
+
+
+async def post(url: str, pki: rs.Pki, token: str | None, body: bytes = OFFER.encode(),
+               ctype: str = "application/sdp", chunked: bool = False) -> tuple[int, dict, str]:
+    headers = {"Content-Type": ctype}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data: object = body
+    if chunked:
+        async def gen():
+            for i in range(0, len(body), 8192):
+                yield body[i:i + 8192]
+        data = gen()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        async with http.post(url, data=data, headers=headers, ssl=pki.client_context()) as r:
+            return r.status, dict(r.headers), await r.text()
+
+
+def assert_clean(text: str, *secrets: str, where: str = "") -> None:
+    for s in secrets:
+        assert s not in text, f"a secret is in {where}"
+
+
+# --- a real call through the relay ---------------------------------------------------------------
+
+
+def test_call_through_relay_audio_both_ways_key_only_upstream(loop, pki, store, tmp_path):
+    (tmp_path / "rtflash.toml").write_text('voice = "alloy"\n[relay.boards.sonatino]\nvoice = "verse"\n'
+                                           '[relay.devices.kitchen]\nvoice = "marin"\ninstructions = "Be brief."\n')
+    settings = load_settings(tmp_path)
+    token = store.enroll("kitchen", "sonatino")
+    with rs.StandInThread(pki, KEY, play="tone", tone_hz=440.0) as server:
+        running = Running(loop, pki, store, server.standin.calls_url, settings)
+        try:
+            async def device() -> rs.ClientCall:
+                call = await rs.client_call(running.url, token, "device-asks-for-this", pki.client_context(),
+                                            rs.tone(1000.0))
+                try:
+                    assert call.status == 201, call.body
+                    end = time.monotonic() + 8
+                    while time.monotonic() < end and not (call.received.seconds() >= 1.2 and call.events):
+                        await asyncio.sleep(0.05)
+                finally:
+                    await call.close()
+                return call
+
+            call = asyncio.run(device())
+            stand = server.standin.calls[0]
+            assert server.wait_until(lambda: stand.state == "closed", 5)
+            loop.run(running.relay.flush())
+        finally:
+            running.stop()
+    req = server.standin.requests[0]
+    # upstream: the unified interface with the real key and the relay's session, no query from the device
+    assert req.headers["Authorization"] == f"Bearer {KEY}"
+    assert req.headers["Content-Type"].startswith("multipart/form-data")
+    assert req.path_qs == "/v1/realtime/calls"
+    assert stand.model == "gpt-realtime" and stand.offer == call.offer
+    assert stand.session["audio"]["output"]["voice"] == "marin" and stand.session["instructions"] == "Be brief."
+    assert call.events and call.events[0]["type"] == "session.created"
+    assert call.events[0]["session"]["audio"]["output"]["voice"] == "marin"
+    # the device got the answer and the Location as the API sent them
+    assert call.body == stand.answer and call.headers["Location"] == f"/v1/realtime/calls/{stand.id}"
+    assert call.headers["Content-Type"].startswith("application/sdp")
+    # audio both ways, straight between device and stand-in
+    up, down = stand.received.pcm()[4800:], call.received.pcm()[4800:]
+    assert len(up) >= rs.RATE * 0.5 and len(down) >= rs.RATE * 0.5
+    assert abs(rs.dominant_frequency(up) - 1000.0) < 20 and abs(rs.dominant_frequency(down) - 440.0) < 9
+    # canary: the key reached the upstream only; the token only the device and the store's hash
+    assert_clean(json.dumps(call.headers) + call.body, KEY, where="the device's response")
+    assert_clean("\n".join(running.lines()), KEY, token, where="the relay's log")
+    text = store.path.read_text()
+    assert_clean(text, KEY, token, where="the store file")
+    assert token_hash(token) in text and (store.path.stat().st_mode & 0o777) == 0o600
+    assert store.get("kitchen").last_use is not None
+    assert len(running.lines()) == 1 and "kitchen: 201 call rtc_" in running.lines()[0]
+
+
+def test_revoke_mid_life_refuses_next_call_other_device_connects(loop, pki, store):
+    a, b = store.enroll("dev-a"), store.enroll("dev-b")
+    with rs.StandInThread(pki, KEY, play="silence") as server:
+        running = Running(loop, pki, store, server.standin.calls_url)
+        try:
+            async def call(token: str) -> rs.ClientCall:
+                c = await rs.client_call(running.url, token, "m", pki.client_context(), rs.tone(500.0))
+                if c.status == 201:
+                    end = time.monotonic() + 5
+                    while time.monotonic() < end and c.connected_at() is None:
+                        await asyncio.sleep(0.02)
+                await c.close()
+                return c
+
+            first = asyncio.run(call(a))
+            assert first.status == 201 and first.connected_at() is not None
+            Store(store.path).revoke("dev-a")  # another process, as `rtflash relay revoke` is
+            before = len(server.standin.requests)
+            refused = asyncio.run(call(a))
+            assert refused.status == 401 and json.loads(refused.body)["error"]["code"] == "device_revoked"
+            assert len(server.standin.requests) == before  # nothing sent upstream
+            other = asyncio.run(call(b))
+            assert other.status == 201 and other.connected_at() is not None
+        finally:
+            running.stop()
+    assert any("revoked device dev-a refused" in ln for ln in running.lines())
+
+
+# --- bad input and upstream failures (minimal upstream) ----------------------------------------------
+
+
+def test_unknown_missing_and_malformed_tokens_get_401_without_upstream(relay_mini, mini, pki, store):
+    real = store.enroll("dev")
+    forged = "rtd_" + "A" * 43
+    for token, code in ((forged, "invalid_device_token"), ("nonsense", "invalid_device_token"),
+                        (None, "missing_device_token"), (real[:-1] + ("B" if real[-1] != "B" else "C"), "invalid_device_token")):
+        status, headers, body = asyncio.run(post(relay_mini.url, pki, token))
+        assert status == 401 and json.loads(body)["error"]["code"] == code
+    assert mini.seen == [] and relay_mini.relay.upstream_requests == 0
+    assert len(relay_mini.lines()) == 4 and all("401" in ln for ln in relay_mini.lines())
+    assert_clean("\n".join(relay_mini.lines()), real, forged, KEY, where="the relay's log")
+
+
+@pytest.mark.parametrize("body,ctype,chunked,status,code", [
+    (b"<html>not an offer</html>", "application/sdp", False, 400, "invalid_offer"),
+    (b"\xff\xfe v=0", "application/sdp", False, 400, "invalid_offer"),
+    (OFFER.encode(), "application/json", False, 415, "unsupported_content_type"),
+    (b"v=0\r\n" + b"a=x\r\n" * 20000, "application/sdp", False, 413, "offer_too_large"),
+    (b"v=0\r\n" + b"a=x\r\n" * 20000, "application/sdp", True, 413, "offer_too_large"),
+])
+def test_bad_bodies(relay_mini, mini, pki, store, body, ctype, chunked, status, code):
+    token = store.enroll("dev")
+    got, _, text = asyncio.run(post(relay_mini.url, pki, token, body, ctype, chunked))
+    assert got == status and json.loads(text)["error"]["code"] == code
+    assert mini.seen == []
+    assert len(relay_mini.lines()) == 1 and f"dev: {status}" in relay_mini.lines()[0]
+
+
+def test_slow_client_gets_408(relay_mini, mini, pki, store):
+    token = store.enroll("dev")
+    port = int(relay_mini.url.split(":")[2].split("/")[0])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with pki.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall((f"POST /v1/realtime/calls HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+                     "Content-Type: application/sdp\r\nContent-Length: 500\r\n\r\nv=0\r\n").encode())
+        t0 = time.monotonic()
+        reply = tls.recv(4096).decode()
+        waited = time.monotonic() - t0
+    assert reply.startswith("HTTP/1.1 408") and "request_timeout" in reply + tls_rest(reply)
+    assert 0.3 < waited < 3.0 and mini.seen == []
+    assert "slow client" in relay_mini.lines()[0]
+
+
+def tls_rest(reply: str) -> str:
+    return reply  # the JSON body arrives with the headers (one small write)
+
+
+def test_upstream_down_502(loop, pki, store):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connection refused
+    running = Running(loop, pki, store, f"https://127.0.0.1:{port}/v1/realtime/calls")
+    try:
+        status, _, body = asyncio.run(post(running.url, pki, store.enroll("dev")))
+    finally:
+        running.stop()
+    assert status == 502 and json.loads(body)["error"]["code"] == "upstream_unreachable"
+    assert "upstream unreachable" in running.lines()[0]
+
+
+def test_upstream_untrusted_certificate_502(loop, pki, store, mini, tmp_path):
+    other = rs.make_pki(tmp_path / "other", ca_name="not the upstream's CA")
+    running = Running(loop, other, store, mini.url)  # trusts only `other`'s CA for the upstream
+    try:
+        status, _, body = asyncio.run(post(running.url, other, store.enroll("dev")))
+    finally:
+        running.stop()
+    assert status == 502 and "upstream certificate not trusted" in running.lines()[0]
+
+
+@pytest.mark.parametrize("mode,status,code,upstream", [
+    ("unauthorized", 502, "invalid_api_key", "401"),
+    ("error", 502, "server_error", "500"),
+    ("html", 502, "upstream_error", "502"),
+])
+def test_upstream_errors_passed_on_without_the_key(relay_mini, mini, pki, store, mode, status, code, upstream):
+    mini.mode = mode
+    token = store.enroll("dev")
+    got, headers, text = asyncio.run(post(relay_mini.url, pki, token))
+    assert got == status and headers["X-Rtflash-Upstream-Status"] == upstream
+    error = json.loads(text)["error"]
+    assert error["code"] == code
+    if mode == "unauthorized":  # the upstream quoted the key it got: masked on the way out
+        assert "Incorrect API key provided: sk-********" in error["message"]
+    assert_clean(text + json.dumps(headers), KEY, token, where="the device's response")
+    assert_clean("\n".join(relay_mini.lines()), KEY, token, where="the relay's log")
+    assert len(mini.seen) == 1 and mini.seen[0].authorization == f"Bearer {KEY}"
+
+
+def test_upstream_timeout_504(relay_mini, mini, pki, store):
+    mini.delay = 3.0  # upstream_timeout is 1 s
+    got, _, text = asyncio.run(post(relay_mini.url, pki, store.enroll("dev")))
+    assert got == 504 and json.loads(text)["error"]["code"] == "upstream_timeout"
+    assert "upstream timeout" in relay_mini.lines()[0]
+
+
+def test_standin_html_201_is_502(loop, pki, store):
+    with rs.StandInThread(pki, KEY, mode="not_sdp") as server:
+        running = Running(loop, pki, store, server.standin.calls_url)
+        try:
+            got, _, text = asyncio.run(post(running.url, pki, store.enroll("dev")))
+        finally:
+            running.stop()
+    assert got == 502 and json.loads(text)["error"]["code"] == "upstream_not_sdp"
+
+
+# --- limits under bounded load (correctness, not timing) ---------------------------------------------
+
+
+def test_load_none_lost_and_rate_limit_per_device(loop, pki, store, mini):
+    tokens = [store.enroll(f"d{i}") for i in range(10)]
+    running = Running(loop, pki, store, mini.url, limits=LimitConfig(per_minute=0.1, burst=2, concurrent=4))
+    try:
+        results = asyncio.run(wave(running.url, tokens, 4, pki.client_context()))
+    finally:
+        running.stop()
+    assert Counter(r.status for r in results) == {201: 20, 429: 20}
+    assert Counter(r.device for r in results if r.status == 201) == dict.fromkeys(range(10), 2)
+    assert len(mini.seen) == 20 and all(s.authorization == f"Bearer {KEY}" for s in mini.seen)
+    assert len(running.lines()) == 40
+
+
+def test_concurrent_bound_per_device(loop, pki, store, mini):
+    tokens = [store.enroll(f"d{i}") for i in range(5)]
+    mini.delay = 1.0
+    running = Running(loop, pki, store, mini.url, limits=LimitConfig(per_minute=600, burst=50, concurrent=1))
+    try:
+        results = asyncio.run(wave(running.url, tokens, 3, pki.client_context()))
+        after = asyncio.run(offer(running.url, tokens[0], pki.client_context(), 0))  # slot free again
+    finally:
+        running.stop()
+    assert Counter(r.status for r in results) == {201: 5, 429: 10} and after.status == 201
+    refusal = json.loads(next(r.body for r in results if r.status == 429))["error"]
+    assert refusal["code"] == "device_rate_limited" and "concurrent" in refusal["message"]
+
+
+def test_limits_bucket_refills():
+    now = [0.0]
+    limits = Limits(LimitConfig(per_minute=6, burst=2, concurrent=5), clock=lambda: now[0])
+    limits.acquire("a")
+    limits.acquire("a")
+    with pytest.raises(Refused) as refused:
+        limits.acquire("a")
+    assert refused.value.reason == "rate" and refused.value.retry_after == 10
+    limits.acquire("b")  # another device is unaffected
+    now[0] = 10.0
+    limits.acquire("a")
+    for _ in range(3):
+        limits.release("a")
+    assert limits.in_flight("a") == 0
+
+
+# --- the store ----------------------------------------------------------------------------------------
+
+
+def test_store_hashes_only_revoke_and_reload(store):
+    token = store.enroll("kitchen", "sonatino")
+    assert token.startswith("rtd_") and len(token) == 47
+    assert token not in store.path.read_text() and (store.path.stat().st_mode & 0o777) == 0o600
+    assert store.authenticate(token).name == "kitchen"
+    assert store.authenticate("rtd_" + "x" * 43) is None and store.authenticate("") is None
+    with pytest.raises(ConfigError, match="already enrolled.*--replace"):
+        store.enroll("kitchen")
+    reader = Store(store.path)
+    assert not reader.authenticate(token).revoked
+    store.revoke("kitchen")
+    assert reader.authenticate(token).revoked  # the other process sees it at once
+    new = store.enroll("kitchen", replace_existing=True)
+    assert reader.authenticate(token) is None and not reader.authenticate(new).revoked
+    assert reader.get("kitchen").board == "sonatino"
+    store.record_use({"kitchen": (token_hash(token), "2025-01-01T00:00:00Z")})  # the old token: ignored
+    assert reader.get("kitchen").last_use is None
+    with pytest.raises(ConfigError, match="no device named 'nope'.*kitchen"):
+        store.revoke("nope")
+    with pytest.raises(ConfigError, match="device name"):
+        store.enroll("../etc")
+
+
+def test_store_corrupt_file_is_one_clear_error(store):
+    store.path.parent.mkdir(parents=True)
+    store.path.write_text("{not json")
+    with pytest.raises(ConfigError) as err:
+        store.devices()
+    assert str(store.path) in str(err.value) and "enroll the devices again" in str(err.value)
+
+
+def test_corrupt_store_gives_503(relay_mini, mini, pki, store):
+    token = store.enroll("dev")
+    store.path.write_text("[]")
+    got, _, text = asyncio.run(post(relay_mini.url, pki, token))
+    assert got == 503 and mini.seen == [] and "device store" in relay_mini.lines()[0]
+
+
+# --- session config -----------------------------------------------------------------------------------
+
+
+def test_session_precedence_device_over_board_over_defaults():
+    s = Settings(model="gpt-realtime", voice="alloy", instructions="Hi.",
+                 relay={"boards": {"box": {"voice": "verse", "model": "gpt-realtime-mini"}},
+                        "devices": {"kitchen": {"voice": "marin"}}})
+    assert session_values(s, "kitchen", "box") == {"model": "gpt-realtime-mini", "voice": "marin", "instructions": "Hi."}
+    assert session_values(s, "hall", "box")["voice"] == "verse"
+    assert session_values(s, "hall", "") == {"model": "gpt-realtime", "voice": "alloy", "instructions": "Hi."}
+    assert session_object(session_values(s, "x", "")) == {"type": "realtime", "model": "gpt-realtime",
+                                                          "instructions": "Hi.", "audio": {"output": {"voice": "alloy"}}}
+
+
+@pytest.mark.parametrize("raw,words", [
+    ({"rooms": {}}, "relay.rooms: unknown"),
+    ({"devices": {"k": {"temperature": "1"}}}, "relay.devices.k.temperature: unknown"),
+    ({"devices": {"k": {"voice": 3}}}, "must be a non-empty string"),
+    ({"boards": "box"}, "must be a table"),
+])
+def test_relay_table_errors(raw, words):
+    with pytest.raises(ConfigError, match=words):
+        parse_relay_table(raw, Path("rtflash.toml"))
+
+
+def test_relay_table_in_rtflash_toml(tmp_path):
+    (tmp_path / "rtflash.toml").write_text('[relay.devices.kitchen]\nvoice = "marin"\n')
+    assert load_settings(tmp_path).relay["devices"] == {"kitchen": {"voice": "marin"}}
+    (tmp_path / "rtflash.toml").write_text('[relay.devices.kitchen]\ntoken = "x"\n')
+    with pytest.raises(ConfigError, match="relay.devices.kitchen.token: unknown"):
+        load_settings(tmp_path)
+
+
+def test_ssl_imported():  # keep the module's ssl import honest for type hints in helpers
+    assert ssl.PROTOCOL_TLS_CLIENT
