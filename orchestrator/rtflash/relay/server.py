@@ -34,6 +34,7 @@ import asyncio
 import json
 import logging
 import re
+import secrets
 import ssl
 import time
 from collections import Counter
@@ -249,14 +250,13 @@ class Relay:
     async def _forward(self, sdp: str, session: dict) -> tuple[int, dict[str, str], bytes, float]:
         """POST the unified-interface form upstream; (status, headers, body, ms) or _Fail for transport errors."""
         assert self._http is not None, "Relay.start() first"
-        form = aiohttp.FormData(default_to_multipart=True)
-        form.add_field("sdp", sdp)
-        form.add_field("session", json.dumps(session))
+        ctype, form = call_form(sdp, session)
         t0 = time.perf_counter()
         self.upstream_requests += 1
         try:
             async with self._http.post(self.config.upstream, data=form,
-                                       headers={"Authorization": f"Bearer {self.config.api_key}"}) as r:
+                                       headers={"Authorization": f"Bearer {self.config.api_key}",
+                                                "Content-Type": ctype}) as r:
                 body = await r.content.read(1024 * 1024)
                 return r.status, dict(r.headers), body, (time.perf_counter() - t0) * 1000
         except asyncio.TimeoutError:
@@ -298,6 +298,15 @@ class Relay:
 
     def _log(self, level: int, text: str) -> None:
         log.log(level, redact.redact(text))
+
+
+def call_form(sdp: str, session: dict) -> tuple[str, bytes]:
+    """The create-call form as a browser's FormData sends it (two plain fields, no part Content-Type),
+    built in one piece so it goes out in one write (aiohttp's FormData writes part by part)."""
+    boundary = "rtflash-" + secrets.token_hex(16)
+    parts = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+                    for name, value in (("sdp", sdp), ("session", json.dumps(session))))
+    return f"multipart/form-data; boundary={boundary}", f"{parts}--{boundary}--\r\n".encode()
 
 
 def _ms(start: float) -> float:
