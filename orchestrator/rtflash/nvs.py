@@ -33,7 +33,8 @@ PAGE, ENTRY, ENTRIES = 4096, 32, 126
 CREDENTIAL_KEYS = {"wifi_ssid": "wifi_ssid", "wifi_pass": "wifi_password", "api_key": "openai_api_key"}
 SETTING_KEYS = {"model": "model", "voice": "voice", "instructions": "instructions", "api_url": "api_url"}
 # relay mode (`provision --relay`, rtflash.relay): written instead of api_key; the firmware posts its offer to
-# relay_url with relay_token as Bearer, trusting relay_ca (PEM) when set, else the certificate bundle
+# relay_url with relay_token as Bearer, trusting relay_ca (base64 of the CA's DER, one line) when set, else
+# the certificate bundle
 RELAY_KEYS = {"relay_url": "relay URL (--relay)", "relay_token": "relay device token", "relay_ca": "relay CA (--relay-ca)"}
 SECRET_KEYS = {"wifi_pass", "api_key", "relay_token"}
 _TYPES = {0x01: "u8", 0x11: "i8", 0x02: "u16", 0x12: "i16", 0x04: "u32", 0x14: "i32", 0x08: "u64",

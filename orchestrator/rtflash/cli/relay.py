@@ -216,6 +216,22 @@ def revoke(name: str) -> None:
 # --- provision --relay ---------------------------------------------------------------------------
 
 
+def ca_der_base64(path: Path) -> str:
+    """The CA for NVS: one line, base64 of the certificate's DER. Why not the PEM: NVS values go through
+    the generator's CSV one line each, and the firmware decodes this with mbedtls_base64_decode and
+    parses it with mbedtls_x509_crt_parse_der."""
+    import base64
+
+    from rtflash.errors import ConfigError
+
+    pem = path.read_text(encoding="ascii", errors="replace")
+    count = pem.count("-----BEGIN CERTIFICATE-----")
+    if count != 1:
+        raise ConfigError(f"--relay-ca {path}: holds {count} PEM certificates; give the one CA certificate that "
+                          "signed the relay's certificate")
+    return base64.b64encode(ssl.PEM_cert_to_DER_cert(pem[pem.index("-----BEGIN CERTIFICATE-----"):])).decode("ascii")
+
+
 @dataclass
 class RelaySetup:
     """What `provision --relay` writes into NVS (relay_url, relay_token, relay_ca) and how to enroll it."""
@@ -224,7 +240,7 @@ class RelaySetup:
     device: str
     token: str
     board: str
-    ca_pem: str = ""
+    ca_pem: str = ""  # base64 of the DER (ca_der_base64): NVS key relay_ca
     minted: bool = False  # True: commit() enrolls it in this machine's store
     pairs: dict[str, str] = field(default_factory=dict)
 
@@ -258,9 +274,7 @@ def relay_setup(board, url: str | None, device: str | None, ca_file: Path | None
     ca_pem = ""
     if ca_file is not None:
         _ca_context(ca_file, "--relay-ca")
-        ca_pem = ca_file.read_text(encoding="ascii", errors="replace")
-        if "-----BEGIN CERTIFICATE-----" not in ca_pem:
-            raise ConfigError(f"--relay-ca {ca_file}: no PEM certificate in it; give the CA file (-----BEGIN CERTIFICATE-----)")
+        ca_pem = ca_der_base64(ca_file)
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
         check_token(token, f"${TOKEN_ENV}")
