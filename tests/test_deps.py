@@ -282,7 +282,7 @@ def test_rt_deps_cmake_verifies_plain_trees_and_registry_components(tmp_path):
 @pytest.fixture
 def local_manifest(tmp_path, upstream, monkeypatch) -> Path:
     path = write_manifest(tmp_path / "deps.toml", upstream["url"], upstream["first"])
-    monkeypatch.setattr(deps, "manifest_path", lambda: path)
+    monkeypatch.setattr("rtflash.deps_manifest.manifest_path", lambda: path)
     cache = tmp_path / "cache"
     monkeypatch.setenv("RTFLASH_DEPS_CACHE", str(cache))
     return cache
