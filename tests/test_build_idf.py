@@ -9,12 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from rtflash.boards import load_catalog
 from rtflash.builder import build_board, choose
 from rtflash.builder.progress import first_error, parse_step
 from rtflash.errors import ConfigError, ToolFailed, ToolNotFound
 from rtflash.settings import Settings
-
 from tests.conftest import SHARED_DEPS
 
 

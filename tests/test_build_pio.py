@@ -25,6 +25,7 @@ import pytest
 from click.shell_completion import (
     split_arg_string,  # what the builder calls as click.parser.split_arg_string
 )
+
 from rtflash.boards import load_catalog
 from rtflash.builder import pio as pio_mod
 from rtflash.builder.pio import PioBackend, pio_artifacts
@@ -32,7 +33,6 @@ from rtflash.errors import ConfigError, ToolFailed
 from rtflash.render import project_dir_of, render_board
 from rtflash.resources import firmware_dir
 from rtflash.settings import Settings
-
 from tests.conftest import NO_SHARED, SHARED_PIO, pio_offline_dir
 
 S3_BOARDS = ["sonatino", "freenove-s3", "atoms3r-echo", "esp32-s3-box-3"]

@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+
 from rtflash.boards import load_board, load_catalog
 from rtflash.errors import ConfigError
 from rtflash.partitions import read_csv
 from rtflash.render import ensure_rendered, render_board
 from rtflash.settings import Settings
-
 from tests.test_boards import CODEC_BOARD, I2S_BOARD, board_file
 
 

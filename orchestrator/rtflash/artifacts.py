@@ -150,8 +150,9 @@ def size_summary(artifacts: Artifacts) -> dict:
     summary = {"images": {r.name: r.path.stat().st_size for r in artifacts.regions}}
     maps = sorted(artifacts.build_dir.glob("*.map"))
     if maps:
-        from rtflash import proc
         import sys
+
+        from rtflash import proc
 
         result = proc.run([sys.executable, "-m", "esp_idf_size", "--format", "json2", str(maps[0])],
                           check=False, timeout=120)

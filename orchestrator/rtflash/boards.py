@@ -9,9 +9,8 @@ only: a warning nobody can act on would repeat on every command).
 
 from __future__ import annotations
 
-import re
-
 import difflib
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

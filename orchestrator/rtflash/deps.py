@@ -23,8 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtflash.errors import ConfigError, ToolFailed
-
 from rtflash.deps_manifest import (  # noqa: F401  (re-exported: callers use rtflash.deps.*)
     _SHA,
     TARGETS,
@@ -34,6 +32,7 @@ from rtflash.deps_manifest import (  # noqa: F401  (re-exported: callers use rtf
     load_manifest,
     manifest_path,
 )
+from rtflash.errors import ConfigError, ToolFailed
 
 OK, MISSING, MISMATCH, MANAGED = "ok", "missing", "mismatch", "managed"
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
@@ -274,7 +273,8 @@ def fetch_all(manifest: Manifest, cache: Path, offline_dirs: Sequence[Path] = ()
 
 def doctor_check():
     """For `rtflash doctor`: are the firmware's dependencies fetched at their pins?"""
-    from rtflash.doctor import FAIL, OK as DOCTOR_OK, WARN, Check
+    from rtflash.doctor import FAIL, WARN, Check
+    from rtflash.doctor import OK as DOCTOR_OK
 
     try:
         manifest = load_manifest()
