@@ -308,12 +308,7 @@ def test_bad_input(case: Case, invoke, project, monkeypatch):
             monkeypatch.setenv(key, value)
     for key, value in case.env.items():
         monkeypatch.setenv(key, value)
-    for rel, content in case.files.items():
-        path = project / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
-    if case.setup:
-        case.setup(project)
+    _lay_out(case, project)
     kept = {rel: (project / rel).read_bytes() for rel in case.keep}
     before = _snapshot(project)
     argv = [PLACEHOLDERS[a]() if a in PLACEHOLDERS else a for a in case.argv]
@@ -348,17 +343,22 @@ def test_bad_input(case: Case, invoke, project, monkeypatch):
         assert (project / rel).read_bytes() == data, f"{rel} changed"
 
 
-@pytest.mark.parametrize("case_id", ["board-octal-psram-pin", "toml-secret", "secrets-set-huge-key", "nvs-random",
-                                     "image-missing-bin", "cli-backend-choice"])
-def test_bad_input_with_the_installed_script(case_id, rtflash_exe, project):
-    """The same contract end to end (real process, real exit code, real stderr)."""
-    case = next(c for c in CASES if c.id == case_id)
+def _lay_out(case, project: Path) -> None:
+    """Write the case's files into the project and run its setup."""
     for rel, content in case.files.items():
         path = project / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
     if case.setup:
         case.setup(project)
+
+
+@pytest.mark.parametrize("case_id", ["board-octal-psram-pin", "toml-secret", "secrets-set-huge-key", "nvs-random",
+                                     "image-missing-bin", "cli-backend-choice"])
+def test_bad_input_with_the_installed_script(case_id, rtflash_exe, project):
+    """The same contract end to end (real process, real exit code, real stderr)."""
+    case = next(c for c in CASES if c.id == case_id)
+    _lay_out(case, project)
     env = {**os.environ, **(CREDS if case.creds else {}), **case.env, "PATH": "/usr/bin:/bin",
            "RTFLASH_SECRETS_FILE": str(project / "secrets.toml")}
     done = subprocess.run([rtflash_exe, *case.argv], cwd=project, env=env, capture_output=True, text=True, timeout=60,
