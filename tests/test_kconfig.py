@@ -125,6 +125,14 @@ def test_real_target_component_set(real_idf):
     assert {"freertos", "mbedtls", "main"} <= linux_names
     assert linux.components == s3.components == "expanded"
     assert len(linux_names) < len(s3_names)
+    assert "esp_http_server" not in linux_names  # not required by main: trimmed as ESP-IDF trims it
+
+
+def test_linux_component_roots_match_the_firmware_project():
+    from rtflash.resources import firmware_dir
+
+    text = (firmware_dir() / "cmake" / "rt_project.cmake").read_text()
+    assert f"set(COMPONENTS {' '.join(kconfig.LINUX_COMPONENTS)})" in text
 
 
 def test_configured_build_dir_gives_the_exact_set(tmp_path):

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from rtflash.errors import ConfigError
 
+# firmware-src/cmake/rt_project.cmake: the linux build's `set(COMPONENTS main)` (tests keep them equal).
+LINUX_COMPONENTS = ["main"]
 _ASSIGN = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 _UNSET = re.compile(r"^#\s*CONFIG_([A-Za-z0-9_]+) is not set\s*$")
 _UNKNOWN = re.compile(r"unknown kconfig symbol '([A-Za-z0-9_]+)'")
@@ -117,7 +119,8 @@ def idf_tree(idf_path: Path, firmware: Path, target: str = "esp32s3", build_dir:
     found = components.from_project_description(build_dir) if build_dir else None
     if found is None:
         dirs = [firmware / "main", firmware / "components", *extra_dirs]
-        found = components.expand(idf_path, target, [d for d in dirs if d.is_dir()])
+        found = components.expand(idf_path, target, [d for d in dirs if d.is_dir()], LINUX_COMPONENTS
+                                  if target == "linux" else None)
     dirs = found.dirs
     renames = [p for d in dirs for p in (d / "sdkconfig.rename", d / f"sdkconfig.rename.{target}") if p.is_file()]
     return Tree(
