@@ -10,11 +10,14 @@
 const rt_config_key_t RT_CONFIG_KEYS[] = {
     {"wifi_ssid", FIELD(wifi_ssid), true, false},
     {"wifi_pass", FIELD(wifi_pass), false, true},
-    {"api_key", FIELD(api_key), true, true},
+    {"api_key", FIELD(api_key), false, true},   /* required unless relay_url + relay_token (rt_config_check) */
     {"model", FIELD(model), false, false},
     {"voice", FIELD(voice), false, false},
     {"instructions", FIELD(instructions), false, false},
     {"api_url", FIELD(api_url), false, false},
+    {"relay_url", FIELD(relay_url), false, false},
+    {"relay_token", FIELD(relay_token), false, true},
+    {"relay_ca", FIELD(relay_ca), false, false},
 };
 const size_t RT_CONFIG_KEY_COUNT = sizeof(RT_CONFIG_KEYS) / sizeof(RT_CONFIG_KEYS[0]);
 
@@ -115,6 +118,31 @@ bool rt_config_check_value(const char *key, const char *value, char *why, size_t
             snprintf(why, why_cap, "api_url is not an http(s)://host/path URL");
             return false;
         }
+    } else if (strcmp(key, "relay_url") == 0) {
+        rt_url_t url;
+        if (!rt_url_parse(value, &url) || !url.tls) {
+            snprintf(why, why_cap, "relay_url is not an https://host[:port]/path URL (the device verifies the relay's "
+                                   "certificate; plain http would send the token in the clear)");
+            return false;
+        }
+    } else if (strcmp(key, "relay_token") == 0) {
+        if (strncmp(value, "sk-", 3) == 0) {
+            snprintf(why, why_cap, "relay_token looks like an OpenAI API key (sk-...): give the device token "
+                                   "`rtflash relay enroll` made");
+            return false;
+        }
+        if (len < 16 || len > RT_TOKEN_MAX || !all_chars(value, "-_")) {
+            snprintf(why, why_cap, "relay_token (%zu characters) is not a device token (16-%d characters of A-Z a-z "
+                                   "0-9 - _)", len, RT_TOKEN_MAX);
+            return false;
+        }
+    } else if (strcmp(key, "relay_ca") == 0) {
+        size_t body = strcspn(value, "=");   /* '=' only as the last one or two characters */
+        if (len < 64 || len >= RT_RELAY_CA_MAX || len % 4 != 0 || !all_chars(value, "+/=") || len - body > 2 ||
+            strspn(value + body, "=") != len - body) {
+            snprintf(why, why_cap, "relay_ca (%zu characters) is not the base64 of a DER certificate, one line", len);
+            return false;
+        }
     } else {
         snprintf(why, why_cap, "%s is not a key rtflash writes", key);
         return false;
@@ -131,15 +159,79 @@ bool rt_config_check(const rt_config_t *cfg, bool need_wifi, char *why, size_t w
             continue;
         }
         const char *value = (const char *)cfg + k->offset;
-        if (k->required && value[0] == '\0') {
-            snprintf(why, why_cap, "%s is missing", k->key);
-            return false;
+        if (value[0] == '\0') {
+            if (k->required) {
+                snprintf(why, why_cap, "%s is missing", k->key);
+                return false;
+            }
+            continue;   /* optional and unset (wifi_pass: an open network) */
         }
         if (!rt_config_check_value(k->key, value, why, why_cap)) {
             return false;
         }
     }
+    if (cfg->relay_url[0] != '\0' && cfg->relay_token[0] == '\0') {
+        snprintf(why, why_cap, "relay_url is set but relay_token is missing");
+        return false;
+    }
+    if (cfg->relay_token[0] != '\0' && cfg->relay_url[0] == '\0') {
+        snprintf(why, why_cap, "relay_token is set but relay_url is missing");
+        return false;
+    }
+    if (rt_config_mode(cfg) == RT_MODE_NONE) {
+        snprintf(why, why_cap, "api_key is missing (and no relay_url + relay_token: relay mode needs no key)");
+        return false;
+    }
     return true;
+}
+
+rt_mode_t rt_config_mode(const rt_config_t *cfg)
+{
+    if (cfg->relay_url[0] != '\0' && cfg->relay_token[0] != '\0') {
+        return RT_MODE_RELAY;
+    }
+    return cfg->api_key[0] != '\0' ? RT_MODE_DIRECT : RT_MODE_NONE;
+}
+
+const char *rt_mode_name(rt_mode_t mode)
+{
+    switch (mode) {
+    case RT_MODE_RELAY: return "relay";
+    case RT_MODE_DIRECT: return "direct";
+    default: return "none";
+    }
+}
+
+int rt_config_offer_url(const rt_config_t *cfg, char *out, size_t cap)
+{
+    if (rt_config_mode(cfg) != RT_MODE_RELAY) {
+        return rt_calls_url(out, cap, cfg->api_url, cfg->model);
+    }
+    size_t n = strlen(cfg->relay_url);
+    if (n >= cap) {
+        return -1;
+    }
+    memcpy(out, cfg->relay_url, n + 1);
+    return (int)n;
+}
+
+const char *rt_config_bearer(const rt_config_t *cfg)
+{
+    return rt_config_mode(cfg) == RT_MODE_RELAY ? cfg->relay_token : cfg->api_key;
+}
+
+uint32_t rt_config_refused_hold_ms(const rt_config_t *cfg, int status, char *line, size_t cap)
+{
+    if (cap) {
+        line[0] = '\0';
+    }
+    if (rt_config_mode(cfg) != RT_MODE_RELAY || (status != 401 && status != 403)) {
+        return 0;
+    }
+    snprintf(line, cap, "the relay refused this device's token (HTTP %d: revoked or not enrolled); "
+                        "`rtflash relay enroll NAME --replace`, provision again and reset; next try in %u min",
+             status, (unsigned)(RT_REFUSED_HOLD_MS / 60000u));
+    return RT_REFUSED_HOLD_MS;
 }
 
 int rt_calls_url(char *out, size_t cap, const char *api_url, const char *model)

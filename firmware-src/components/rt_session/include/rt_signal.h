@@ -32,6 +32,10 @@ typedef struct {
 rt_signal_result_t rt_signal_post_offer(const char *url, const char *api_key, const char *offer, char *answer,
                                         size_t answer_cap, int timeout_ms, rt_signal_info_t *info);
 
+/* Relay mode (relay_ca): trust this CA certificate (DER, kept by reference: it must outlive every
+ * call) instead of the certificate bundle. ESP-IDF transport only (the POSIX one is plain http). */
+void rt_signal_trust_ca_der(const unsigned char *der, size_t len);
+
 /* Shared by both transports: judge status + body, normalise the answer into `answer`. */
 rt_signal_result_t rt_signal_finish(int status, const char *body, char *answer, size_t answer_cap,
                                     rt_signal_info_t *info);

@@ -54,6 +54,7 @@ typedef struct {
     volatile bool media_up;          /* read by the encoder task */
     bool offer_ready, offer_taken, channel_opened, lost;
     uint32_t reconnect_ms;
+    uint32_t hold_ms;                /* relay refused the token: wait this long, not the back-off */
     char offer[SDP_MAX];
     char answer[SDP_MAX];
     char url[RT_URL_MAX + 96];
@@ -126,8 +127,10 @@ static void send_event(session_t *self, const char *json, int len)
 static void greet(session_t *self)
 {
     static char json[EVENT_MAX];
-    int len = rt_event_session_update(json, sizeof(json), self->p.cfg->instructions, self->p.cfg->voice);
-    if (len > 0) {
+    int len = 0;
+    if (rt_config_mode(self->p.cfg) == RT_MODE_RELAY) {
+        /* the relay set voice and instructions (rtflash.toml) when it created the call: keep them */
+    } else if ((len = rt_event_session_update(json, sizeof(json), self->p.cfg->instructions, self->p.cfg->voice)) > 0) {
         send_event(self, json, len);
     } else {
         ESP_LOGE(TAG, "session.update does not fit in %d bytes; instructions not sent", EVENT_MAX);
@@ -226,11 +229,13 @@ static bool post_offer(session_t *self)
 {
     rt_signal_info_t info;
     ESP_LOGI(TAG, "sending the SDP offer (%u bytes) to %s", (unsigned)strlen(self->offer), self->url);
-    rt_signal_result_t rc = rt_signal_post_offer(self->url, self->p.cfg->api_key, self->offer, self->answer,
+    rt_signal_result_t rc = rt_signal_post_offer(self->url, rt_config_bearer(self->p.cfg), self->offer, self->answer,
                                                  sizeof(self->answer), SIGNAL_TIMEOUT_MS, &info);
     WDT_RESET();
     if (rc != RT_SIGNAL_OK) {
-        ESP_LOGE(TAG, "signalling failed: %s", info.why);
+        char refused[200];
+        self->hold_ms = rt_config_refused_hold_ms(self->p.cfg, info.status, refused, sizeof(refused));
+        ESP_LOGE(TAG, "signalling failed: %s", self->hold_ms ? refused : info.why);
         return false;
     }
     ESP_LOGI(TAG, "SDP answer received (HTTP %d, %u bytes)", info.status, (unsigned)strlen(self->answer));
@@ -277,7 +282,7 @@ static uint32_t run_once(session_t *self)
         if (self->offer_ready) {
             self->offer_ready = false;
             if (!post_offer(self)) {
-                delay = rt_link_on_signal_error(&self->link);
+                delay = self->hold_ms ? self->hold_ms : rt_link_on_signal_error(&self->link);
                 break;
             }
         }
@@ -367,8 +372,8 @@ bool rt_session_start(const rt_session_params_t *params)
 #else
     rt_link_init(&s->link, (uint32_t)xTaskGetTickCount() ^ 0x5A5A1234u);
 #endif
-    if (rt_calls_url(s->url, sizeof(s->url), s->p.cfg->api_url, s->p.cfg->model) < 0) {
-        ESP_LOGE(TAG, "api_url + model do not fit in %u bytes", (unsigned)sizeof(s->url));
+    if (rt_config_offer_url(s->p.cfg, s->url, sizeof(s->url)) < 0) {   /* relay_url, or api_url?model= */
+        ESP_LOGE(TAG, "the offer URL does not fit in %u bytes", (unsigned)sizeof(s->url));
         return false;
     }
     int err = 0;

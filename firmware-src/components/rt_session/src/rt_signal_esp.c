@@ -53,6 +53,15 @@ static char *read_ca_file(const char *path, rt_signal_info_t *info)
 }
 #endif
 
+static const unsigned char *s_ca_der;   /* relay mode's provisioned CA (rt_signal_trust_ca_der) */
+static size_t s_ca_der_len;
+
+void rt_signal_trust_ca_der(const unsigned char *der, size_t len)
+{
+    s_ca_der = der;
+    s_ca_der_len = len;
+}
+
 /* Why a TLS connection failed, from mbedTLS's verification flags (one clear line). */
 static void describe_tls_failure(esp_http_client_handle_t client, esp_err_t err, rt_signal_info_t *info)
 {
@@ -97,6 +106,11 @@ rt_signal_result_t rt_signal_post_offer(const char *url, const char *api_key, co
         cfg.crt_bundle_attach = NULL;
     }
 #endif
+    if (ca_pem == NULL && s_ca_der != NULL) {   /* cert_der + cert_len: esp_http_client.h, v5.5 */
+        cfg.cert_der = (const char *)s_ca_der;
+        cfg.cert_len = s_ca_der_len;
+        cfg.crt_bundle_attach = NULL;
+    }
     esp_http_client_handle_t client = esp_http_client_init(&cfg);
     if (client == NULL) {
         snprintf(info->why, sizeof(info->why), "esp_http_client_init failed (bad URL or out of memory)");
