@@ -1,0 +1,260 @@
+"""Relay mode from the device's side: the real linux firmware, given a relay URL, a device token and the
+relay's CA and NO API key, sets up its call through the installed `rtflash relay serve` in front of the
+Realtime stand-in; revoking it gets its next attempt a 401, one clear line and a long hold; and a
+relay-mode NVS partition read back with esptool from the ROM-bootloader emulator holds no key.
+
+Canary: the key the relay forwards (the stand-in checks it) is never in the firmware's log, environment
+or memory (/proc/PID/mem scanned; the device token, which must be there, is the scan's positive
+control). Loopback only: the relay, the stand-in, ICE (RTFLASH_ICE_IFACE=lo) and the emulator.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bench.relay_bench import RelayProcess
+from rtflash.relay.store import Store
+from tests import realtime_standin as rs
+
+KEY = "sk-relay-fw-canary-" + "Zq8" * 8
+DEVICE = "linux-kitchen"
+INSTRUCTIONS = "Answer like a ship's radio operator."
+VOICE = "marin"
+REFUSED = "signalling failed: the relay refused this device's token (HTTP 401"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> rs.Pki:
+    return rs.make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def ca_line(pki: rs.Pki) -> str:
+    """relay_ca as `provision --relay-ca` writes it: base64 of the CA's DER, one line."""
+    return base64.b64encode(ssl.PEM_cert_to_DER_cert(pki.ca_file.read_text())).decode("ascii")
+
+
+class Firmware:
+    """The linux firmware as a process with only the relay settings in its environment."""
+
+    def __init__(self, elf: Path, work: Path, env: dict[str, str], name: str = "firmware") -> None:
+        self.log_path = work / f"{name}.log"
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("RTFLASH_", "OPENAI_", "RT_WAV"))}
+        self.env = {**base, **env}
+        self.proc = subprocess.Popen([str(elf)], env=self.env, stdout=self.log_path.open("wb"),
+                                     stderr=subprocess.STDOUT, cwd=work)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:  # the POSIX FreeRTOS port does not always end on SIGTERM
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def memory_holds(pid: int, needles: list[bytes]) -> dict[bytes, bool]:
+    """Whether each needle is anywhere in the readable memory of process `pid` (/proc/PID/mem, as root)."""
+    found = dict.fromkeys(needles, False)
+    overlap = max(len(n) for n in needles)
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if "r" not in fields[1] or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]", "[vvar_vclock]")):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            tail = b""
+            for at in range(start, end, 1 << 20):
+                try:
+                    mem.seek(at)
+                    chunk = tail + mem.read(min(1 << 20, end - at))
+                except (OSError, ValueError):
+                    break
+                for n in needles:
+                    found[n] = found[n] or n in chunk
+                tail = chunk[-overlap:]
+    return found
+
+
+@dataclass
+class World:
+    server: rs.StandInThread
+    relay: RelayProcess
+    store: Path
+    token: str
+    work: Path
+
+    def firmware_env(self, pki: rs.Pki) -> dict[str, str]:
+        return {"RTFLASH_RELAY_URL": self.relay.url, "RTFLASH_RELAY_TOKEN": self.token,
+                "RTFLASH_RELAY_CA": ca_line(pki), "RTFLASH_ICE_IFACE": "lo"}
+
+
+@pytest.fixture
+def world(pki: rs.Pki, tmp_path: Path) -> Iterator[World]:
+    """The stand-in (holding the real key), `rtflash relay serve` in front of it, one enrolled device;
+    rtflash.toml gives that device its own instructions and voice."""
+    store = tmp_path / "relay-devices.json"
+    token = Store(store).enroll(DEVICE, "linux")
+    (tmp_path / "rtflash.toml").write_text(
+        f'[relay.devices.{DEVICE}]\ninstructions = "{INSTRUCTIONS}"\nvoice = "{VOICE}"\n')
+    with rs.StandInThread(pki, KEY, play="tone") as server:
+        relay = RelayProcess(tmp_path, pki, server.standin.calls_url, store, key=KEY)
+        try:
+            yield World(server, relay, store, token, tmp_path)
+        finally:
+            relay.stop()
+
+
+def test_firmware_without_a_key_sets_up_its_call_through_the_relay(linux_firmware, pki, world: World) -> None:
+    fw = Firmware(linux_firmware.elf, world.work, world.firmware_env(pki))
+    try:
+        answered = world.server.wait_until(lambda: "SDP answer received (HTTP 201" in fw.log(), 20)
+        connected = answered and world.server.wait_until(lambda: "peer state: CONNECTED" in fw.log(), 10)
+        alive = fw.proc.poll() is None
+        memory = memory_holds(fw.proc.pid, [KEY.encode(), KEY[3:].encode(), world.token.encode()]) if alive else {}
+        environ = Path(f"/proc/{fw.proc.pid}/environ").read_bytes() if alive else b""
+    finally:
+        fw.stop()
+    log = fw.log()
+    relay_log = world.relay.stop()
+    assert answered and alive, log[-3000:]
+    # the device's side: relay mode chosen, the CA provisioned is what it trusts, the offer went to the relay
+    assert "mode: relay (" in log and "no API key needed on this device" in log and "mode: direct" not in log
+    assert "api_key: missing" in log and "relay_token: present (47 characters)" in log
+    assert re.search(r"relay_ca: \d+-byte certificate trusted for the relay", log)
+    assert "sending the SDP offer" in log and f"to {world.relay.url}\n" in log  # no ?model=: the relay decides
+    # ICE between the firmware and the stand-in came up on the answer the relay handed back
+    assert connected, log[-3000:]
+    # upstream: the stand-in got the real key and the session of rtflash.toml, from the relay only
+    requests = world.server.standin.requests
+    assert requests and all(r.headers["Authorization"] == f"Bearer {KEY}" for r in requests)
+    assert all(r.headers["Content-Type"].startswith("multipart/form-data") for r in requests)
+    call = world.server.standin.calls[0]
+    assert call.session["instructions"] == INSTRUCTIONS and call.session["audio"]["output"]["voice"] == VOICE
+    assert call.offer.startswith("v=0") and "a=fingerprint:" in call.offer  # libpeer's own offer, unchanged
+    assert f"{DEVICE}: 201 call rtc_" in relay_log
+    # the canary: the key is nowhere on the device side; the token (which must be there) proves the scan works
+    assert memory[world.token.encode()], "memory scan did not find the token the firmware holds: scan broken"
+    assert not memory[KEY.encode()] and not memory[KEY[3:].encode()]
+    assert KEY.encode() not in environ and b"sk-" not in environ and b"OPENAI_API_KEY" not in environ
+    assert KEY not in log and KEY[3:] not in log and world.token not in log
+    assert KEY not in relay_log and world.token not in relay_log
+
+
+@pytest.mark.xfail(strict=False, reason="the media session (DTLS with the stand-in) is helper E2's open work "
+                   "(tests/test_e2e_session.py is xfail for it); passes with E2's libpeer poll fix in components/peer: "
+                   "drop this mark once that is in")
+def test_relay_call_opens_the_data_channel_and_keeps_the_relays_session(linux_firmware, pki, world: World) -> None:
+    fw = Firmware(linux_firmware.elf, world.work, world.firmware_env(pki))
+    try:
+        opened = world.server.wait_until(lambda: "datachannel open: oai-events" in fw.log(), 20)
+        calls = world.server.standin.calls
+        events = world.server.wait_until(lambda: calls and "response.create" in calls[0].event_types_in(), 5)
+    finally:
+        fw.stop()
+    assert opened and events, fw.log()[-3000:]
+    # relay mode sends no session.update of its own: the relay's instructions and voice stay
+    assert "session.update" not in calls[0].event_types_in()
+    assert calls[0].session["instructions"] == INSTRUCTIONS
+
+
+def test_revoked_device_gets_401_one_line_and_a_long_hold(linux_firmware, pki, world: World, rtflash_exe) -> None:
+    env = {"RTFLASH_RELAY_STORE": str(world.store), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
+    fw = Firmware(linux_firmware.elf, world.work, world.firmware_env(pki))
+    restarted = None
+    try:
+        assert world.server.wait_until(lambda: "SDP answer received (HTTP 201" in fw.log(), 20), fw.log()[-3000:]
+        revoke = subprocess.run([rtflash_exe, "relay", "revoke", DEVICE], capture_output=True, text=True, env=env,
+                                timeout=60, check=False)
+        assert revoke.returncode == 0, revoke.stderr
+        # the next attempt: end the call from the far side (as the API does when a call ends)
+        for call in list(world.server.standin.calls):
+            if call.pc is not None:
+                world.server.run(call.pc.close())
+        if not world.server.wait_until(lambda: REFUSED in fw.log(), 30):
+            fw.stop()  # a session libpeer kept up: reset the device instead; its first attempt is the next one
+            restarted = fw = Firmware(linux_firmware.elf, world.work, world.firmware_env(pki), "firmware-reset")
+            assert world.server.wait_until(lambda: REFUSED in fw.log(), 20), fw.log()[-3000:]
+        time.sleep(3.0)  # a short back-off would retry within this
+        alive = fw.proc.poll() is None
+    finally:
+        fw.stop()
+    log = fw.log()
+    relay_log = world.relay.stop()
+    print("next attempt came from", "a reset" if restarted else "the same process (call ended by the far side)")
+    assert alive, log[-3000:]
+    after = log[log.index(REFUSED):]
+    assert log.count(REFUSED) == 1 and "sending the SDP offer" not in after  # one line, then silence
+    assert "revoked or not enrolled" in after and "rtflash relay enroll NAME --replace" in after
+    assert "session ended; reconnecting in 1800000 ms" in after  # 30 minutes, not seconds
+    assert f"revoked device {DEVICE} refused" in relay_log
+    # refused at the relay: nothing more went upstream than the calls the firmware set up before
+    answered = sum(f.read_text(errors="replace").count("SDP answer received (HTTP 201")
+                   for f in world.work.glob("firmware*.log"))
+    assert len(world.server.standin.requests) == answered
+    for text in (log, relay_log):
+        assert KEY not in text and world.token not in text
+
+
+# --- read-flash: what an attacker with the board gets -------------------------------------------------------
+
+
+def test_relay_nvs_read_back_with_esptool_holds_no_api_key(emulators, project, pki, rtflash_exe) -> None:
+    from rtflash.boards import load_catalog
+    from rtflash.partitions import read_csv
+    from rtflash.render import ensure_rendered
+    from rtflash.settings import load_settings
+
+    emu = emulators()
+    store = project / "relay-devices.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RTFLASH_", "OPENAI_", "WIFI_"))}
+    env.update({"RTFLASH_RELAY_STORE": str(store), "RTFLASH_SECRETS_FILE": str(project / "none.toml"),
+                "RTFLASH_CACHE_DIR": str(project / ".cache"), "WIFI_SSID": "Home", "WIFI_PASSWORD": "canary-pw-42",
+                "OPENAI_API_KEY": KEY, "NO_COLOR": "1"})  # the key IS at hand, and must still not be written
+    url = "https://relay.lan:8443/v1/realtime/calls"
+    done = subprocess.run([rtflash_exe, "provision", "--board", "sonatino", "--port", emu.url, "--relay", url,
+                           "--device", "kitchen", "--relay-ca", str(pki.ca_file)],
+                          capture_output=True, text=True, env=env, cwd=project, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    board = load_catalog(None).get("sonatino")
+    part = read_csv(ensure_rendered(board, load_settings(project), project).out_dir / "partitions.csv").find("nvs")
+    dump = project / "nvs-read-back.bin"
+    read = subprocess.run([sys.executable, "-m", "esptool", "--chip", "esp32s3", "--port", emu.url,
+                           "read-flash", hex(part.offset), hex(part.size), str(dump)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert read.returncode == 0, read.stdout + read.stderr
+    data = dump.read_bytes()
+    assert len(data) == part.size and data == bytes(emu.chip.flash[part.offset:part.offset + part.size])
+    # what the attacker has: no API key, nothing key-shaped, no api_key entry at all
+    assert KEY.encode() not in data and KEY[3:].encode() not in data and b"sk-" not in data
+    assert b"api_key" not in data
+    # and what is there: the relay's URL, its CA and this device's token (the one the relay knows)
+    shown = subprocess.run([rtflash_exe, "nvs", "show", str(dump), "--reveal", "--json"], capture_output=True,
+                           text=True, env=env, cwd=project, timeout=120, check=False)
+    assert shown.returncode == 0, shown.stderr
+    values = {i["key"]: i["value"] for i in json.loads(shown.stdout)["items"]}
+    assert values["relay_url"] == url and "api_key" not in values
+    assert base64.b64decode(values["relay_ca"]) == ssl.PEM_cert_to_DER_cert(pki.ca_file.read_text())
+    device = Store(store).authenticate(values["relay_token"])
+    assert device is not None and device.name == "kitchen"
+    assert values["relay_token"].encode() in data  # the device token is what a thief gets; revoke shuts it out
+    assert KEY not in done.stdout + done.stderr and values["relay_token"] not in done.stdout + done.stderr
+    with contextlib.suppress(FileNotFoundError):
+        dump.unlink()
