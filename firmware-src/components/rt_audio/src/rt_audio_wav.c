@@ -27,6 +27,28 @@ uint32_t rt_audio_rate(void)
     return CONFIG_RT_AUDIO_SAMPLE_RATE;
 }
 
+/* Keep the RIFF and data sizes of RT_WAV_OUT current after every write, so the file is a valid WAV
+ * up to the last frame whenever the process ends (SIGTERM, Ctrl-C: rt_wav_close never runs). */
+static void patch_sizes(rt_wav_t *wav)
+{
+    uint8_t le[4];
+    long end = ftell(wav->fp);
+    uint32_t sizes[2] = {36 + wav->data_bytes, wav->data_bytes};
+    static const long at[2] = {4, 40};   /* rt_wav's 44-byte header: RIFF size, data size */
+    for (int i = 0; i < 2 && end > 0; i++) {
+        for (int b = 0; b < 4; b++) {
+            le[b] = (uint8_t)(sizes[i] >> (8 * b));
+        }
+        if (fseek(wav->fp, at[i], SEEK_SET) != 0 || fwrite(le, 1, sizeof(le), wav->fp) != sizeof(le)) {
+            break;
+        }
+    }
+    if (end > 0) {
+        fseek(wav->fp, end, SEEK_SET);
+    }
+    fflush(wav->fp);
+}
+
 static void wav_task(void *arg)
 {
     (void)arg;
@@ -42,10 +64,12 @@ static void wav_task(void *arg)
         }
         memset(pcm + got, 0, (n - got) * sizeof(int16_t));
         rt_audio_push_mic(s_mic, pcm, n);
-        size_t out = rt_ring_read(s_spk, pcm, n * sizeof(int16_t));
-        if (s_have_out && out > 0) {
-            rt_wav_write(&s_out, pcm, out / sizeof(int16_t));
-            fflush(s_out.fp);
+        /* The speaker plays silence when the ring is empty; so does the WAV, one frame per 20 ms,
+         * so its timeline is real time since start (a round trip can be measured in it). */
+        size_t out = rt_ring_read(s_spk, pcm, n * sizeof(int16_t)) / sizeof(int16_t);
+        memset(pcm + out, 0, (n - out) * sizeof(int16_t));
+        if (s_have_out && rt_wav_write(&s_out, pcm, n)) {
+            patch_sizes(&s_out);
         }
         xTaskDelayUntil(&wake, pdMS_TO_TICKS(RT_FRAME_MS));   /* 20 ms = 2 ticks at 100 Hz */
     }
