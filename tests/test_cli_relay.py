@@ -204,3 +204,32 @@ def test_help_lists_relay(rtflash_exe):
     sub = subprocess.run([rtflash_exe, "relay", "--help"], capture_output=True, text=True, timeout=60).stdout
     assert all(c in sub for c in ("serve", "enroll", "devices", "revoke"))
     assert sys.executable
+
+
+def test_installed_relay_with_two_workers_serves_and_keeps_limits_shared(project, pki):
+    """`relay serve --workers 2`: both processes serve one socket, a device's burst is admitted once."""
+    from collections import Counter
+
+    from bench.relay_bench import LoopThread, MiniUpstream, enroll_many, wave
+
+    servers = LoopThread()
+    upstream = MiniUpstream(pki, api_key=KEY)
+    servers.run(upstream.start())
+    store = project / "relay-devices.json"
+    tokens = enroll_many(store, 10)
+    try:
+        relay = RelayProcess(project, pki, upstream.url, store, "--workers", "2", "--burst", "2", "--rate", "0.1",
+                             "--concurrent", "4", key=KEY)
+        try:
+            results = asyncio.run(wave(relay.url, tokens, 4, pki.client_context()))
+            alive = relay.proc.poll() is None
+        finally:
+            log = relay.stop()
+    finally:
+        servers.run(upstream.stop())
+        servers.close()
+    assert alive and "; 2 workers)" in log and relay.proc.returncode == 0
+    assert Counter(r.status for r in results) == {201: 20, 429: 20}
+    assert set(Counter(r.device for r in results if r.status == 201).values()) == {2}
+    assert len(upstream.seen) == 20 and all(s.authorization == f"Bearer {KEY}" for s in upstream.seen)
+    assert all(t not in log for t in tokens) and KEY not in log

@@ -23,7 +23,7 @@ from bench.relay_bench import OFFER, LoopThread, MiniUpstream, offer, wave
 from rtflash.errors import ConfigError
 from rtflash.relay.config import parse_relay_table, session_object, session_values
 from rtflash.relay.limits import LimitConfig, Limits, Refused
-from rtflash.relay.server import Relay, RelayConfig, RedactingFormatter
+from rtflash.relay.server import RedactingFormatter, Relay, RelayConfig
 from rtflash.relay.store import Store, token_hash
 from rtflash.settings import Settings, load_settings
 from tests import realtime_standin as rs
@@ -419,3 +419,45 @@ def test_relay_table_in_rtflash_toml(tmp_path):
     (tmp_path / "rtflash.toml").write_text('[relay.devices.kitchen]\ntoken = "x"\n')
     with pytest.raises(ConfigError, match="relay.devices.kitchen.token: unknown"):
         load_settings(tmp_path)
+
+
+def test_shared_limits_hold_across_forked_workers():
+    """`serve --workers N`: the buckets are shared, so N processes admit a device's burst once, not N times."""
+    import multiprocessing
+    import os
+
+    from rtflash.relay.limits import SharedLimits
+
+    limits = SharedLimits(LimitConfig(per_minute=0.1, burst=3, concurrent=10))
+    ctx = multiprocessing.get_context("fork")
+    admitted = ctx.Queue()
+
+    def worker() -> None:
+        ok = 0
+        for _ in range(5):
+            try:
+                limits.acquire("kitchen")
+                ok += 1
+            except Refused:
+                pass
+        admitted.put((os.getpid(), ok))
+
+    procs = [ctx.Process(target=worker) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    results = [admitted.get(timeout=10) for _ in procs]
+    assert sum(ok for _, ok in results) == 3 and len({pid for pid, _ in results}) == 3
+    assert limits.in_flight("kitchen") == 3  # seen from the parent too
+    limits.release("kitchen")
+    assert limits.in_flight("kitchen") == 2
+    with pytest.raises(Refused) as refused:
+        limits.acquire("kitchen")
+    assert refused.value.reason == "rate"
+    limits.acquire("hall")  # another device has its own bucket
+    concurrent = SharedLimits(LimitConfig(per_minute=600, burst=50, concurrent=1))
+    concurrent.acquire("a")
+    with pytest.raises(Refused) as busy:
+        concurrent.acquire("a")
+    assert busy.value.reason == "concurrent"

@@ -9,6 +9,7 @@ stops working); a revoked device is refused until `relay enroll NAME --replace` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 import sys
@@ -56,9 +57,12 @@ def relay() -> None:
               help="Seconds a device has to send its offer.")
 @click.option("--upstream-timeout", type=click.FloatRange(0.5, 300), default=20.0, show_default=True,
               help="Seconds the Realtime API has to answer.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes serving one listening socket (TLS handshakes on every core); the per-device limits "
+                   "stay shared.")
 @pass_app
 def serve(app: App, host, port, cert, key_file, behind_proxy, upstream, upstream_ca, rate, burst, concurrent,
-          max_body, read_timeout, upstream_timeout) -> None:
+          max_body, read_timeout, upstream_timeout, workers) -> None:
     """Serve devices until Ctrl-C: the API key from the environment, .env, the secrets file or keyring."""
     from rtflash import credentials
     from rtflash.cli.secrets import interactive_prompt
@@ -82,7 +86,7 @@ def serve(app: App, host, port, cert, key_file, behind_proxy, upstream, upstream
                          session_for=lambda d: session_object(session_values(settings, d.name, d.board)),
                          limits=LimitConfig(rate, burst, concurrent), max_body=max_body, read_timeout=read_timeout,
                          upstream_timeout=upstream_timeout)
-    _run(config, host, port, server_ssl, len(devices), store.path)
+    _run(config, host, port, server_ssl, len(devices), store.path, workers)
 
 
 def _listen(cert, key_file, behind_proxy, host, port):
@@ -117,14 +121,48 @@ def _ca_context(path: Path, option: str) -> ssl.SSLContext:
                           "CA file (-----BEGIN CERTIFICATE-----)") from None
 
 
-def _run(config, host: str, port: int, server_ssl, enrolled: int, store_path: Path) -> None:
+def _shared_socket(host: str, port: int):
+    """One listening socket for all the workers (made before they fork): the kernel hands each new
+    connection to a worker waiting in accept, so an idle worker takes it (SO_REUSEPORT would spread them
+    by address hash, busy or not)."""
+    import socket
+
+    from rtflash.errors import ConfigError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=512)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _fork_workers(count: int, serve_one) -> list[int]:
+    """Fork `count` children that each run serve_one(i) and exit; returns their pids."""
+    pids = []
+    for i in range(1, count + 1):
+        pid = os.fork()
+        if pid == 0:  # the child: serve, then leave without running the parent's atexit/cleanup
+            code = 0
+            try:
+                serve_one(i)
+            except BaseException:  # noqa: BLE001 - a worker's failure is logged by its relay; exit non-zero
+                code = 1
+            os._exit(code)
+        pids.append(pid)
+    return pids
+
+
+def _run(config, host: str, port: int, server_ssl, enrolled: int, store_path: Path, workers: int = 1) -> None:
     import asyncio
     import logging
     import signal
 
     from rtflash import console
     from rtflash.errors import ConfigError
-    from rtflash.relay.server import Relay, RedactingFormatter
+    from rtflash.relay.limits import SharedLimits
+    from rtflash.relay.server import RedactingFormatter, Relay
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s"))
@@ -133,30 +171,52 @@ def _run(config, host: str, port: int, server_ssl, enrolled: int, store_path: Pa
         logger.addHandler(handler)
         logger.setLevel(level)
 
-    async def main() -> None:
+    sock = None
+    if workers > 1:
+        config.shared_limits = SharedLimits(config.limits)
+        sock = _shared_socket(host, port)
+
+    async def main(worker: int = 0) -> None:
         relay_ = Relay(config)
         try:
-            await relay_.start(host, port, server_ssl)
+            await relay_.start(host, port, server_ssl, sock=sock)
         except OSError as exc:
             await relay_.stop()
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host") from None
-        console.info(f"relay listening on {relay_.url} -> {config.upstream} ({enrolled} device(s) in {store_path}); "
-                     "Ctrl-C stops it")
+        if worker:
+            await _serve_until_signal(relay_)
+            return
+        console.info(f"relay listening on {relay_.url} -> {config.upstream} ({enrolled} device(s) in {store_path}"
+                     f"{f'; {workers} workers' if workers > 1 else ''}); Ctrl-C stops it")
         if not enrolled:
             console.warn("no device enrolled yet: `rtflash relay enroll NAME` or `rtflash provision --relay URL "
                          "--device NAME`")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await relay_.stop()
+        await _serve_until_signal(relay_)
+        for pid in children:  # the workers stop with the first process
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            await asyncio.to_thread(os.waitpid, pid, 0)
         console.info(f"relay stopped ({sum(relay_.statuses.values())} request(s), "
-                     f"{relay_.statuses.get(201, 0)} call(s) set up)")
+                     f"{relay_.statuses.get(201, 0)} call(s) set up{' by the first worker' if children else ''})")
 
+    children = _fork_workers(workers - 1, lambda i: asyncio.run(main(i))) if workers > 1 else []
     asyncio.run(main())
+
+
+async def _serve_until_signal(relay_) -> None:
+    """Serve until SIGINT/SIGTERM, then stop the relay (last-use times flushed)."""
+    import asyncio
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await relay_.stop()
 
 
 @relay.command()

@@ -35,19 +35,19 @@ import json
 import logging
 import re
 import secrets
+import socket
 import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from rtflash import redact
 from rtflash.errors import RtflashError
-from rtflash.relay.limits import LimitConfig, Limits, Refused
+from rtflash.relay.limits import LimitConfig, Limits, Refused, SharedLimits
 from rtflash.relay.store import Device, Store, now_iso
 
 DEFAULT_UPSTREAM = "https://api.openai.com/v1/realtime/calls"
@@ -69,6 +69,7 @@ class RelayConfig:
     upstream_timeout: float = 20.0
     max_upstream: int = 100  # pooled connections to the API
     flush_seconds: float = 10.0  # how often last-use times go to the store
+    shared_limits: SharedLimits | None = None  # `serve --workers N`: one set of limits for all processes
 
 
 class _Fail(Exception):
@@ -97,7 +98,7 @@ class Relay:
 
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
-        self.limits = Limits(config.limits)
+        self.limits: Limits | SharedLimits = config.shared_limits or Limits(config.limits)
         self.upstream_requests = 0
         self.statuses: Counter[int] = Counter()
         self.url = ""
@@ -113,14 +114,20 @@ class Relay:
         app.router.add_get("/healthz", self._health)
         return app
 
-    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
+                    sock: socket.socket | None = None) -> None:
+        """Serve on host:port, or on `sock` (a listening socket several worker processes share)."""
         cfg = self.config
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=cfg.max_upstream, ssl=cfg.upstream_ssl or ssl.create_default_context()),
             timeout=aiohttp.ClientTimeout(total=cfg.upstream_timeout))
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, lingering_time=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_address=True, backlog=512)
+        site: web.BaseSite
+        if sock is not None:
+            site = web.SockSite(self._runner, sock, ssl_context=ssl_context, backlog=512)
+        else:
+            site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_address=True, backlog=512)
         await site.start()
         bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         scheme = "https" if ssl_context is not None else "http"
