@@ -1,6 +1,12 @@
 """Load on `rtflash relay`: 200 concurrent offers from 50 enrolled devices, on 127.0.0.1.
 
-    .venv/bin/python -m bench.relay_bench [--offers 200] [--devices 50] [--rounds 3]
+    .venv/bin/python -m bench.relay_bench [--offers 200] [--devices 50] [--rounds 3] [--workers 2]
+
+Timing runs twice in one go: before (`relay serve --workers 1`) and after (`--workers N`), each with
+the client-observed figure taken apart: connection set-up (TCP + TLS, queueing included) via the relay
+vs direct, the relay's own handler time and its upstream round trip (both from Server-Timing), CPU
+per offer of the relay (all its workers) and of the bench's client. The upstream for the timing runs
+is a process of its own (in the bench's process it shared one interpreter with the client).
 
 The relay runs as users run it (the installed `rtflash relay serve`, its own process, HTTPS with a
 throw-away CA) in front of MiniUpstream: a fast HTTPS handler on 127.0.0.1 that parses the unified
@@ -23,12 +29,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import signal
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,7 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "orchestrator"))
 
-from tests.realtime_standin import make_pki, parse_call_form  # noqa: E402
+from tests.realtime_standin import make_pki, parse_call_form
 
 KEY = "sk-bench-relay-KEY-0123456789abcdef"
 ANSWER = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
@@ -124,6 +128,41 @@ def _error(status: int, message: str, code: str) -> web.Response:
                                         "param": None}}, status=status)
 
 
+class UpstreamProcess:
+    """MiniUpstream in its own process, for the timing runs: in this bench's process it would compete
+    with the bench's own client for one interpreter (the GIL) and the figure would be the bench's."""
+
+    def __init__(self, pki) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        ours, theirs = ctx.Pipe()
+        self.proc = ctx.Process(target=self._serve, args=(pki, theirs), daemon=True)
+        self.proc.start()
+        if not ours.poll(20):
+            self.stop()
+            raise RuntimeError("the upstream process did not start in 20 s")
+        self.url = ours.recv()
+
+    @staticmethod
+    def _serve(pki, pipe) -> None:
+        async def serve() -> None:
+            upstream = MiniUpstream(pki)
+            await upstream.start()
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            pipe.send(upstream.url)
+            await stop.wait()
+            await upstream.stop()
+
+        asyncio.run(serve())
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()
+        self.proc.join(10)
+
+
 class LoopThread:
     """An asyncio loop in a thread (servers for synchronous callers); run(coro) waits for the result."""
 
@@ -148,25 +187,46 @@ class Result:
     ms: float
     relay_ms: float | None
     body: str
+    connect_ms: float | None = None  # TCP + TLS handshake as the client saw it (queueing included)
+    upstream_ms: float | None = None  # Server-Timing upstream;dur: the relay's round trip to the API
+
+
+def _connect_timer() -> tuple[aiohttp.TraceConfig, dict[str, float]]:
+    """A TraceConfig that records how long the connection (TCP + TLS) took to set up."""
+    marks: dict[str, float] = {}
+    trace = aiohttp.TraceConfig()
+
+    async def start(_s, _c, _p) -> None:
+        marks["start"] = time.perf_counter()
+
+    async def end(_s, _c, _p) -> None:
+        marks["end"] = time.perf_counter()
+
+    trace.on_connection_create_start.append(start)
+    trace.on_connection_create_end.append(end)
+    return trace, marks
 
 
 async def offer(url: str, token: str, ctx: ssl.SSLContext, device: int, timeout: float = 60.0) -> Result:
     """One device's offer on a fresh connection (as a device makes it)."""
     t0 = time.perf_counter()
+    trace, marks = _connect_timer()
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout), trace_configs=[trace]) as http:
             async with http.post(url, data=OFFER.encode(), ssl=ctx,
                                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/sdp"}) as r:
                 body = await r.text()
                 timing = r.headers.get("Server-Timing", "")
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         return Result(device, 0, (time.perf_counter() - t0) * 1000, None, f"{type(exc).__name__}: {exc}")
-    relay_ms = None
+    durations = {}
     for part in timing.split(","):
         name, _, dur = part.strip().partition(";dur=")
-        if name == "relay" and dur:
-            relay_ms = float(dur)
-    return Result(device, r.status, (time.perf_counter() - t0) * 1000, relay_ms, body)
+        if dur:
+            durations[name] = float(dur)
+    connect_ms = (marks["end"] - marks["start"]) * 1000 if "end" in marks else None
+    return Result(device, r.status, (time.perf_counter() - t0) * 1000, durations.get("relay"), body, connect_ms,
+                  durations.get("upstream"))
 
 
 async def wave(url: str, tokens: list[str], per_device: int, ctx: ssl.SSLContext) -> list[Result]:
@@ -256,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offers", type=int, default=200)
     ap.add_argument("--devices", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2, help="relay processes for the 'after' run (default 2: the cores)")
     args = ap.parse_args(argv)
     per_device = max(1, args.offers // args.devices)
     work = Path(tempfile.mkdtemp(prefix="rtflash-relay-bench-"))
@@ -271,49 +332,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.devices} devices x {per_device} offers = {args.devices * per_device} concurrent offers, "
               f"{args.rounds} round(s); relay = installed `rtflash relay serve` (own process), loopback HTTPS")
 
-        # 1. timing: limits wide enough to admit everything
-        relay = RelayProcess(work, pki, upstream.url, store, "--burst", "1000", "--rate", "6000",
-                             "--concurrent", str(per_device))
-        direct, through, idle_direct, idle_through = [], [], [], []
+        # 1. timing: limits wide enough to admit everything; before (1 worker) and after (--workers N)
+        configs = [("before: --workers 1", 1), (f"after: --workers {args.workers}", args.workers)]
+        timed_upstream = UpstreamProcess(pki)
         try:
-            for i in range(20):  # one device at a time: the relay's cost without queueing
-                idle_direct.append(asyncio.run(offer(upstream.url, KEY, ctx, 0)))
-                idle_through.append(asyncio.run(offer(relay.url, tokens[i % len(tokens)], ctx, 0)))
-            cpu0 = cpu_seconds(relay.proc.pid)
-            for _ in range(args.rounds):
-                direct += asyncio.run(wave(upstream.url, [KEY] * args.devices, per_device, ctx))
-                through += asyncio.run(wave(relay.url, tokens, per_device, ctx))
-            cpu = cpu_seconds(relay.proc.pid) - cpu0
+            for label, workers in configs:
+                problems += timing(label, workers, work, pki, timed_upstream.url, store, tokens, per_device, args, ctx)
         finally:
-            log = relay.stop()
-        print(summary("one at a time, direct", idle_direct))
-        print(summary("one at a time, relay", idle_through))
-        print(f"added by the relay     p50 {pct([r.ms for r in idle_through], 50) - pct([r.ms for r in idle_direct], 50):7.1f} ms"
-              " one offer at a time")
-        print(summary("straight to upstream", direct))
-        print(summary("through the relay", through))
-        print(f"relay CPU per offer    {cpu / max(1, len(through)) * 1000:7.2f} ms (user+system, TLS handshake included); "
-              f"{os.cpu_count()} CPU(s) on this machine, shared")
-        ok_through = [r.ms for r in through if r.status == 201]
-        ok_direct = [r.ms for r in direct if r.status == 201]
-        added = pct(ok_through, 50) - pct(ok_direct, 50)
-        own = [r.relay_ms for r in through if r.relay_ms is not None]
-        print(f"added by the relay     p50 {added:7.1f} ms at {len(tokens) * per_device} concurrent (goal <= 20 ms: {'met' if added <= 20 else 'NOT met'}); "
-              f"p99 difference {pct(ok_through, 99) - pct(ok_direct, 99):.1f} ms")
-        print(f"relay's own time       p50 {pct(own, 50):7.2f} ms   p99 {pct(own, 99):7.2f} ms   "
-              f"(Server-Timing relay;dur)")
-        lost = [r for r in through + direct if r.status != 201]
-        if lost:
-            problems.append(f"{len(lost)} offers not answered 201 in the timing run: {Counter(r.status for r in lost)}")
-        relay_seen = [s for s in upstream.seen if s.content_type == "multipart/form-data"]
-        if any(s.authorization != f"Bearer {KEY}" for s in relay_seen):
+            timed_upstream.stop()
+        relay = RelayProcess(work, pki, upstream.url, store)  # the key check: the in-process upstream records
+        try:
+            asyncio.run(wave(relay.url, tokens[:5], 1, ctx))
+        finally:
+            relay.stop()
+        if not upstream.seen or any(s.authorization != f"Bearer {KEY}" for s in upstream.seen):
             problems.append("the upstream saw a request without the real key")
-        if any(t in log for t in tokens) or KEY in log:
-            problems.append("a token or the key is in the relay's log")
 
         # 2. rate limit: burst 2, slow refill -> exactly 2 per device pass
         relay = RelayProcess(work, pki, upstream.url, store, "--burst", "2", "--rate", "0.1",
-                             "--concurrent", str(per_device))
+                             "--concurrent", str(per_device), "--workers", str(args.workers))
         try:
             rated = asyncio.run(wave(relay.url, tokens, per_device, ctx))
         finally:
@@ -322,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # 3. concurrency: 1 in flight per device, upstream slow enough that the others overlap it
         upstream.delay = 2.0
-        relay = RelayProcess(work, pki, upstream.url, store, "--burst", "1000", "--rate", "6000", "--concurrent", "1")
+        relay = RelayProcess(work, pki, upstream.url, store, "--burst", "1000", "--rate", "6000", "--concurrent", "1",
+                             "--workers", str(args.workers))
         try:
             bounded = asyncio.run(wave(relay.url, tokens, per_device, ctx))
         finally:
@@ -337,6 +375,77 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PROBLEM: {p}")
     print("correctness: " + ("ok" if not problems else f"{len(problems)} problem(s)"))
     return 1 if problems else 0
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds of `pid` and its children (the relay's forked workers)."""
+    total = cpu_seconds(pid)
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            total += cpu_seconds(int(child))
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def timing(label: str, workers: int, work: Path, pki, upstream_url: str, store: Path, tokens: list[str],
+           per_device: int, args, ctx: ssl.SSLContext) -> list[str]:
+    """One relay configuration: one offer at a time, then `rounds` waves of all offers at once, each wave
+    also sent straight to the upstream (same client) so the difference is what the relay adds. Prints
+    what the client-observed time is made of: the connection (TCP + TLS, queueing for the accept loop and
+    the CPU included), the relay's own handler time (Server-Timing relay;dur), its upstream round trip,
+    and the CPU per offer of the relay and of this bench's client (the upstream runs in a process of its own)."""
+    relay = RelayProcess(work, pki, upstream_url, store, "--burst", "1000", "--rate", "6000",
+                         "--concurrent", str(per_device), "--workers", str(workers))
+    direct, through, idle_direct, idle_through = [], [], [], []
+    try:
+        for i in range(20):  # one device at a time: the relay's cost without queueing
+            idle_direct.append(asyncio.run(offer(upstream_url, KEY, ctx, 0)))
+            idle_through.append(asyncio.run(offer(relay.url, tokens[i % len(tokens)], ctx, 0)))
+        relay_cpu = bench_cpu = 0.0
+        for _ in range(args.rounds):
+            b0 = time.process_time()
+            direct += asyncio.run(wave(upstream_url, [KEY] * len(tokens), per_device, ctx))
+            b1, r0 = time.process_time(), process_tree_cpu(relay.proc.pid)
+            through += asyncio.run(wave(relay.url, tokens, per_device, ctx))
+            relay_cpu += process_tree_cpu(relay.proc.pid) - r0
+            bench_cpu += (time.process_time() - b1) - (b1 - b0)
+    finally:
+        log = relay.stop()
+    n = len(tokens) * per_device
+    ok_through = [r for r in through if r.status == 201]
+    ok_direct = [r for r in direct if r.status == 201]
+
+    def p50(rs: list[Result], attr: str = "ms") -> float:
+        return pct([getattr(r, attr) for r in rs if getattr(r, attr) is not None], 50)
+
+    def p99(rs: list[Result], attr: str = "ms") -> float:
+        return pct([getattr(r, attr) for r in rs if getattr(r, attr) is not None], 99)
+
+    added = p50(ok_through) - p50(ok_direct)
+    print(f"--- {label} ---")
+    print(f"one at a time          direct p50 {p50(idle_direct):6.1f} ms, relay p50 {p50(idle_through):6.1f} ms: "
+          f"added {p50(idle_through) - p50(idle_direct):5.1f} ms (relay's own {p50(idle_through, 'relay_ms'):.2f} ms)")
+    print(summary(f"{n} at once, direct", direct))
+    print(summary(f"{n} at once, relay", through))
+    print(f"added by the relay     p50 {added:7.1f} ms (goal <= 20 ms: {'met' if added <= 20 else 'NOT met'}); "
+          f"p99 difference {p99(ok_through) - p99(ok_direct):.1f} ms")
+    print(f"  of which connection  p50 {p50(ok_through, 'connect_ms'):7.1f} ms via relay vs {p50(ok_direct, 'connect_ms'):.1f}"
+          " ms direct (TCP + TLS handshake, waiting for an accept loop and a CPU included)")
+    print(f"  relay's own time     p50 {p50(ok_through, 'relay_ms'):7.2f} ms   p99 {p99(ok_through, 'relay_ms'):7.2f} ms "
+          "(Server-Timing relay;dur: in the handler, minus the upstream round trip)")
+    print(f"  upstream round trip  p50 {p50(ok_through, 'upstream_ms'):7.2f} ms   p99 {p99(ok_through, 'upstream_ms'):7.2f} ms "
+          "(Server-Timing upstream;dur: pooled connections to the API stand-in, its own process)")
+    print(f"  CPU per offer        relay {relay_cpu / max(1, len(through)) * 1000:5.2f} ms ({workers} process(es)); "
+          f"bench client {bench_cpu / max(1, len(through)) * 1000:+5.2f} ms more than direct; "
+          f"{os.cpu_count()} CPUs shared")
+    problems = []
+    lost = [r for r in through + direct if r.status != 201]
+    if lost:
+        problems.append(f"{label}: {len(lost)} offers not answered 201: {Counter(r.status for r in lost)}")
+    if any(tok in log for tok in tokens) or KEY in log:
+        problems.append("a token or the key is in the relay's log")
+    return problems
 
 
 def check_limits(name: str, results: list[Result], devices: int, allowed: int) -> list[str]:
