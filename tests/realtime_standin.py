@@ -624,7 +624,8 @@ class StandIn:
         loopback_only()
         app = web.Application(client_max_size=256 * 1024)
         app.router.add_post("/v1/realtime/calls", self._create_call)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # shutdown_timeout: a "slow" request still sleeping must not hold stop() for aiohttp's default 60 s
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.pki.server_context(),
                            reuse_address=True)
@@ -771,6 +772,12 @@ class StandIn:
         call.events_in.append(event)
         kind = event.get("type")
         if kind == "session.update":
+            model = (event.get("session") or {}).get("model", call.model)
+            if model != call.model:  # the API: a session's model cannot be changed by session.update
+                self._send(call, {"type": "error", "error": {
+                    "type": "invalid_request_error", "code": "invalid_value", "param": "session.model",
+                    "message": f"Cannot update a session's model: the call was created with {call.model!r}."}})
+                return
             _merge(call.session, event.get("session") or {})
             self._send(call, {"type": "session.updated", "session": call.session})
             if self.respond:

@@ -4,18 +4,18 @@
 static void test_session_update_shape(void)
 {
     char out[512];
-    int n = rt_event_session_update(out, sizeof(out), "Be brief.", "alloy");
+    int n = rt_event_session_update(out, sizeof(out), "gpt-realtime", "Be brief.", "alloy");
     CHECK(n == (int)strlen(out));
-    CHECK_STR(out, "{\"type\":\"session.update\",\"session\":{\"type\":\"realtime\",\"instructions\":\"Be brief.\","
-                   "\"audio\":{\"output\":{\"voice\":\"alloy\"}}}}");
-    rt_event_session_update(out, sizeof(out), "", "");
+    CHECK_STR(out, "{\"type\":\"session.update\",\"session\":{\"type\":\"realtime\",\"model\":\"gpt-realtime\","
+                   "\"instructions\":\"Be brief.\",\"audio\":{\"output\":{\"voice\":\"alloy\"}}}}");
+    rt_event_session_update(out, sizeof(out), "", "", "");
     CHECK_STR(out, "{\"type\":\"session.update\",\"session\":{\"type\":\"realtime\"}}");
 }
 
 static void test_escaping(void)
 {
     char out[512];
-    rt_event_session_update(out, sizeof(out), "Say \"hi\"\\ then\nstop\t\x01 caf\xc3\xa9", NULL);
+    rt_event_session_update(out, sizeof(out), NULL, "Say \"hi\"\\ then\nstop\t\x01 caf\xc3\xa9", NULL);
     CHECK_STR(out, "{\"type\":\"session.update\",\"session\":{\"type\":\"realtime\",\"instructions\":"
                    "\"Say \\\"hi\\\"\\\\ then\\nstop\\t\\u0001 caf\xc3\xa9\"}}");
     /* what we escape, our parser reads back exactly */
@@ -37,7 +37,7 @@ static void test_response_create(void)
 static void test_too_small_buffer(void)
 {
     char out[40];
-    CHECK(rt_event_session_update(out, sizeof(out), "a long set of instructions that cannot fit", "alloy") == -1);
+    CHECK(rt_event_session_update(out, sizeof(out), "gpt-realtime", "a long set of instructions that cannot fit", "alloy") == -1);
     CHECK(rt_event_response_create(out, 10, NULL) == -1);
     CHECK(rt_event_response_create(out, 0, NULL) == -1);
 }

@@ -18,9 +18,11 @@ extern "C" {
 /* Append `text` as a JSON string (with quotes) to out[*len..cap); returns false if it does not fit. */
 bool rt_json_put_string(char *out, size_t cap, size_t *len, const char *text);
 
-/* {"type":"session.update","session":{"type":"realtime","instructions":...,"audio":{"output":{"voice":...}}}}
- * Empty instructions or voice are left out. Returns the length, or -1 if `cap` is too small. */
-int rt_event_session_update(char *out, size_t cap, const char *instructions, const char *voice);
+/* {"type":"session.update","session":{"type":"realtime","model":...,"instructions":...,
+ *  "audio":{"output":{"voice":...}}}} (the GA session object). `model` is the one the call was created
+ * with (?model=): the API refuses a session.update that changes it. Empty model, instructions or voice
+ * are left out. Returns the length, or -1 if `cap` is too small. */
+int rt_event_session_update(char *out, size_t cap, const char *model, const char *instructions, const char *voice);
 
 /* {"type":"response.create"} or, with instructions, {"type":"response.create","response":{"instructions":...}} */
 int rt_event_response_create(char *out, size_t cap, const char *instructions);

@@ -51,7 +51,7 @@ bool rt_json_put_string(char *out, size_t cap, size_t *len, const char *text)
     return put(out, cap, len, "\"");
 }
 
-int rt_event_session_update(char *out, size_t cap, const char *instructions, const char *voice)
+int rt_event_session_update(char *out, size_t cap, const char *model, const char *instructions, const char *voice)
 {
     size_t len = 0;
     if (cap == 0) {
@@ -59,6 +59,9 @@ int rt_event_session_update(char *out, size_t cap, const char *instructions, con
     }
     out[0] = '\0';
     bool ok = put(out, cap, &len, "{\"type\":\"session.update\",\"session\":{\"type\":\"realtime\"");
+    if (ok && model && *model) {
+        ok = put(out, cap, &len, ",\"model\":") && rt_json_put_string(out, cap, &len, model);
+    }
     if (ok && instructions && *instructions) {
         ok = put(out, cap, &len, ",\"instructions\":") && rt_json_put_string(out, cap, &len, instructions);
     }

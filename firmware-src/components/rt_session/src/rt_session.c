@@ -130,7 +130,8 @@ static void greet(session_t *self)
     int len = 0;
     if (rt_config_mode(self->p.cfg) == RT_MODE_RELAY) {
         /* the relay set voice and instructions (rtflash.toml) when it created the call: keep them */
-    } else if ((len = rt_event_session_update(json, sizeof(json), self->p.cfg->instructions, self->p.cfg->voice)) > 0) {
+    } else if ((len = rt_event_session_update(json, sizeof(json), self->p.cfg->model, self->p.cfg->instructions,
+                                                self->p.cfg->voice)) > 0) {
         send_event(self, json, len);
     } else {
         ESP_LOGE(TAG, "session.update does not fit in %d bytes; instructions not sent", EVENT_MAX);
@@ -235,6 +236,12 @@ static bool post_offer(session_t *self)
     if (rc != RT_SIGNAL_OK) {
         char refused[200];
         self->hold_ms = rt_config_refused_hold_ms(self->p.cfg, info.status, refused, sizeof(refused));
+        if (self->hold_ms == 0 && rc == RT_SIGNAL_HTTP_STATUS && info.status == 401) {
+            /* direct mode: a rejected API key stays rejected, retrying soon only repeats the refusal */
+            self->hold_ms = RT_REFUSED_HOLD_MS;
+            snprintf(refused, sizeof(refused), "%.100s; provision a valid key (`rtflash provision`) and reset; "
+                     "next try in %u min", info.why, (unsigned)(RT_REFUSED_HOLD_MS / 60000u));
+        }
         ESP_LOGE(TAG, "signalling failed: %s", self->hold_ms ? refused : info.why);
         return false;
     }

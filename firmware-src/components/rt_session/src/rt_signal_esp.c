@@ -13,6 +13,7 @@
 #include "esp_crt_bundle.h"
 #include "esp_http_client.h"
 #include "esp_log.h"
+#include "esp_tls.h"
 #include "mbedtls/x509.h"
 #include "sdkconfig.h"
 
@@ -62,13 +63,49 @@ void rt_signal_trust_ca_der(const unsigned char *der, size_t len)
     s_ca_der_len = len;
 }
 
-/* Why a TLS connection failed, from mbedTLS's verification flags (one clear line). */
-static void describe_tls_failure(esp_http_client_handle_t client, esp_err_t err, rt_signal_info_t *info)
+/* Would the server's certificate chain verify if its host name were not checked? One diagnostic TLS
+ * handshake (esp_tls_conn_http_new_sync, esp_tls.h v5.5) against the same trust anchors with
+ * skip_common_name; nothing is sent over it (no request, no key) and it is closed at once.
+ * Why: mbedTLS 3 keeps the peer certificate only once a handshake succeeds, so after a refusal
+ * esp-tls finds no peer certificate and reports no verification flags, only
+ * MBEDTLS_ERR_X509_CERT_VERIFY_FAILED: this tells "for another host" from "not trusted". */
+static bool chain_trusted_ignoring_name(const char *url, const esp_http_client_config_t *hc)
+{
+    esp_tls_cfg_t cfg = {
+        .timeout_ms = hc->timeout_ms,
+        .skip_common_name = true,
+        .crt_bundle_attach = hc->crt_bundle_attach,
+    };
+    if (hc->cert_pem != NULL) {
+        cfg.cacert_buf = (const unsigned char *)hc->cert_pem;
+        cfg.cacert_bytes = (unsigned int)strlen(hc->cert_pem) + 1;
+    } else if (hc->cert_der != NULL) {
+        cfg.cacert_buf = (const unsigned char *)hc->cert_der;
+        cfg.cacert_bytes = (unsigned int)hc->cert_len;
+    }
+    esp_tls_t *tls = esp_tls_init();
+    if (tls == NULL) {
+        return false;
+    }
+    bool ok = esp_tls_conn_http_new_sync(url, &cfg, tls) == 1;
+    esp_tls_conn_destroy(tls);
+    return ok;
+}
+
+/* Why a TLS connection failed, from mbedTLS's verification flags or code (one clear line). */
+static void describe_tls_failure(esp_http_client_handle_t client, esp_err_t err, const char *url,
+                                 const esp_http_client_config_t *cfg, rt_signal_info_t *info)
 {
     int tls_code = 0, flags = 0;
     esp_http_client_get_and_clear_last_tls_error(client, &tls_code, &flags);
+    bool verify_failed = tls_code == -MBEDTLS_ERR_X509_CERT_VERIFY_FAILED || tls_code == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED;
+    if (flags == 0 && verify_failed) {
+        flags = chain_trusted_ignoring_name(url, cfg) ? MBEDTLS_X509_BADCERT_CN_MISMATCH : MBEDTLS_X509_BADCERT_NOT_TRUSTED;
+    }
     if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED) {
-        snprintf(info->why, sizeof(info->why), "TLS refused: the server's certificate is not signed by a trusted CA");
+        /* inferred (no flags): an expired certificate from a trusted CA lands here too */
+        snprintf(info->why, sizeof(info->why), "TLS refused: the server's certificate is not signed by a trusted CA%s",
+                 verify_failed ? " (or not valid today: check the clock)" : "");
     } else if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) {
         snprintf(info->why, sizeof(info->why), "TLS refused: the server's certificate is for another host");
     } else if (flags & MBEDTLS_X509_BADCERT_EXPIRED) {
@@ -132,7 +169,7 @@ rt_signal_result_t rt_signal_post_offer(const char *url, const char *api_key, co
     int offer_len = (int)strlen(offer);
     esp_err_t err = esp_http_client_open(client, offer_len);
     if (err != ESP_OK) {
-        describe_tls_failure(client, err, info);
+        describe_tls_failure(client, err, url, &cfg, info);
         result = RT_SIGNAL_CONNECT;
         goto done;
     }
@@ -140,22 +177,42 @@ rt_signal_result_t rt_signal_post_offer(const char *url, const char *api_key, co
         snprintf(info->why, sizeof(info->why), "sending the offer failed");
         goto done;
     }
-    if (esp_http_client_fetch_headers(client) < 0) {
-        snprintf(info->why, sizeof(info->why), "no HTTP response headers");
+    int64_t promised = esp_http_client_fetch_headers(client);
+    if (promised == -ESP_ERR_HTTP_EAGAIN) {
+        snprintf(info->why, sizeof(info->why), "no HTTP answer within %d s (server too slow)", timeout_ms / 1000);
+        goto done;
+    }
+    if (promised < 0) {
+        snprintf(info->why, sizeof(info->why), "the server closed the connection before any HTTP answer");
         goto done;
     }
     int status = esp_http_client_get_status_code(client);
     int len = 0;
+    esp_http_client_get_and_clear_last_tls_error(client, NULL, NULL);
     for (;;) {
         int n = esp_http_client_read(client, body + len, MAX_BODY - len);
+        if (n == -ESP_ERR_HTTP_EAGAIN) {
+            snprintf(info->why, sizeof(info->why), "HTTP %d answer stalled: %d of %lld bytes within %d s", status, len,
+                     (long long)promised, timeout_ms / 1000);
+                goto done;
+        }
         if (n < 0) {
-            snprintf(info->why, sizeof(info->why), "reading the answer failed");
+            snprintf(info->why, sizeof(info->why), "HTTP %d answer cut off after %d bytes (connection error)", status, len);
             goto done;
         }
         if (n == 0) {
             break;
         }
         len += n;
+        /* The server closed the connection (TLS close_notify / FIN) before the promised body: say so now.
+         * esp_http_client_read returns the partial data and, asked again, waits out the whole timeout on a
+         * socket that will never be readable (the peer waits for our close_notify). */
+        if (!esp_http_client_is_complete_data_received(client) &&
+            esp_http_client_get_and_clear_last_tls_error(client, NULL, NULL) == ESP_ERR_ESP_TLS_TCP_CLOSED_FIN) {
+            snprintf(info->why, sizeof(info->why), "the server closed the connection mid-answer (HTTP %d, %d of %lld bytes)",
+                     status, len, (long long)promised);
+            goto done;
+        }
         if (len >= MAX_BODY) {
             snprintf(info->why, sizeof(info->why), "answer larger than %d bytes", MAX_BODY);
             result = RT_SIGNAL_TOO_LARGE;
