@@ -182,3 +182,58 @@ def test_signalling_faults_are_one_clear_line_and_back_off(linux_firmware, pki: 
         assert posts == 1 and log.count("signalling failed:") == 1, log
         assert "next try in 30 min" in log and "reconnecting in 1800000 ms" in log
     assert "peer state: CONNECTED" not in log
+
+
+def test_rtflash_exec_points_the_firmware_at_a_stand_in(linux_firmware, pki: rs.Pki, tmp_path: Path) -> None:
+    """The installed `rtflash exec --api-url --ca-file --mic --speaker-out` runs the built firmware against
+    the stand-in: the call connects, the mic WAV goes up, the speaker WAV fills (its own process group, so
+    the firmware under rtflash is stopped with it)."""
+    import signal
+    import sys
+
+    exe = Path(sys.executable).parent / "rtflash"
+    mic = write_wav(tmp_path / "mic.wav", tone16k(1000.0, 4.0))
+    speaker = tmp_path / "out" / "speaker.wav"
+    speaker.parent.mkdir()
+    env = {k: v for k, v in linux_firmware.env.items() if not k.startswith(("RTFLASH_API", "RTFLASH_CA", "RT_WAV"))}
+    env["OPENAI_API_KEY"] = KEY
+    log_path = tmp_path / "exec.log"
+    with rs.StandInThread(pki, KEY, play="tone", tone_hz=440.0) as server:
+        proc = subprocess.Popen([str(exe), "exec", "--api-url", server.standin.calls_url, "--ca-file", str(pki.ca_file),
+                                 "--mic", str(mic), "--speaker-out", str(speaker)], cwd=linux_firmware.project,
+                                env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            calls = server.standin.calls
+            assert server.wait_until(lambda: calls and calls[0].received.seconds() >= 2.0, 20), log_path.read_text()
+            call = calls[0]
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+    log = log_path.read_text(errors="replace")
+    assert "datachannel open: oai-events" in log and KEY not in log
+    rs.assert_loopback_sdp(call.offer, "firmware offer under rtflash exec")
+    assert abs(rs.dominant_frequency(call.received.pcm()[rs.RATE // 2 :]) - 1000.0) < 20
+    pcm, rate = read_wav(speaker)
+    assert rate == RATE and len(pcm) >= RATE and abs(rs.dominant_frequency(pcm[-RATE:], RATE) - 440.0) < 8.8
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--api-url", "http://127.0.0.1:9/v1/realtime/calls"],
+     "--api-url http://127.0.0.1:9/v1/realtime/calls: not an https:// URL"),
+    (["--ca-file", "missing.pem"], "--ca-file missing.pem: cannot read it"),
+    (["--mic", "mic8k.wav"], "the firmware needs 16-bit mono or stereo at 16000 Hz"),
+    (["--speaker-out", "nowhere/out.wav"], "--speaker-out nowhere/out.wav: folder nowhere does not exist"),
+])
+def test_rtflash_exec_refuses_bad_options_in_one_line(linux_firmware, tmp_path: Path, argv: list[str],
+                                                      expected: str) -> None:
+    import sys
+
+    write_wav(tmp_path / "mic8k.wav", tone16k(440.0, 0.5), rate=8000)
+    env = {**linux_firmware.env, "OPENAI_API_KEY": KEY,
+           "RTFLASH_CACHE_DIR": str(linux_firmware.project / ".device-cache")}
+    done = subprocess.run([str(Path(sys.executable).parent / "rtflash"), "-C", str(linux_firmware.project), "exec", *argv],
+                          cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in done.stderr, done.stderr

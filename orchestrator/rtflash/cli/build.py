@@ -73,11 +73,71 @@ def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:
     console.result(f"[green]built[/] {board.name} in {seconds:.1f} s", markup=True)
 
 
+def _exec_env(api_url: str | None, ca_file: Path | None, mic: Path | None, speaker_out: Path | None,
+              rate: int) -> dict[str, str]:
+    """The environment the linux firmware reads for these options (names in firmware-src: app_config.c,
+    rt_signal_esp.c, rt_audio_wav.c, rt_peer_iface.c), each value checked first: one clear line if bad."""
+    import ipaddress
+    import wave
+    from urllib.parse import urlsplit
+
+    from rtflash.errors import ConfigError
+
+    env: dict[str, str] = {}
+    if api_url is not None:
+        parts = urlsplit(api_url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ConfigError(f"--api-url {api_url}: not an https:// URL; give the calls endpoint, e.g. "
+                              "https://127.0.0.1:8443/v1/realtime/calls")
+        env["RTFLASH_API_URL"] = api_url
+        host = parts.hostname
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:  # a local stand-in only reaches 127.0.0.1: offer the ICE host candidate of `lo`
+            env["RTFLASH_ICE_IFACE"] = "lo"
+    if ca_file is not None:
+        try:
+            pem = ca_file.read_text(errors="replace")
+        except OSError as exc:
+            raise ConfigError(f"--ca-file {ca_file}: cannot read it ({exc.strerror}); give a PEM CA certificate") from None
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise ConfigError(f"--ca-file {ca_file}: no PEM certificate in it; give the CA as PEM "
+                              "(-----BEGIN CERTIFICATE-----)")
+        env["RTFLASH_CA_FILE"] = str(ca_file.resolve())
+    if mic is not None:
+        try:
+            with wave.open(str(mic), "rb") as w:
+                width, channels, wav_rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
+        except (OSError, EOFError, wave.Error) as exc:
+            raise ConfigError(f"--mic {mic}: not a readable WAV file ({exc}); give a 16-bit PCM WAV") from None
+        if width != 2 or channels not in (1, 2) or wav_rate != rate:
+            raise ConfigError(f"--mic {mic}: {8 * width}-bit, {channels} channel(s), {wav_rate} Hz; the firmware needs "
+                              f"16-bit mono or stereo at {rate} Hz (sox {mic} -b 16 -c 1 -r {rate} mic.wav)")
+        env["RT_WAV_IN"] = str(mic.resolve())
+    if speaker_out is not None:
+        if not speaker_out.resolve().parent.is_dir():
+            raise ConfigError(f"--speaker-out {speaker_out}: folder {speaker_out.parent} does not exist; create it first")
+        env["RT_WAV_OUT"] = str(speaker_out.resolve())
+    return env
+
+
 @click.command(name="exec", context_settings={"ignore_unknown_options": True})
 @board_option()
+@click.option("--api-url", metavar="URL", default=None,
+              help="Calls endpoint instead of OpenAI's (e.g. a local stand-in: https://127.0.0.1:PORT/v1/realtime/"
+                   "calls); a 127.0.0.1/localhost URL also makes the firmware offer its 127.0.0.1 ICE candidate.")
+@click.option("--ca-file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="PEM CA the firmware trusts instead of its certificate bundle (linux builds only). TLS stays "
+                   "verified: the server's certificate must chain to this CA and name the URL's host.")
+@click.option("--mic", type=click.Path(path_type=Path), default=None, metavar="FILE.wav",
+              help="Play this 16-bit WAV (at the board's sample rate) as the microphone, then silence.")
+@click.option("--speaker-out", type=click.Path(path_type=Path), default=None, metavar="FILE.wav",
+              help="Write what the model says (the speaker) to this WAV, in real time.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_app
-def exec_(app: App, board_name, args) -> None:
+def exec_(app: App, board_name, api_url, ca_file, mic, speaker_out, args) -> None:
     """Run the linux build of the firmware, the API key passed as OPENAI_API_KEY.
 
     The key is found like every credential: environment, the project's .env, the secrets file
@@ -94,9 +154,10 @@ def exec_(app: App, board_name, args) -> None:
         elf = json.loads((build_dir / "project_description.json").read_text())["app_elf"]
     except (OSError, ValueError, KeyError):
         raise ConfigError(f"no linux build in {build_dir}; run `rtflash build --board {board.name}` first") from None
+    extra = _exec_env(api_url, ca_file, mic, speaker_out, board.audio.sample_rate)
     found = credentials.resolve({}, app.project_dir, names=("openai_api_key",))
     from rtflash import proc
 
-    code = proc.interactive([build_dir / elf, *args], env={"OPENAI_API_KEY": found["openai_api_key"].value})
+    code = proc.interactive([build_dir / elf, *args], env={**extra, "OPENAI_API_KEY": found["openai_api_key"].value})
     if code:
         raise click.exceptions.Exit(code)
