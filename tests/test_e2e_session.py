@@ -237,3 +237,67 @@ def test_rtflash_exec_refuses_bad_options_in_one_line(linux_firmware, tmp_path: 
     assert done.returncode == 1, done.stdout + done.stderr
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in done.stderr, done.stderr
+
+
+def test_stand_in_killed_mid_call_then_back_firmware_reconnects(linux_firmware, tmp_path: Path) -> None:
+    """The stand-in runs as its own process and is SIGKILLed mid-call (no goodbye on any layer); the
+    firmware notices, logs it, backs off (no tight loop, same process) and, once a stand-in listens
+    on the same port again, holds a new call."""
+    import signal
+    import sys
+
+    pki_dir = tmp_path / "pki"
+    pki = rs.make_pki(pki_dir)
+    standin = subprocess.Popen([sys.executable, "-m", "tests.realtime_standin", "--pki-dir", str(pki_dir)],
+                               cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "RTFLASH_STANDIN_KEY": KEY},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = standin.stdout.readline().strip()  # "listening https://127.0.0.1:PORT/v1"
+        assert first.startswith("listening https://127.0.0.1:"), first
+        base = first.split()[1]
+        port = int(base.rsplit(":", 1)[1].split("/")[0])
+        env = {"OPENAI_API_KEY": KEY, "RTFLASH_API_URL": f"{base}/realtime/calls", "RTFLASH_CA_FILE": str(pki.ca_file),
+               "RTFLASH_ICE_IFACE": "lo", "RTFLASH_MODEL": MODEL}
+        fw = Firmware(linux_firmware.elf, tmp_path, env)
+        deadline = time.monotonic() + 15
+        while "event: response.done" not in fw.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "event: response.done" in fw.log(), fw.log()
+        killed = time.monotonic()
+        standin.send_signal(signal.SIGKILL)
+        standin.wait(5)
+    finally:
+        if standin.poll() is None:
+            standin.kill()
+            standin.wait(5)
+    # down: the firmware notices (ICE consent stops: libpeer's 10 s binding-request timeout), then its
+    # offers fail (nothing listens) with growing delays; after two failures the stand-in comes back
+    deadline = time.monotonic() + 30
+    while fw.log().count("signalling failed:") < 2 and time.monotonic() < deadline and fw.proc.poll() is None:
+        time.sleep(0.05)
+    down_log = fw.log()
+    try:
+        assert down_log.count("signalling failed:") >= 2, down_log
+        with rs.StandInThread(rs.make_pki(pki_dir, ca=rs.existing_ca(pki_dir)), KEY, port=port) as server:
+            back = time.monotonic()
+            calls = server.standin.calls
+            assert server.wait_until(lambda: calls and calls[0].connected_at() is not None and
+                                     calls[0].channel_open is not None, 40), fw.log()
+            reconnected = calls[0].connected_at()
+            assert server.wait_until(lambda: fw.log().count("event: response.done") >= 2, 10), fw.log()
+            alive = fw.proc.poll() is None
+            posts = len(server.standin.requests)
+    finally:
+        fw.stop()
+    log = fw.log()
+    print(f"killed -> reconnected {reconnected - killed:.1f} s (stand-in back after {back - killed:.1f} s)")
+    assert alive, log  # the same process: no restart
+    lost = log[log.index("event: response.done"):]
+    assert "peer state: CLOSED" in lost and "session ended; reconnecting in" in lost, log
+    # backed off while nothing listened: each failure one line, the delays growing (no tight loop)
+    failures = [ln for ln in lost.splitlines() if "signalling failed:" in ln]
+    assert 2 <= len(failures) <= 6 and all("cannot connect" in ln for ln in failures), failures
+    delays = [int(ln.rsplit("reconnecting in ", 1)[1].split()[0]) for ln in lost.splitlines() if "reconnecting in" in ln]
+    assert delays[0] >= 500 and delays[1:3] == sorted(delays[1:3]) and delays[2] > delays[0], delays
+    assert posts == 1 and log.count("datachannel open: oai-events") == 2
+    assert KEY not in log
