@@ -298,7 +298,12 @@ static uint32_t run_once(session_t *self)
             delay = self->reconnect_ms;
             break;
         }
-        vTaskDelay(ticks(LOOP_MS));
+        /* With media up, libpeer's loop waits for a packet in select() (one tick at most, it yields) and
+         * handles at most one received packet per call: a tick of sleep on top halves how many it can
+         * take per second, so RTP + RTCP + SCTP queue up in the socket as standing speaker latency. */
+        if (!self->media_up) {
+            vTaskDelay(ticks(LOOP_MS));
+        }
     }
     self->media_up = false;
     peer_connection_close(self->pc);
