@@ -94,7 +94,9 @@ def test_firmware_holds_a_voice_session(linux_firmware, pki: rs.Pki, tmp_path: P
     log = fw.log()
     assert alive, log
     launch_to_connected = call.connected_at() - fw.started
-    print(f"launch -> connected {launch_to_connected * 1000:.0f} ms")
+    first_rtp = call.rtp[0].arrival - fw.started if call.rtp else float("nan")
+    print(f"launch -> connected {launch_to_connected * 1000:.0f} ms, -> first RTP at the stand-in "
+          f"{first_rtp * 1000:.0f} ms")
     assert launch_to_connected < 10
     # signalling: HTTPS verified with the test CA, the API's request shape, only Bearer on the wire
     request = server.standin.requests[0]
