@@ -1,5 +1,6 @@
-"""Benchmarks, and the emulated ESP32-S3 ROM bootloader that both they and the tests talk to.
+"""Benchmarks that print figures (never timed tests).
 
-Run a bench with the project's venv, from the repo root: `.venv/bin/python bench/flash_bench.py`.
-Scripts import their neighbours (`esp_rom_emulator`) directly; tests import `bench.esp_rom_emulator`.
+Run one with the project's venv, from the repo root: `.venv/bin/python bench/flash_bench.py`. What they
+share with the tests (ROM loader emulator, Realtime API stand-in, Xtensa check, ../shared discovery)
+lives in testkit/; bench/ and tests/ never import each other.
 """

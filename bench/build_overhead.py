@@ -7,7 +7,7 @@ linux firmware, side by side in one run:
     project rendered the same way: the same tree, the same tool, only rtflash's layer differs;
   - no-op build: both again on rtflash's build dir (median of RUNS), and the difference, which is what
     rtflash itself adds (start-up, render check, argv, progress parsing, log, artifacts).
-Without ../shared it falls back to the stand-in idf.py of tests/fake_tools (board sonatino).
+Without ../shared it falls back to the stand-in idf.py of testkit/fake_tools (board sonatino).
 Run: .venv/bin/python bench/build_overhead.py
 """
 
@@ -47,7 +47,7 @@ def bare_argv(board_name: str, project: Path, deps: Path | None) -> tuple[list[s
 
 
 def main() -> None:
-    from tests.conftest import SHARED_DEPS, SHARED_IDF, idf_venv, install_fake_idf, real_idf_env
+    from testkit.shared import SHARED_DEPS, SHARED_IDF, idf_venv, install_fake_idf, real_idf_env
 
     real = (SHARED_IDF / "tools" / "idf.py").is_file() and (idf_venv() / "bin" / "python").is_file()
     exe = str(Path(sys.executable).parent / "rtflash")

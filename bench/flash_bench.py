@@ -1,6 +1,6 @@
 """Flash figures: rtflash and a real esptool, side by side, against the same emulated ESP32-S3 ROM loader.
 
-The emulator (bench/esp_rom_emulator.py) paces every byte as a UART at a simulated baud (115200 at
+The emulator (testkit/esp_rom_emulator.py) paces every byte as a UART at a simulated baud (115200 at
 reset, whatever CHANGE_BAUDRATE sets after), so the stub upload, the baud switch and each round trip
 cost what they cost on a wire. esptool runs in this process (`esptool.main`, no interpreter start-up),
 both at `-b 921600`. Printed, in one run:
@@ -20,12 +20,15 @@ import argparse
 import contextlib
 import io
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from esp_rom_emulator import SocketEmulator, build_images
 from venv_check import require_rtflash
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from testkit.esp_rom_emulator import SocketEmulator, build_images  # noqa: E402
 
 require_rtflash()
 

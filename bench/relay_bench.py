@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "orchestrator"))
 
-from tests.realtime_standin import make_pki, parse_call_form
+from testkit.realtime_standin import make_pki, parse_call_form
 
 KEY = "sk-bench-relay-KEY-0123456789abcdef"
 ANSWER = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"

@@ -1,6 +1,6 @@
-"""Voice-session figures on loopback against the Realtime API stand-in (tests/realtime_standin.py).
+"""Voice-session figures on loopback against the Realtime API stand-in (testkit/realtime_standin.py).
 
-The stand-in runs as its own process (`python -m tests.realtime_standin --play echo`): it echoes the
+The stand-in runs as its own process (`python -m testkit.realtime_standin --play echo`): it echoes the
 audio it receives, so a click sent by the client comes back. Measured per client:
 
 - launch-to-connected: from the start (aiortc: creating the offer, interpreter already up; firmware:
@@ -42,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import realtime_standin as rs
+from testkit import realtime_standin as rs
 
 KEY = "sk-bench-" + "0" * 24
 MODEL = "gpt-realtime"
@@ -52,7 +52,7 @@ THRESHOLD = 4000
 
 def start_standin(pki_dir: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "RTFLASH_STANDIN_KEY": KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.realtime_standin", "--pki-dir", str(pki_dir),
+    proc = subprocess.Popen([sys.executable, "-m", "testkit.realtime_standin", "--pki-dir", str(pki_dir),
                              "--play", "echo"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()

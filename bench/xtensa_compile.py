@@ -1,5 +1,5 @@
 """Per ESP32-S3 board: the real `idf.py reconfigure` through rtflash, then every firmware and pinned-dep
-translation unit under both Xtensa front ends (tests/xtensa_check.py), with counts and seconds.
+translation unit under both Xtensa front ends (testkit/xtensa_check.py), with counts and seconds.
 
 Needs ../shared (real ESP-IDF, deps), .cache/idf-venv and .cache/pio-offline (bash .ci/run), clang-22
 and gcc-xtensa-lx106. Run: .venv/bin/python bench/xtensa_compile.py [BOARD ...] [--jobs N]
@@ -20,8 +20,8 @@ BOARDS = ("sonatino", "freenove-s3", "atoms3r-echo", "esp32-s3-box-3")
 
 
 def main() -> int:
-    from tests import xtensa_check as xc
-    from tests.conftest import SHARED_DEPS, SHARED_IDF, pio_offline_dir, real_idf_env
+    from testkit import xtensa_check as xc
+    from testkit.shared import SHARED_DEPS, SHARED_IDF, pio_offline_dir, real_idf_env
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("boards", nargs="*", default=list(BOARDS))

@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from testkit.shared import (  # noqa: F401  (re-exported: tests import these from conftest too)
+    CACHE, NO_SHARED, SHARED, SHARED_DEPS, SHARED_IDF, SHARED_PIO, idf_venv, install_fake_idf,
+    pio_offline_dir, real_idf_env,
+)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -31,34 +36,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RTFLASH_CACHE_DIR", str(tmp_path.parent / f"{tmp_path.name}-device-cache"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-# The real ESP-IDF v5.5.5, the firmware's pinned sources and PlatformIO's offline packages sit beside
-# the checkout in ../shared (CI has them; a user's clone does not). .ci/run sets up, inside the clone,
-# the ESP-IDF Python env (.cache/idf-venv) and the PlatformIO packages (.cache/pio-offline); a
-# developer may point RTFLASH_IDF_VENV / RTFLASH_PIO_OFFLINE elsewhere.
-SHARED = REPO.parent / "shared"
-SHARED_IDF = SHARED / "esp-idf"
-SHARED_DEPS = SHARED / "deps"
-SHARED_PIO = SHARED / "pio-offline"
-CACHE = REPO / ".cache"
-NO_SHARED = f"needs {SHARED} (a real ESP-IDF v5.5.5 and the pinned deps, as on CI); absent here"
-
-
-def idf_venv() -> Path:
-    return Path(os.environ.get("RTFLASH_IDF_VENV") or CACHE / "idf-venv")
-
-
-def pio_offline_dir() -> Path:
-    return Path(os.environ.get("RTFLASH_PIO_OFFLINE") or CACHE / "pio-offline")
-
-
-def real_idf_env() -> dict[str, str]:
-    """Environment that activates the real ESP-IDF from ../shared, as `export.sh` would."""
-    venv = idf_venv()
-    return {"IDF_PATH": str(SHARED_IDF), "IDF_PYTHON_ENV_PATH": str(venv), "IDF_PYTHON_CHECK_CONSTRAINTS": "no",
-            "IDF_COMPONENT_MANAGER": "0",
-            "PATH": os.pathsep.join([str(SHARED_IDF / "tools"), str(venv / "bin"), os.environ["PATH"]])}
 
 
 @pytest.fixture
@@ -126,30 +103,6 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-FAKE_IDF = REPO / "tests" / "fake_tools" / "idf.py"
-
-
-def install_fake_idf(root: Path, version: str = "5.5.1") -> dict[str, str]:
-    """A fake ESP-IDF install: IDF_PATH with tools/cmake/version.cmake and the stand-in idf.py on PATH.
-
-    The stand-in runs with this venv's Python (the real idf.py runs in ESP-IDF's own Python env,
-    which has esptool), through a small wrapper script.
-    """
-    import sys
-
-    major, minor, patch = version.split(".")
-    cmake = root / "idf" / "tools" / "cmake"
-    cmake.mkdir(parents=True, exist_ok=True)
-    (cmake / "version.cmake").write_text(
-        f"set(IDF_VERSION_MAJOR {major})\nset(IDF_VERSION_MINOR {minor})\nset(IDF_VERSION_PATCH {patch})\n")
-    bin_dir = root / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    wrapper = bin_dir / "idf.py"
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE_IDF} \"$@\"\n")
-    wrapper.chmod(0o755)
-    return {"IDF_PATH": str(root / "idf"), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-
-
 @pytest.fixture
 def fake_idf(tmp_path_factory, monkeypatch) -> dict[str, str]:
     """The stand-in idf.py installed and active for this test (environment already set)."""
@@ -162,8 +115,8 @@ def fake_idf(tmp_path_factory, monkeypatch) -> dict[str, str]:
 
 @pytest.fixture
 def emulators():
-    """Start emulated ESP32-S3 ROM bootloaders (bench/esp_rom_emulator.py): `emulators(**chip_kw)`."""
-    from bench.esp_rom_emulator import PtyEmulator, SocketEmulator
+    """Start emulated ESP32-S3 ROM bootloaders (testkit/esp_rom_emulator.py): `emulators(**chip_kw)`."""
+    from testkit.esp_rom_emulator import PtyEmulator, SocketEmulator
 
     started = []
 

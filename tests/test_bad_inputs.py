@@ -266,10 +266,10 @@ PLACEHOLDERS = {"CLOSED": _closed_port, "SILENT": lambda: _server("silent"), "NO
 
 @pytest.fixture(scope="module", autouse=True)
 def built_boards(tmp_path_factory):
-    """One real build of sonatino with the stand-in idf.py (tests/fake_tools), copied into cases that flash."""
+    """One real build of sonatino with the stand-in idf.py (testkit/fake_tools), copied into cases that flash."""
     import sys
 
-    from tests.conftest import install_fake_idf
+    from testkit.shared import install_fake_idf
 
     root = tmp_path_factory.mktemp("bad-inputs-build")
     env = {**os.environ, **install_fake_idf(root / "tools"), "RTFLASH_NO_CCACHE": "1"}

@@ -15,7 +15,7 @@ from rtflash.builder import build_board, choose
 from rtflash.builder.progress import first_error, parse_step
 from rtflash.errors import ConfigError, ToolFailed, ToolNotFound
 from rtflash.settings import Settings
-from tests.conftest import SHARED_DEPS
+from testkit.shared import SHARED_DEPS
 
 
 def board(name: str):
@@ -87,7 +87,7 @@ def test_linux_target(project, fake_idf):
 
 
 def test_old_esp_idf_refused(project, tmp_path, monkeypatch):
-    from tests.conftest import install_fake_idf
+    from testkit.shared import install_fake_idf
 
     for key, value in install_fake_idf(tmp_path / "old", "5.1.2").items():
         monkeypatch.setenv(key, value)

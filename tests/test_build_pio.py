@@ -33,7 +33,7 @@ from rtflash.errors import ConfigError, ToolFailed
 from rtflash.render import project_dir_of, render_board
 from rtflash.resources import firmware_dir
 from rtflash.settings import Settings
-from tests.conftest import NO_SHARED, SHARED_PIO, pio_offline_dir
+from testkit.shared import NO_SHARED, SHARED_PIO, pio_offline_dir
 
 S3_BOARDS = ["sonatino", "freenove-s3", "atoms3r-echo", "esp32-s3-box-3"]
 

@@ -14,7 +14,7 @@ import pytest
 
 from bench.relay_bench import RelayProcess
 from rtflash.relay.store import Store, token_hash
-from tests import realtime_standin as rs
+from testkit import realtime_standin as rs
 
 KEY = "sk-cli-relay-KEY-canary-0123456789"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests import realtime_standin as rs
+from testkit import realtime_standin as rs
 
 KEY = "sk-e2e-canary-" + "Q7w" * 8
 MODEL = "gpt-realtime-e2e"
@@ -250,7 +250,7 @@ def test_stand_in_killed_mid_call_then_back_firmware_reconnects(linux_firmware, 
 
     pki_dir = tmp_path / "pki"
     pki = rs.make_pki(pki_dir)
-    standin = subprocess.Popen([sys.executable, "-m", "tests.realtime_standin", "--pki-dir", str(pki_dir)],
+    standin = subprocess.Popen([sys.executable, "-m", "testkit.realtime_standin", "--pki-dir", str(pki_dir)],
                                cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "RTFLASH_STANDIN_KEY": KEY},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

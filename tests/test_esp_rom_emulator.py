@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bench.esp_rom_emulator import SlipDecoder, slip_encode
+from testkit.esp_rom_emulator import SlipDecoder, slip_encode
 
 
 def esptool(*args: str) -> subprocess.CompletedProcess:
@@ -82,7 +82,7 @@ def test_rom_refuses_stub_only_commands(emulators):
     import socket
     import struct
 
-    from bench.esp_rom_emulator import SlipDecoder, slip_encode
+    from testkit.esp_rom_emulator import SlipDecoder, slip_encode
 
     emu = emulators()
     with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as s:

@@ -3,7 +3,7 @@
 Per board: `idf.py reconfigure` through rtflash's own build path (build_board(action="reconfigure")),
 offline from ../shared/deps, then every translation unit of firmware-src and of the pinned deps
 (libpeer, esp-opus, srtp, esp_codec_dev) re-run from compile_commands.json under the stand-in GCC and
-clang-22 --target=xtensa (tests/xtensa_check.py). Also: libpeer's RTP/RTCP headers are laid out
+clang-22 --target=xtensa (testkit/xtensa_check.py). Also: libpeer's RTP/RTCP headers are laid out
 little-endian with the flags components/peer passes (the bytes the Xtensa compilers emit).
 Needs ../shared (skips only where it is absent), clang-22 and gcc-xtensa-lx106 (as on CI).
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import xtensa_check as xc
-from tests.conftest import (
+from testkit import xtensa_check as xc
+from testkit.shared import (
     NO_SHARED,
     REPO,
     SHARED_DEPS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.esp_rom_emulator import build_images
+from testkit.esp_rom_emulator import build_images
 from rtflash import esptool_log, flash
 from rtflash.boards import load_catalog
 
@@ -22,7 +22,7 @@ def opts(tmp_path):
 
 
 def firmware(seed: int = 1, app_kb: int = 900) -> list[flash.Image]:
-    """Images shaped like a build (bench/esp_rom_emulator.py makes them for the bench too)."""
+    """Images shaped like a build (testkit/esp_rom_emulator.py makes them for the bench too)."""
     return [flash.Image(name, offset, data) for name, offset, data in build_images(seed, app_kb)]
 
 

@@ -15,7 +15,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests import realtime_standin as rs
+from testkit import realtime_standin as rs
 
 KEY = "sk-standin-test-0123456789"
 MODEL = "gpt-realtime"

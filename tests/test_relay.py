@@ -26,7 +26,7 @@ from rtflash.relay.limits import LimitConfig, Limits, Refused
 from rtflash.relay.server import RedactingFormatter, Relay, RelayConfig
 from rtflash.relay.store import Store, token_hash
 from rtflash.settings import Settings, load_settings
-from tests import realtime_standin as rs
+from testkit import realtime_standin as rs
 
 KEY = "sk-relay-test-KEY-canary-0123456789"
 

@@ -28,7 +28,7 @@ import pytest
 
 from bench.relay_bench import RelayProcess
 from rtflash.relay.store import Store
-from tests import realtime_standin as rs
+from testkit import realtime_standin as rs
 
 KEY = "sk-relay-fw-canary-" + "Zq8" * 8
 DEVICE = "linux-kitchen"

@@ -939,7 +939,7 @@ async def client_call(
     return result
 
 
-# --- as a process: `python -m tests.realtime_standin` ----------------------------------------------
+# --- as a process: `python -m testkit.realtime_standin` ----------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -951,7 +951,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m tests.realtime_standin", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testkit.realtime_standin", description=main.__doc__)
     parser.add_argument("--pki-dir", type=Path, required=True,
                         help="folder for the throw-away CA (ca.pem: what the client trusts) and server cert")
     parser.add_argument("--port", type=int, default=0)

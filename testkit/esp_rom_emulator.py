@@ -13,7 +13,7 @@ Endpoints: `SocketEmulator` (pyserial `socket://127.0.0.1:PORT`; each new connec
 reset into the ROM, flash kept) and `PtyEmulator` (a pty slave path, for read-heavy tests:
 pyserial's socket transport reads one byte per call for large reads).
 
-Run it by hand: `python bench/esp_rom_emulator.py [--chip esp32s3] [--flash 8MB] [--baud N]`.
+Run it by hand: `python testkit/esp_rom_emulator.py [--chip esp32s3] [--flash 8MB] [--baud N]`.
 """
 
 from __future__ import annotations
