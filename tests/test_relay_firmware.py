@@ -158,9 +158,6 @@ def test_firmware_without_a_key_sets_up_its_call_through_the_relay(linux_firmwar
     assert KEY not in relay_log and world.token not in relay_log
 
 
-@pytest.mark.xfail(strict=False, reason="the media session (DTLS with the stand-in) is helper E2's open work "
-                   "(tests/test_e2e_session.py is xfail for it); passes with E2's libpeer poll fix in components/peer: "
-                   "drop this mark once that is in")
 def test_relay_call_opens_the_data_channel_and_keeps_the_relays_session(linux_firmware, pki, world: World) -> None:
     fw = Firmware(linux_firmware.elf, world.work, world.firmware_env(pki))
     try:
