@@ -11,6 +11,11 @@ shared/FACTS.md "The Realtime API over WebRTC today"):
 - ``POST /v1/realtime/calls?model=M`` with ``Authorization: Bearer <key>`` and
   ``Content-Type: application/sdp``, the body the SDP offer -> ``201``, body the SDP answer
   (``application/sdp``), the call id in the ``Location`` header (``/v1/realtime/calls/rtc_...``).
+- ``POST /v1/realtime/calls/{call_id}/hangup`` with the same Bearer ("Hang up call",
+  https://developers.openai.com/api/docs/api-reference/realtime-calls/hangup-call) -> ``200`` (empty
+  body; the SDKs return nothing) and that call's peer connection is closed; a call it never had, or one
+  already over (hung up, or closed by the client), is ``404``. The 404's message and code are ours:
+  the reference documents no error body beyond the API's usual shape.
 - Errors are JSON ``{"error": {"message", "type", "code", "param"}}``; a wrong key gets ``401``.
 - On the ``oai-events`` data channel it sends ``session.created`` when the channel opens, answers
   ``session.update`` with ``session.updated`` (the merged session), then plays a short model turn as
@@ -541,6 +546,7 @@ class Call:
     created: float = field(default_factory=time.monotonic)
     channel_open: float | None = None
     channel: Any = None
+    hung_up: float | None = None  # monotonic time of a hang-up request that ended it
 
     @property
     def state(self) -> str:
@@ -607,7 +613,8 @@ class StandIn:
         self.mode, self.play, self.tone_hz = mode, play, tone_hz
         self.slow_seconds, self.respond = slow_seconds, respond
         self.calls: list[Call] = []
-        self.requests: list[RequestRecord] = []
+        self.requests: list[RequestRecord] = []  # create-call requests
+        self.hangups: list[RequestRecord] = []  # hang-up requests
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -624,6 +631,7 @@ class StandIn:
         loopback_only()
         app = web.Application(client_max_size=256 * 1024)
         app.router.add_post("/v1/realtime/calls", self._create_call)
+        app.router.add_post("/v1/realtime/calls/{call_id}/hangup", self._hangup)
         # shutdown_timeout: a "slow" request still sleeping must not hold stop() for aiohttp's default 60 s
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -656,6 +664,25 @@ class StandIn:
         rec = RequestRecord(request.method, request.path_qs, dict(request.headers), body)
         self.requests.append(rec)
         resp = await self._answer_request(request, body)
+        rec.status = resp.status
+        return resp
+
+    async def _hangup(self, request: web.Request) -> web.Response:
+        """End one call: close its RTCPeerConnection (the device sees DTLS close and ICE go)."""
+        rec = RequestRecord(request.method, request.path_qs, dict(request.headers), await request.text())
+        self.hangups.append(rec)
+        call_id = request.match_info["call_id"]
+        call = next((c for c in self.calls if c.id == call_id), None)
+        if request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+            resp = api_error(401, "Incorrect API key provided. You can find your API key at "
+                             "https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key")
+        elif call is None or call.pc is None or call.hung_up is not None or call.state in ("closed", "failed"):
+            resp = api_error(404, f"Call '{call_id}' not found or no longer active.", "invalid_request_error",
+                             "call_not_found", "call_id")
+        else:
+            call.hung_up = time.monotonic()
+            await call.pc.close()
+            resp = web.Response(status=200)
         rec.status = resp.status
         return resp
 

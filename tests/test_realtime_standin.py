@@ -37,11 +37,11 @@ async def wait_for(predicate, timeout: float) -> bool:
 
 async def post(url: str, pki: rs.Pki, *, key: str = KEY, body: str = "v=0\r\n", ctype: str = "application/sdp",
                params: dict | None = None, timeout: float = 5.0) -> tuple[int, dict, str]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
-        async with http.post(url, params={"model": MODEL} if params is None else params, data=body.encode(),
-                             headers={"Authorization": f"Bearer {key}", "Content-Type": ctype},
-                             ssl=pki.client_context()) as resp:
-            return resp.status, dict(resp.headers), await resp.text()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http, \
+            http.post(url, params={"model": MODEL} if params is None else params, data=body.encode(),
+                      headers={"Authorization": f"Bearer {key}", "Content-Type": ctype},
+                      ssl=pki.client_context()) as resp:
+        return resp.status, dict(resp.headers), await resp.text()
 
 
 def test_call_connects_media_both_ways_and_events(pki: rs.Pki) -> None:
@@ -193,9 +193,8 @@ def test_tls_is_verified_by_the_client(pki: rs.Pki, tmp_path: Path) -> None:
     other_ca = rs.make_pki(tmp_path / "other")
     other_host = rs.make_pki(tmp_path / "host", hosts=("example.invalid",), ca=pki)
     assert other_host.ca_file == pki.ca_file
-    with rs.StandInThread(pki, KEY) as server:
-        with pytest.raises(aiohttp.ClientConnectorCertificateError):
-            asyncio.run(post(server.standin.calls_url, other_ca))
+    with rs.StandInThread(pki, KEY) as server, pytest.raises(aiohttp.ClientConnectorCertificateError):
+        asyncio.run(post(server.standin.calls_url, other_ca))
     with rs.StandInThread(other_host, KEY) as server:
         with pytest.raises(aiohttp.ClientConnectorCertificateError) as err:
             asyncio.run(post(server.standin.calls_url, pki))
@@ -233,3 +232,44 @@ def test_rtp_problems_spots_bad_streams() -> None:
         rs.parse_rtp_header(b"\x80")
     assert rs.dominant_frequency(rs.tone(1234.0)(0, 9600)) == pytest.approx(1234.0, rel=0.002)
     assert np.all(rs.pcm_source(np.array([1, 2], np.int16))(1, 3) == [2, 0, 0])
+
+
+def test_hangup_ends_the_call_and_answers_like_the_api(pki: rs.Pki) -> None:
+    """`POST /v1/realtime/calls/{call_id}/hangup`: Bearer checked, 404 for a call it does not have (or no
+    longer has), 200 closes that call's peer connection and no other."""
+    with rs.StandInThread(pki, KEY, play="silence", respond=False) as server:
+        base = server.standin.calls_url
+
+        async def scenario() -> tuple[list[tuple[int, str]], list[rs.ClientCall], str, str]:
+            calls = [await rs.client_call(base, KEY, MODEL, pki.client_context(), rs.silence) for _ in range(2)]
+            try:
+                assert all(c.status == 201 for c in calls)
+                assert await wait_for(lambda: all(c.connected_at() for c in calls), 5)
+                target = calls[0].headers["Location"].rsplit("/", 1)[-1]
+                answers = []
+                for key, call_id in ((KEY + "x", target), (KEY, "rtc_" + "0" * 32), (KEY, target), (KEY, target)):
+                    status, _, body = await post(f"{base}/{call_id}/hangup", pki, key=key, body="", params={})
+                    answers.append((status, body))
+                ended = await wait_for(lambda: calls[0].states[-1][1] in ("closed", "failed"), 10)
+                assert ended, calls[0].states
+                await asyncio.sleep(0.5)  # the other call, meanwhile: still up on both sides
+                return answers, calls, calls[1].states[-1][1], server.standin.calls[1].state
+            finally:
+                for c in calls:
+                    await c.close()
+
+        answers, calls, other_client, other_standin = asyncio.run(scenario())
+        stand = {c.id: c for c in server.standin.calls}
+    hung_id = calls[0].headers["Location"].rsplit("/", 1)[-1]
+    assert [s for s, _ in answers] == [401, 404, 200, 404]
+    for status, body in (answers[0], answers[1], answers[3]):
+        error = json.loads(body)["error"]
+        assert set(error) == {"message", "type", "code", "param"} and error["type"] == "invalid_request_error"
+    assert json.loads(answers[0][1])["error"]["code"] == "invalid_api_key" and KEY not in answers[0][1]
+    assert json.loads(answers[1][1])["error"]["code"] == "call_not_found" and answers[2][1] == ""
+    assert stand[hung_id].hung_up is not None and stand[hung_id].state == "closed"
+    assert other_client == "connected" and other_standin == "connected"
+    assert [c.hung_up is None for c in server.standin.calls] == [False, True]
+    hangups = server.standin.hangups
+    assert len(hangups) == 4 and hangups[2].headers["Authorization"] == f"Bearer {KEY}"
+    assert [r.status for r in hangups] == [401, 404, 200, 404] and len(server.standin.requests) == 2
