@@ -145,6 +145,22 @@ def test_whole_chip_erase_needs_yes_without_a_terminal(invoke, emulators):
     assert set(emu.chip.flash) == {0xFF}
 
 
+def test_flash_erase_needs_yes_without_a_terminal(invoke, built, project, emulators):
+    """`flash --erase` wipes the whole chip first, as `erase` does: same question, same --yes."""
+    emu = emulators()
+    emu.chip.flash[0x700000:0x701000] = b"\0" * 0x1000  # outside every image: only an erase clears it
+    refused = invoke("flash", "--board", "sonatino", "--port", emu.url, "--erase", "--no-credentials")
+    assert refused.exit_code == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"error: erase the whole flash of {emu.url} (firmware and Wi-Fi/API settings): pass --yes to confirm "
+        "(no terminal to ask on), or leave out --erase"]
+    assert emu.chip.connections == 0
+    done = invoke("flash", "--board", "sonatino", "--port", emu.url, "--erase", "--yes", "--no-credentials")
+    assert done.exit_code == 0, done.stderr
+    assert set(emu.chip.flash[0x700000:0x701000]) == {0xFF}
+    assert on_device(emu, images(project, built))
+
+
 def test_whole_chip_erase_asks_on_a_terminal(rtflash_exe, project, emulators):
     """The installed script on a pty: 'n' leaves the flash alone, 'y' erases it."""
     import pty

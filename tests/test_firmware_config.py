@@ -93,7 +93,9 @@ def test_nvs_keys_match_what_rtflash_provisions():
 
     header = (FW / "components/rt_core/src/rt_config.c").read_text()
     keys = re.findall(r'\{"([a-z_]+)", FIELD', header)
-    assert keys == [*nvs.CREDENTIAL_KEYS, *nvs.SETTING_KEYS]
+    assert keys == [*nvs.CREDENTIAL_KEYS, *nvs.SETTING_KEYS, *nvs.RELAY_KEYS]
+    secret = {key for key, flag in re.findall(r'\{"([a-z_]+)", FIELD\(\w+\), \w+, (\w+)\}', header) if flag == "true"}
+    assert secret == nvs.SECRET_KEYS, "the firmware logs only presence and length of what rtflash treats as secret"
     assert '#define RT_NVS_NAMESPACE "rtflash"' in (FW / "components/rt_core/include/rt_config.h").read_text()
     assert nvs.NAMESPACE == "rtflash"
 

@@ -131,9 +131,10 @@ def load_images(app: App, board, force: bool, with_credentials: bool, cred_optio
 @click.option("--force", is_flag=True, help="Write even if the flash size, chip revision or partitions do not match the board "
                    "(never to another chip).")
 @click.option("--no-credentials", is_flag=True, help="Do not write the Wi-Fi/API credentials partition.")
+@click.option("--yes", "-y", is_flag=True, help="With --erase: erase the whole flash without asking (for scripts).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON result object per device on stdout.")
 @pass_app
-def flash(app: App, board_name, ports, baud, before, after, erase, full, force, no_credentials, as_json) -> None:
+def flash(app: App, board_name, ports, baud, before, after, erase, full, force, no_credentials, yes, as_json) -> None:
     """Write the last build (and the credentials) to one or more devices."""
     from rtflash.errors import ConfigError
 
@@ -142,6 +143,8 @@ def flash(app: App, board_name, ports, baud, before, after, erase, full, force, 
         raise ConfigError("the linux board runs on this machine: use rtflash exec --board linux")
     images = load_images(app, board, force, with_credentials=not no_credentials)
     port_list = resolve_ports(app, board, ports)
+    if erase and not yes:
+        confirm_whole_erase(port_list, "--erase")
     options = flash_options_from(app, baud, before, after, full=full, erase=erase, force=force)
     report(app, run_flash(app, board, port_list, images, options, quiet=as_json), as_json)
 
@@ -163,7 +166,7 @@ def erase(app: App, board_name, ports, baud, before, after, region, force, yes, 
     span = parse_region(region, board, force) if region else None
     port_list = resolve_ports(app, board, ports)
     if span is None and not yes:
-        confirm_whole_erase(port_list)
+        confirm_whole_erase(port_list, "--region OFFSET SIZE")
     options = flash_options_from(app, baud, before, after, force=force)
     report(app, [flash.erase_device(p, board, options, span) for p in port_list], as_json)
 
@@ -185,13 +188,14 @@ def parse_region(region: tuple[str, str], board, force: bool) -> tuple[int, int]
     return offset, size
 
 
-def confirm_whole_erase(port_list: list[str]) -> None:
+def confirm_whole_erase(port_list: list[str], instead: str) -> None:
     """A whole-chip erase also wipes the Wi-Fi/API settings: ask on a terminal, refuse a script without --yes."""
     from rtflash.errors import ConfigError
 
     what = f"erase the whole flash of {', '.join(port_list)} (firmware and Wi-Fi/API settings)"
     if not sys.stdin.isatty():
-        raise ConfigError(f"{what}: pass --yes to confirm (no terminal to ask on), or --region OFFSET SIZE")
+        other = f", or {instead}" if instead.startswith("--region") else f", or leave out {instead}"
+        raise ConfigError(f"{what}: pass --yes to confirm (no terminal to ask on){other}")
     if not click.confirm(f"{what}?", default=False, err=True):
         from rtflash import console
 
