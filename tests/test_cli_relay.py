@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import ssl
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -159,49 +161,69 @@ def test_provision_revoked_device_refused(invoke, relay_env, project, wifi):
 
 
 def test_installed_relay_serves_a_call_and_revoke_shuts_the_device_out(rtflash_exe, project, pki, monkeypatch):
+    """The installed script: `relay serve` sets up two devices' calls; `relay revoke kitchen` (a process of
+    its own, the key from the environment as serve has it) hangs up kitchen's call only, and its next
+    call gets 401."""
+    from bench.relay_bench import LoopThread
+
     store = project / "relay-devices.json"
-    env = {"RTFLASH_RELAY_STORE": str(store), "PATH": "/usr/bin:/bin"}
+    env = {"RTFLASH_RELAY_STORE": str(store), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
     enrolled = subprocess.run([rtflash_exe, "relay", "enroll", "kitchen"], capture_output=True, text=True,
-                              env=env, timeout=60)
+                              env=env, timeout=60, check=False)
     assert enrolled.returncode == 0, enrolled.stderr
     token = enrolled.stdout.strip()
     other = Store(store).enroll("hall")
+    devices = LoopThread()
+    calls: list[rs.ClientCall] = []
     with rs.StandInThread(pki, KEY, play="tone") as server:
         relay = RelayProcess(project, pki, server.standin.calls_url, store, key=KEY)
         try:
-            async def call(tok: str) -> rs.ClientCall:
-                c = await rs.client_call(relay.url, tok, "m", pki.client_context(), rs.tone(800.0))
+            def call(tok: str) -> rs.ClientCall:
+                c = devices.run(rs.client_call(relay.url, tok, "m", pki.client_context(), rs.tone(800.0)))
+                calls.append(c)
                 if c.status == 201:
-                    for _ in range(250):
-                        if c.received.seconds() >= 0.5:
-                            break
-                        await asyncio.sleep(0.02)
-                await c.close()
+                    assert server.wait_until(lambda: c.received.seconds() >= 0.5, 10), c.states
                 return c
 
-            first = asyncio.run(call(token))
+            hall, first = call(other), call(token)
+            ids = {c.headers["Location"].rsplit("/", 1)[-1] for c in (hall, first)}
+            assert server.wait_until(lambda: {c.call_id for n in ("kitchen", "hall")
+                                              for c in Store(store).calls_of(n)} == ids, 10)
             revoke = subprocess.run([rtflash_exe, "relay", "revoke", "kitchen"], capture_output=True, text=True,
-                                    env=env, timeout=60)
+                                    env={**env, "RTFLASH_OPENAI_API_KEY": KEY,
+                                         "RTFLASH_SECRETS_FILE": str(project / "none.toml")},
+                                    stdin=subprocess.DEVNULL, timeout=60, check=False)
             assert revoke.returncode == 0, revoke.stderr
-            refused = asyncio.run(call(token))
-            hall = asyncio.run(call(other))
+            stand = {c.id: c for c in server.standin.calls}
+            kitchen_call = stand[first.headers["Location"].rsplit("/", 1)[-1]]
+            hall_call = stand[hall.headers["Location"].rsplit("/", 1)[-1]]
+            ended = server.wait_until(lambda: first.states[-1][1] in ("closed", "failed"), 10)
+            hall_state = (hall.states[-1][1], hall_call.state)
+            refused = call(token)
         finally:
+            for c in calls:
+                devices.run(c.close())
+            devices.close()
             log = relay.stop()
     assert first.status == 201 and first.received.seconds() >= 0.5
+    assert f"hung up call {kitchen_call.id}" in revoke.stderr.splitlines()
+    assert ended and kitchen_call.hung_up is not None and kitchen_call.state == "closed"
+    assert hall_call.hung_up is None and hall_state == ("connected", "connected")
     assert refused.status == 401 and hall.status == 201
-    assert len(server.standin.requests) == 2
-    assert all(r.headers["Authorization"] == f"Bearer {KEY}" for r in server.standin.requests)
+    assert len(server.standin.requests) == 2 and len(server.standin.hangups) == 1
+    assert all(r.headers["Authorization"] == f"Bearer {KEY}" for r in server.standin.requests + server.standin.hangups)
     assert "relay listening on https://127.0.0.1:" in log and "kitchen: 201 call rtc_" in log
     assert "revoked device kitchen refused" in log and "relay stopped (3 request(s), 2 call(s) set up)" in log
     for secret in (KEY, token, other):
         assert secret not in log and secret not in first.body + json.dumps(first.headers) + refused.body
-        assert secret not in store.read_text()
+        assert secret not in store.read_text() and secret not in revoke.stdout + revoke.stderr
 
 
 def test_help_lists_relay(rtflash_exe):
-    out = subprocess.run([rtflash_exe, "--help"], capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run([rtflash_exe, "--help"], capture_output=True, text=True, timeout=60, check=False).stdout
     assert "relay" in out
-    sub = subprocess.run([rtflash_exe, "relay", "--help"], capture_output=True, text=True, timeout=60).stdout
+    sub = subprocess.run([rtflash_exe, "relay", "--help"], capture_output=True, text=True, timeout=60,
+                         check=False).stdout
     assert all(c in sub for c in ("serve", "enroll", "devices", "revoke"))
     assert sys.executable
 
@@ -233,3 +255,113 @@ def test_installed_relay_with_two_workers_serves_and_keeps_limits_shared(project
     assert set(Counter(r.device for r in results if r.status == 201).values()) == {2}
     assert len(upstream.seen) == 20 and all(s.authorization == f"Bearer {KEY}" for s in upstream.seen)
     assert all(t not in log for t in tokens) and KEY not in log
+
+
+# --- relay revoke hangs up the device's calls in progress ---------------------------------------------
+
+
+class Scene:
+    """The stand-in (holding KEY), an in-process relay in front of it on the CLI's store, and a loop for the
+    devices' aiortc calls, which stay up across synchronous `rtflash relay revoke` runs."""
+
+    def __init__(self, pki: rs.Pki, store: Path) -> None:
+        from bench.relay_bench import LoopThread
+        from rtflash.relay.config import session_object, session_values
+        from rtflash.relay.server import Relay, RelayConfig
+        from rtflash.settings import Settings
+
+        self.pki, self.store = pki, store
+        self.server = rs.StandInThread(pki, KEY, play="silence", respond=False).start()
+        self.relays, self.devices = LoopThread(), LoopThread()
+        config = RelayConfig(api_key=KEY, store=Store(store), upstream=self.server.standin.calls_url,
+                             upstream_ssl=pki.client_context(), upstream_ca=str(pki.ca_file),
+                             session_for=lambda d: session_object(session_values(Settings(), d.name, d.board)))
+        self.relay = Relay(config)
+        self.relays.run(self.relay.start("127.0.0.1", 0, pki.server_context()))
+        self.calls: list[rs.ClientCall] = []
+
+    def call(self, token: str) -> tuple[rs.ClientCall, rs.Call]:
+        """A device's call through the relay, connected; (device side, stand-in side)."""
+        call = self.devices.run(rs.client_call(self.relay.url, token, "m", self.pki.client_context(), rs.silence))
+        self.calls.append(call)
+        assert call.status == 201, call.body
+        assert self.server.wait_until(lambda: call.connected_at() is not None, 10), call.states
+        self.relays.run(self.relay.recorder.drain())
+        call_id = call.headers["Location"].rsplit("/", 1)[-1]
+        return call, next(c for c in self.server.standin.calls if c.id == call_id)
+
+    def close(self) -> None:
+        for call in self.calls:
+            self.devices.run(call.close())
+        self.relays.run(self.relay.stop())
+        self.server.stop()
+        self.relays.close()
+        self.devices.close()
+
+
+@pytest.fixture
+def scene(pki, relay_env):
+    s = Scene(pki, relay_env)
+    yield s
+    s.close()
+
+
+def test_revoke_hangs_up_the_devices_call_and_no_other(invoke, scene, relay_env, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)  # where `relay serve` would find it too
+    kitchen, hall = Store(relay_env).enroll("kitchen"), Store(relay_env).enroll("hall")
+    (k_dev, k_call), (h_dev, h_call) = scene.call(kitchen), scene.call(hall)
+    result = invoke("relay", "revoke", "kitchen")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("revoked kitchen at ") and "next call is refused (401)" in lines[0]
+    assert lines[1:] == [f"hung up call {k_call.id}"]
+    # the stand-in closed that call, the device sees it end; the other device's call is untouched
+    assert scene.server.wait_until(lambda: k_call.state == "closed", 5) and k_call.hung_up is not None
+    assert scene.server.wait_until(lambda: k_dev.states[-1][1] in ("closed", "failed"), 10), k_dev.states
+    assert h_call.hung_up is None and h_call.state == "connected" and h_dev.states[-1][1] == "connected"
+    assert [r.headers["Authorization"] for r in scene.server.standin.hangups] == [f"Bearer {KEY}"]
+    assert KEY not in result.output and kitchen not in result.output
+    store = Store(relay_env)
+    assert store.get("kitchen").revoked and store.calls_of("kitchen") == []
+    assert [c.call_id for c in store.calls_of("hall")] == [h_call.id]
+    again = invoke("relay", "revoke", "kitchen")
+    assert again.exit_code == 0 and "no call of kitchen in progress" in again.stderr
+
+
+def test_revoke_a_call_already_ended_is_its_404_line(invoke, scene, relay_env, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    token = Store(relay_env).enroll("kitchen")
+    device, call = scene.call(token)
+    scene.devices.run(device.close())  # the device hung up by itself
+    assert scene.server.wait_until(lambda: call.state == "closed", 10), call.states
+    result = invoke("relay", "revoke", "kitchen")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[1:] == [f"call {call.id}: already ended (404)"]
+    assert Store(relay_env).calls_of("kitchen") == [] and KEY not in result.output
+
+
+@pytest.mark.parametrize("key", [KEY, None])
+def test_revoke_with_the_api_out_of_reach_still_revokes(invoke, relay_env, monkeypatch, key):
+    from rtflash.relay.store import CallRecord, now_iso
+
+    if key:
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connection refused
+    store = Store(relay_env)
+    store.enroll("kitchen")
+    store.record_calls([CallRecord("kitchen", "rtc_gone", now_iso(), f"https://127.0.0.1:{port}/v1/realtime/calls")])
+    result = invoke("relay", "revoke", "kitchen")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("revoked kitchen at ")
+    if key:
+        assert lines[1] == (f"call rtc_gone: could not reach the API: 127.0.0.1:{port}: Connection refused; the call "
+                            "ends when the device hangs up")
+    else:
+        assert lines[1].startswith("call rtc_gone: not hung up: OpenAI API key is not set")
+        assert lines[1].endswith("; the call ends when the device hangs up")
+    store = Store(relay_env)
+    assert store.get("kitchen").revoked and [c.call_id for c in store.calls_of("kitchen")] == ["rtc_gone"]
+    assert KEY not in result.output

@@ -24,7 +24,7 @@ from rtflash.errors import ConfigError
 from rtflash.relay.config import parse_relay_table, session_object, session_values
 from rtflash.relay.limits import LimitConfig, Limits, Refused
 from rtflash.relay.server import RedactingFormatter, Relay, RelayConfig
-from rtflash.relay.store import Store, token_hash
+from rtflash.relay.store import Store, now_iso, token_hash
 from rtflash.settings import Settings, load_settings
 from testkit import realtime_standin as rs
 
@@ -61,6 +61,7 @@ class Running:
         logger.addHandler(self.handler)
         logger.setLevel(logging.INFO)
         config = RelayConfig(api_key=KEY, store=store, upstream=upstream, upstream_ssl=pki.client_context(),
+                             upstream_ca=str(pki.ca_file),
                              session_for=lambda d: session_object(session_values(settings, d.name, d.board)),
                              **options)
         self.loop, self.relay = loop, Relay(config)
@@ -104,9 +105,9 @@ async def post(url: str, pki: rs.Pki, token: str | None, body: bytes = OFFER.enc
             for i in range(0, len(body), 8192):
                 yield body[i:i + 8192]
         data = gen()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-        async with http.post(url, data=data, headers=headers, ssl=pki.client_context()) as r:
-            return r.status, dict(r.headers), await r.text()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http, \
+            http.post(url, data=data, headers=headers, ssl=pki.client_context()) as r:
+        return r.status, dict(r.headers), await r.text()
 
 
 def assert_clean(text: str, *secrets: str, where: str = "") -> None:
@@ -205,7 +206,7 @@ def test_unknown_missing_and_malformed_tokens_get_401_without_upstream(relay_min
     forged = "rtd_" + "A" * 43
     for token, code in ((forged, "invalid_device_token"), ("nonsense", "invalid_device_token"),
                         (None, "missing_device_token"), (real[:-1] + ("B" if real[-1] != "B" else "C"), "invalid_device_token")):
-        status, headers, body = asyncio.run(post(relay_mini.url, pki, token))
+        status, _, body = asyncio.run(post(relay_mini.url, pki, token))
         assert status == 401 and json.loads(body)["error"]["code"] == code
     assert mini.seen == [] and relay_mini.relay.upstream_requests == 0
     assert len(relay_mini.lines()) == 4 and all("401" in ln for ln in relay_mini.lines())
@@ -259,7 +260,7 @@ def test_upstream_untrusted_certificate_502(loop, pki, store, mini, tmp_path):
     other = rs.make_pki(tmp_path / "other", ca_name="not the upstream's CA")
     running = Running(loop, other, store, mini.url)  # trusts only `other`'s CA for the upstream
     try:
-        status, _, body = asyncio.run(post(running.url, other, store.enroll("dev")))
+        status, _, _ = asyncio.run(post(running.url, other, store.enroll("dev")))
     finally:
         running.stop()
     assert status == 502 and "upstream certificate not trusted" in running.lines()[0]
@@ -384,7 +385,7 @@ def test_store_corrupt_file_is_one_clear_error(store):
 def test_corrupt_store_gives_503(relay_mini, mini, pki, store):
     token = store.enroll("dev")
     store.path.write_text("[]")
-    got, _, text = asyncio.run(post(relay_mini.url, pki, token))
+    got, _, _ = asyncio.run(post(relay_mini.url, pki, token))
     assert got == 503 and mini.seen == [] and "device store" in relay_mini.lines()[0]
 
 
@@ -461,3 +462,91 @@ def test_shared_limits_hold_across_forked_workers():
     with pytest.raises(Refused) as busy:
         concurrent.acquire("a")
     assert busy.value.reason == "concurrent"
+
+
+# --- calls in progress: recorded for `relay revoke` ----------------------------------------------------
+
+
+def test_store_records_prunes_and_forgets_calls(store):
+    import datetime
+
+    from rtflash.relay.store import CallRecord
+
+    store.enroll("kitchen")
+    store.enroll("hall")
+    old = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=61)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    up = "https://127.0.0.1:1/v1/realtime/calls"
+    calls = [CallRecord("kitchen", "rtc_a", now_iso(), up, "/ca.pem"), CallRecord("kitchen", "rtc_old", old, up),
+             CallRecord("hall", "rtc_b", now_iso(), up), CallRecord("kitchen", "../x", now_iso(), up)]
+    assert store.record_calls(calls) == []
+    reader = Store(store.path)  # another process
+    assert [c.call_id for c in reader.calls_of("kitchen")] == ["rtc_a"]  # the 61-minute-old one is over
+    assert reader.calls_of("kitchen")[0] == calls[0] and [c.call_id for c in reader.calls_of("hall")] == ["rtc_b"]
+    store.enroll("garage")  # any later write prunes the expired call from the file; devices and calls kept
+    text = store.path.read_text()
+    assert "rtc_old" not in text and "../x" not in text and "rtc_a" in text and (store.path.stat().st_mode & 0o777) == 0o600
+    store.record_use({"hall": (store.get("hall").token_sha256, now_iso())})
+    assert [c.call_id for c in reader.calls_of("hall")] == ["rtc_b"]
+    store.revoke("hall")  # a call of a device revoked by now is not recorded: returned for the relay to hang up
+    late, gone = CallRecord("hall", "rtc_late", now_iso(), up), CallRecord("gone", "rtc_c", now_iso(), up)
+    assert store.record_calls([late, gone]) == [late, gone]
+    assert [c.call_id for c in reader.calls_of("hall")] == ["rtc_b"]
+    store.forget_calls("kitchen", {"rtc_a", "rtc_b"})  # only kitchen's
+    assert reader.calls_of("kitchen") == [] and [c.call_id for c in reader.calls_of("hall")] == ["rtc_b"]
+
+
+def test_call_id_and_hangup_url():
+    from rtflash.relay.calls import call_id_from, hangup_url
+
+    assert call_id_from("/v1/realtime/calls/rtc_abc123") == "rtc_abc123"
+    assert call_id_from("https://api.openai.com/v1/realtime/calls/rtc_x/") == "rtc_x"
+    assert call_id_from("") is None and call_id_from("/v1/realtime/calls/a%2F..") is None
+    assert hangup_url("https://api.openai.com/v1/realtime/calls", "rtc_x") == \
+        "https://api.openai.com/v1/realtime/calls/rtc_x/hangup"
+    assert hangup_url("https://gw.lan:8443/openai/v1/realtime/calls/?x=1", "rtc_y") == \
+        "https://gw.lan:8443/openai/v1/realtime/calls/rtc_y/hangup"
+
+
+def test_relay_records_each_answered_call_without_secrets(loop, pki, store, mini):
+    token = store.enroll("dev")
+    running = Running(loop, pki, store, mini.url)
+    try:
+        results = asyncio.run(wave(running.url, [token], 2, pki.client_context()))
+        loop.run(running.relay.recorder.drain())
+    finally:
+        running.stop()
+    assert [r.status for r in results] == [201, 201]
+    recorded = Store(store.path).calls_of("dev")
+    assert sorted(c.call_id for c in recorded) == [f"rtc_{i:032x}" for i in (1, 2)]  # MiniUpstream's Locations
+    assert all(c.upstream == mini.url and c.upstream_ca == str(pki.ca_file) for c in recorded)
+    assert_clean(store.path.read_text(), KEY, token, where="the store file")
+
+
+def test_device_revoked_during_set_up_has_its_call_hung_up_by_the_relay(loop, pki, store):
+    """Authenticated before the revoke, answered after it: the revoke cannot have seen the call, so the
+    store refuses to record it and the relay hangs it up itself."""
+    token = store.enroll("dev")
+    with rs.StandInThread(pki, KEY, play="silence", mode="slow", slow_seconds=1.0) as server:
+        running = Running(loop, pki, store, server.standin.calls_url)
+        try:
+            async def device() -> rs.ClientCall:
+                pending = asyncio.ensure_future(rs.client_call(running.url, token, "m", pki.client_context(),
+                                                               rs.silence))
+                await asyncio.sleep(0.4)  # the offer is at the (slow) upstream now
+                Store(store.path).revoke("dev")
+                call = await pending
+                await call.close()
+                return call
+
+            call = asyncio.run(device())
+            loop.run(running.relay.recorder.drain())
+            stand = server.standin.calls[0]
+            ended = server.wait_until(lambda: stand.state == "closed", 5)
+        finally:
+            running.stop()
+    assert call.status == 201 and ended and stand.hung_up is not None
+    assert server.standin.hangups[0].headers["Authorization"] == f"Bearer {KEY}"
+    assert Store(store.path).calls_of("dev") == []
+    assert any(f"dev: revoked during the call's set-up; hung up call {stand.id}" in ln for ln in running.lines())
+    assert_clean("\n".join(running.lines()), KEY, token, where="the relay's log")
+

@@ -19,7 +19,7 @@ def credential_options(f):
 
 def nvs_image(app: App, board, options: dict, relay=None) -> tuple[bytes, object]:
     """Resolve credentials and build the nvs partition image in memory; returns (image, partition).
-    With `relay` (cli.relay.RelaySetup): the relay URL, token and CA instead of any API key."""
+    With `relay` (cli.provision_relay.RelaySetup): the relay URL, token and CA instead of any API key."""
     from rtflash import credentials, nvs
     from rtflash.cli.secrets import interactive_prompt
     from rtflash.errors import ConfigError
@@ -80,7 +80,7 @@ def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai
     if relay_url or device or relay_ca:
         if openai_api_key:
             raise click.UsageError("--api-key cannot go with --relay: in relay mode the device holds no API key")
-        from rtflash.cli.relay import relay_setup
+        from rtflash.cli.provision_relay import relay_setup
 
         relay = relay_setup(board, relay_url, device, relay_ca)
     if board.is_linux:

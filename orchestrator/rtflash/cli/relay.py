@@ -1,4 +1,4 @@
-"""`rtflash relay serve|enroll|devices|revoke`, and the relay half of `rtflash provision --relay`.
+"""`rtflash relay serve|enroll|devices|revoke` (the relay half of `provision --relay`: provision_relay.py).
 
 Tokens: `relay enroll NAME` mints a token, keeps its hash and prints the token ONCE on stdout (for a
 relay on another host: give it to `provision` there as $RTFLASH_RELAY_TOKEN). `provision --relay URL
@@ -13,15 +13,14 @@ import contextlib
 import os
 import ssl
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
 
 from rtflash.cli import App, board_option, json_errors, pass_app
+from rtflash.cli.provision_relay import TOKEN_ENV, ca_context
 
-TOKEN_ENV = "RTFLASH_RELAY_TOKEN"
 _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -76,13 +75,14 @@ def serve(app: App, host, port, cert, key_file, behind_proxy, upstream, upstream
     if urlsplit(upstream).scheme != "https":
         raise click.BadParameter(f"{upstream!r}: the upstream must be https:// (the API key travels to it)",
                                  param_hint="--upstream")
-    upstream_ssl = _ca_context(upstream_ca, "--upstream-ca") if upstream_ca else None
+    upstream_ssl = ca_context(upstream_ca, "--upstream-ca") if upstream_ca else None
     settings = app.settings
     store = open_store()
     devices = store.devices()
     key = credentials.resolve({}, app.project_dir, names=("openai_api_key",),
                               prompt=interactive_prompt())["openai_api_key"].value
     config = RelayConfig(api_key=key, store=store, upstream=upstream, upstream_ssl=upstream_ssl,
+                         upstream_ca=str(upstream_ca.resolve()) if upstream_ca else "",
                          session_for=lambda d: session_object(session_values(settings, d.name, d.board)),
                          limits=LimitConfig(rate, burst, concurrent), max_body=max_body, read_timeout=read_timeout,
                          upstream_timeout=upstream_timeout)
@@ -109,16 +109,6 @@ def _listen(cert, key_file, behind_proxy, host, port):
         raise ConfigError(f"--cert {cert} / --key {key_file}: cannot load the certificate and key ({exc.__class__.__name__}:"
                           f" {getattr(exc, 'reason', None) or exc}); give a PEM chain and its matching key") from None
     return ctx, host or "0.0.0.0", 8443 if port is None else port
-
-
-def _ca_context(path: Path, option: str) -> ssl.SSLContext:
-    from rtflash.errors import ConfigError
-
-    try:
-        return ssl.create_default_context(cafile=str(path))
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        raise ConfigError(f"{option} {path}: not a usable PEM CA certificate ({exc.__class__.__name__}); give the "
-                          "CA file (-----BEGIN CERTIFICATE-----)") from None
 
 
 def _shared_socket(host: str, port: int):
@@ -262,88 +252,21 @@ def devices(as_json: bool) -> None:
 
 @relay.command()
 @click.argument("name")
-def revoke(name: str) -> None:
-    """Shut device NAME out at once (its next call gets 401); other devices are unaffected."""
-    from rtflash import console
+@pass_app
+def revoke(app: App, name: str) -> None:
+    """Shut device NAME out at once: its next call gets 401 and its calls in progress are hung up."""
+    from rtflash import console, credentials
+    from rtflash.relay.calls import revoke_calls
     from rtflash.relay.store import open_store
 
-    dev = open_store().revoke(name)
-    console.info(f"revoked {dev.name} at {dev.revoked_at}: its next call is refused (401); a call already running "
-                 "ends on its own (media flows directly to OpenAI). `rtflash relay enroll "
+    store = open_store()
+    dev = store.revoke(name)  # stored first: whatever happens to the hang-ups, the device is out
+    console.info(f"revoked {dev.name} at {dev.revoked_at}: its next call is refused (401); `rtflash relay enroll "
                  f"{dev.name} --replace` lets it back in with a new token")
 
+    def api_key() -> str:  # from serve's sources, asked for only with a call to hang up; never prompted for:
+        return credentials.resolve({}, app.project_dir,  # a revoke in a script must not wait on a terminal
+                                   names=("openai_api_key",))["openai_api_key"].value
 
-# --- provision --relay ---------------------------------------------------------------------------
-
-
-def ca_der_base64(path: Path) -> str:
-    """The CA for NVS: one line, base64 of the certificate's DER. Why not the PEM: NVS values go through
-    the generator's CSV one line each, and the firmware decodes this with mbedtls_base64_decode and
-    parses it with mbedtls_x509_crt_parse_der."""
-    import base64
-
-    from rtflash.errors import ConfigError
-
-    pem = path.read_text(encoding="ascii", errors="replace")
-    count = pem.count("-----BEGIN CERTIFICATE-----")
-    if count != 1:
-        raise ConfigError(f"--relay-ca {path}: holds {count} PEM certificates; give the one CA certificate that "
-                          "signed the relay's certificate")
-    return base64.b64encode(ssl.PEM_cert_to_DER_cert(pem[pem.index("-----BEGIN CERTIFICATE-----"):])).decode("ascii")
-
-
-@dataclass
-class RelaySetup:
-    """What `provision --relay` writes into NVS (relay_url, relay_token, relay_ca) and how to enroll it."""
-
-    url: str
-    device: str
-    token: str
-    board: str
-    ca_pem: str = ""  # base64 of the DER (ca_der_base64): NVS key relay_ca
-    minted: bool = False  # True: commit() enrolls it in this machine's store
-    pairs: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.pairs = {"relay_url": self.url, "relay_token": self.token}
-        if self.ca_pem:
-            self.pairs["relay_ca"] = self.ca_pem
-
-    def commit(self) -> None:
-        """Enroll the minted token (replacing the device's old one) once the image is built."""
-        if self.minted:
-            from rtflash.relay.store import open_store
-
-            open_store().enroll(self.device, self.board, replace_existing=True, token=self.token)
-
-
-def relay_setup(board, url: str | None, device: str | None, ca_file: Path | None) -> RelaySetup:
-    """Check --relay/--device/--relay-ca and pick the token (RTFLASH_RELAY_TOKEN, else a fresh one)."""
-    from rtflash import redact
-    from rtflash.errors import ConfigError
-    from rtflash.relay.store import check_name, check_token, new_token, open_store
-
-    if not (url and device):
-        raise click.UsageError("--relay URL and --device NAME go together (--relay-ca FILE with them, for a relay "
-                               "with a private certificate)")
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
-        raise click.BadParameter(f"{url!r}: give the relay's https:// URL, e.g. https://relay.lan:8443/v1/realtime/calls "
-                                 "(the device verifies its certificate)", param_hint="--relay")
-    check_name(device)
-    ca_pem = ""
-    if ca_file is not None:
-        _ca_context(ca_file, "--relay-ca")
-        ca_pem = ca_der_base64(ca_file)
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if token:
-        check_token(token, f"${TOKEN_ENV}")
-        redact.register(token)
-        return RelaySetup(url, device, token, board.name, ca_pem)
-    known = open_store().devices().get(device)
-    if known is not None and known.revoked:
-        raise ConfigError(f"device {device!r} is revoked; `rtflash relay enroll {device} --replace` lets it back in "
-                          "(then provision it with that token in $" + TOKEN_ENV + ")")
-    token = new_token()
-    redact.register(token)
-    return RelaySetup(url, device, token, board.name, ca_pem, minted=True)
+    for line in revoke_calls(store, dev.name, api_key):
+        console.info(line)

@@ -26,6 +26,8 @@ retries rather than giving up), 504 upstream timeout, other upstream 4xx as sent
 the API's own shape; an upstream error body is passed on with the key (and any `sk-...` fragment)
 masked. One log line per request, through `rtflash.redact`; a token is never logged (the relay only
 ever holds it for the hash) and the key is registered as a secret.
+
+Each answered call is recorded for `relay revoke` to hang up (calls.py).
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ from aiohttp import web
 
 from rtflash import redact
 from rtflash.errors import RtflashError
+from rtflash.relay.calls import CallRecorder, call_id_from
 from rtflash.relay.limits import LimitConfig, Limits, Refused, SharedLimits
-from rtflash.relay.store import Device, Store, now_iso
+from rtflash.relay.store import CallRecord, Device, Store, now_iso
 
 DEFAULT_UPSTREAM = "https://api.openai.com/v1/realtime/calls"
 CALLS_PATH = "/v1/realtime/calls"
@@ -63,6 +66,7 @@ class RelayConfig:
     session_for: Callable[[Device], dict]  # the `session` object for a device (config.session_object)
     upstream: str = DEFAULT_UPSTREAM
     upstream_ssl: ssl.SSLContext | None = None  # None: the system's CAs, verified
+    upstream_ca: str = ""  # the CA file behind upstream_ssl, recorded with each call for `relay revoke`
     limits: LimitConfig = field(default_factory=LimitConfig)
     max_body: int = 64 * 1024
     read_timeout: float = 10.0
@@ -106,6 +110,7 @@ class Relay:
         self._http: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._flusher: asyncio.Task | None = None
+        self.recorder = CallRecorder(config.store, config.api_key, lambda: self._http)
         redact.register(config.api_key)
 
     def app(self) -> web.Application:
@@ -141,6 +146,7 @@ class Relay:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.recorder.drain()  # recorded (or hung up) before the upstream session goes
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -223,7 +229,11 @@ class Relay:
             out = {"Location": headers["Location"]} if "Location" in headers else {}
             # what the relay itself added (total minus the upstream round trip): the bench reads it
             out["Server-Timing"] = f"relay;dur={_ms(start) - upstream_ms:.2f}, upstream;dur={upstream_ms:.2f}"
-            self._log(logging.INFO, f"{device.name}: 201 call {headers.get('Location', '').rsplit('/', 1)[-1]} "
+            call_id = call_id_from(headers.get("Location", ""))
+            if call_id:
+                self.recorder.add(CallRecord(device.name, call_id, now_iso(), self.config.upstream,
+                                             self.config.upstream_ca))
+            self._log(logging.INFO, f"{device.name}: 201 call {call_id or '(no Location)'} "
                       f"(model {session.get('model')}, upstream {upstream_ms:.1f} ms, total {_ms(start)} ms)")
             return web.Response(status=201, body=answer, content_type="application/sdp", headers=out)
         return self._upstream_error(device, status, answer, upstream_ms, start)

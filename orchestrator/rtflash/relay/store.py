@@ -11,6 +11,10 @@ The file is JSON, written atomically (temp file + rename) with mode 0600 under t
 relay records last use, `relay revoke` runs beside it): every read-modify-write holds an flock on a
 sidecar `.lock` file, and readers reload when the file's identity (inode, mtime, size) changes, which
 is how a running relay sees a revoke at its very next request.
+
+The same file lists the calls the relay set up in the last hour (device, call id, start, the upstream
+it forwarded to and the CA it trusted there; never the key), so `relay revoke`, another process, can
+hang them up (relay/calls.py). An hour: the Realtime API's longest session; older entries are pruned.
 """
 
 from __future__ import annotations
@@ -38,7 +42,10 @@ except ImportError:  # pragma: no cover
 TOKEN_PREFIX = "rtd_"
 TOKEN_RE = re.compile(r"rtd_[A-Za-z0-9_-]{43}")  # rtd_ + base64url of 32 bytes
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+CALL_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")  # goes into the hang-up URL's path: nothing else
+CALL_TTL = 3600  # seconds a call is kept: the Realtime API's longest session (60 min)
 VERSION = 1
+ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def store_path(env: Mapping[str, str] | None = None) -> Path:
@@ -71,7 +78,12 @@ def check_token(token: str, where: str) -> str:
 
 
 def now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.timezone.utc).strftime(ISO)
+
+
+def _age(iso: str, now: datetime.datetime | None = None) -> float:
+    then = datetime.datetime.strptime(iso, ISO).replace(tzinfo=datetime.timezone.utc)
+    return ((now or datetime.datetime.now(datetime.timezone.utc)) - then).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,28 @@ class Device:
         d = asdict(self)
         del d["token_sha256"]
         return d
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """A call the relay set up: what `relay revoke` needs to hang it up, and no secret."""
+
+    device: str
+    call_id: str
+    started: str  # ISO UTC, as now_iso()
+    upstream: str  # the create-call URL the relay forwarded to: the hang-up goes under it
+    upstream_ca: str = ""  # the CA file the relay trusted for it (--upstream-ca); "" = the system's
+
+    def expired(self, now: datetime.datetime | None = None) -> bool:
+        return _age(self.started, now) > CALL_TTL
+
+
+@dataclass
+class _Doc:
+    """The whole file: devices by name, and the calls in progress."""
+
+    devices: dict[str, Device]
+    calls: list[CallRecord]
 
 
 class Store:
@@ -118,6 +152,9 @@ class Store:
         return self._devices
 
     def _read(self) -> dict[str, Device]:
+        return self._read_doc().devices
+
+    def _read_doc(self) -> _Doc:
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
             if not isinstance(raw, dict) or raw.get("version") != VERSION or not isinstance(raw.get("devices"), list):
@@ -128,9 +165,12 @@ class Store:
                 if not re.fullmatch(r"[0-9a-f]{64}", dev.token_sha256):
                     raise ValueError(f"device {dev.name!r} has no valid token hash")
                 found[dev.name] = dev
-            return found
+            calls = [CallRecord(**item) for item in raw.get("calls", [])]
+            if any(not CALL_ID_RE.fullmatch(c.call_id) for c in calls):
+                raise ValueError("a call id that is not one")
+            return _Doc(found, calls)
         except FileNotFoundError:
-            return {}
+            return _Doc({}, [])
         except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
             raise ConfigError(f"{self.path}: unreadable relay device store ({exc.__class__.__name__}); fix it or "
                               "move it away and enroll the devices again") from None
@@ -160,16 +200,23 @@ class Store:
 
     @contextmanager
     def _locked(self) -> Iterator[dict[str, Device]]:
-        """Read-modify-write under the lock; the dict yielded is written back when the block ends."""
+        """Read-modify-write of the devices under the lock; written back when the block ends."""
+        with self._locked_doc() as doc:
+            yield doc.devices
+
+    @contextmanager
+    def _locked_doc(self) -> Iterator[_Doc]:
+        """Read-modify-write of the whole file under the lock (expired calls pruned on the way out)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            devices = dict(self._read())
-            yield devices
-            body = {"version": VERSION, "devices": [asdict(d) for d in devices.values()]}
+            doc = self._read_doc()
+            yield doc
+            body = {"version": VERSION, "devices": [asdict(d) for d in doc.devices.values()],
+                    "calls": [asdict(c) for c in doc.calls if not c.expired()]}
             write_atomic(self.path, json.dumps(body, indent=2) + "\n", mode=0o600)
             self._stamp = None  # re-read (and re-stamp) on the next query
         finally:
@@ -210,6 +257,32 @@ class Store:
                     devices[name] = replace(dev, last_use=when)
 
 
+    # calls in progress ---------------------------------------------------------------------------
+
+    def record_calls(self, calls: list[CallRecord]) -> list[CallRecord]:
+        """Add calls the relay set up; returns those NOT added because their device is revoked (or gone)
+        by now: the revoke has already hung up what it found, so the relay hangs these up itself."""
+        refused = []
+        with self._locked_doc() as doc:
+            for call in calls:
+                dev = doc.devices.get(call.device)
+                if dev is None or dev.revoked:
+                    refused.append(call)
+                elif CALL_ID_RE.fullmatch(call.call_id):
+                    doc.calls.append(call)
+        return refused
+
+    def calls_of(self, name: str) -> list[CallRecord]:
+        """The device's calls started within the last hour, oldest first."""
+        return [c for c in self._read_doc().calls if c.device == name and not c.expired()]
+
+    def forget_calls(self, name: str, call_ids: set[str]) -> None:
+        """Drop calls that are over (hung up, or the API no longer knows them)."""
+        if call_ids:
+            with self._locked_doc() as doc:
+                doc.calls = [c for c in doc.calls if not (c.device == name and c.call_id in call_ids)]
+
+
 def open_store(path: Path | None = None, env: Mapping[str, str] | None = None) -> Store:
     return Store(path or store_path(env))
 
@@ -218,8 +291,7 @@ def describe_age(iso: str | None, now: Callable[[], datetime.datetime] | None = 
     """'never', or '2025-01-01T12:00:00Z (3 min ago)' for the devices list."""
     if not iso:
         return "never"
-    then = datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-    secs = ((now or (lambda: datetime.datetime.now(datetime.timezone.utc)))() - then).total_seconds()
+    secs = _age(iso, now() if now else None)
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if secs >= size:
             return f"{iso} ({int(secs // size)} {unit} ago)"
