@@ -52,7 +52,7 @@ class Running:
     """A Relay on a LoopThread with its log captured (through the CLI's redacting formatter)."""
 
     def __init__(self, loop: LoopThread, pki: rs.Pki, store: Store, upstream: str, settings: Settings | None = None,
-                 **options) -> None:
+                 tls: bool = True, **options) -> None:
         settings = settings or Settings()
         self.log = io.StringIO()
         self.handler = logging.StreamHandler(self.log)
@@ -65,7 +65,7 @@ class Running:
                              session_for=lambda d: session_object(session_values(settings, d.name, d.board)),
                              **options)
         self.loop, self.relay = loop, Relay(config)
-        loop.run(self.relay.start("127.0.0.1", 0, pki.server_context()))
+        loop.run(self.relay.start("127.0.0.1", 0, pki.server_context() if tls else None))
 
     @property
     def url(self) -> str:
@@ -550,3 +550,62 @@ def test_device_revoked_during_set_up_has_its_call_hung_up_by_the_relay(loop, pk
     assert any(f"dev: revoked during the call's set-up; hung up call {stand.id}" in ln for ln in running.lines())
     assert_clean("\n".join(running.lines()), KEY, token, where="the relay's log")
 
+
+# --- slow clients at the connection level ------------------------------------------------------------
+
+
+def stall(port: int, pki: rs.Pki | None, send: bytes, limit: float) -> tuple[float, bytes, int]:
+    """Connect to 127.0.0.1:port (TLS handshake first when `pki`, else none at all), send `send`, then
+    wait for the server to close: (seconds until closed, what came back, our local port)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=limit)
+    local = raw.getsockname()[1]
+    sock = pki.client_context().wrap_socket(raw, server_hostname="127.0.0.1") if pki else raw
+    t0 = time.monotonic()
+    got = b""
+    try:
+        if send:
+            sock.sendall(send)
+        while time.monotonic() - t0 < limit:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except (ConnectionError, OSError):  # a reset, or the TLS layer seeing the abort: closed either way
+        pass
+    finally:
+        sock.close()
+    return time.monotonic() - t0, got, local
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_slow_clients_are_closed_while_offers_are_served(loop, pki, store, mini, tls):
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = store.enroll("dev")
+    timeout = 1.0
+    running = Running(loop, pki, store, mini.url, tls=tls, read_timeout=timeout)
+    port = int(running.url.split(":")[2].split("/")[0])
+    half = b"POST /v1/realtime/calls HT"  # half a request line, then nothing
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            no_handshake = pool.submit(stall, port, None, b"", timeout + 4)  # TCP only: never a ClientHello
+            no_headers = pool.submit(stall, port, pki if tls else None, half, timeout + 4)
+            headers_cut = pool.submit(stall, port, pki if tls else None,
+                                      b"POST /v1/realtime/calls HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bea",
+                                      timeout + 4)
+            time.sleep(0.3)
+            scheme_ctx = pki.client_context() if tls else None
+            served = asyncio.run(offer(running.url, token, scheme_ctx, 0))  # meanwhile: served at once
+            results = [f.result(timeout + 6) for f in (no_handshake, no_headers, headers_cut)]
+    finally:
+        running.stop()
+    assert served.status == 201 and served.ms < 1000
+    for waited, got, _ in results:
+        assert timeout - 0.2 < waited < timeout + 1.0 and got == b""  # closed, nothing sent back
+    lines = running.lines()
+    first = "no TLS handshake" if tls else "no request headers"
+    assert f"WARNING slow client 127.0.0.1:{results[0][2]}: {first} in 1 s" in lines
+    for _, _, local in results[1:]:
+        assert f"WARNING slow client 127.0.0.1:{local}: no request headers in 1 s" in lines
+    assert sum("slow client" in ln for ln in lines) == 3 and running.relay.deadlines.slow == 3
+    assert_clean("\n".join(lines), KEY, token, where="the relay's log")

@@ -53,7 +53,7 @@ def relay() -> None:
 @click.option("--max-body", type=click.IntRange(1024, 1 << 20), default=64 * 1024, show_default=True,
               help="Largest offer accepted, in bytes.")
 @click.option("--read-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
-              help="Seconds a device has to send its offer.")
+              help="Seconds a device has for each of: the TLS handshake, the request headers, the offer.")
 @click.option("--upstream-timeout", type=click.FloatRange(0.5, 300), default=20.0, show_default=True,
               help="Seconds the Realtime API has to answer.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,

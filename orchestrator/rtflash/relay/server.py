@@ -27,7 +27,8 @@ the API's own shape; an upstream error body is passed on with the key (and any `
 masked. One log line per request, through `rtflash.redact`; a token is never logged (the relay only
 ever holds it for the hash) and the key is registered as a secret.
 
-Each answered call is recorded for `relay revoke` to hang up (calls.py).
+Around that: connection deadlines before a request exists (conn.py: TLS handshake, request headers),
+and each answered call recorded for `relay revoke` to hang up (calls.py).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from aiohttp import web
 from rtflash import redact
 from rtflash.errors import RtflashError
 from rtflash.relay.calls import CallRecorder, call_id_from
+from rtflash.relay.conn import Deadlines, DeadlineSite
 from rtflash.relay.limits import LimitConfig, Limits, Refused, SharedLimits
 from rtflash.relay.store import CallRecord, Device, Store, now_iso
 
@@ -69,7 +71,7 @@ class RelayConfig:
     upstream_ca: str = ""  # the CA file behind upstream_ssl, recorded with each call for `relay revoke`
     limits: LimitConfig = field(default_factory=LimitConfig)
     max_body: int = 64 * 1024
-    read_timeout: float = 10.0
+    read_timeout: float = 10.0  # each of: TLS handshake, request headers, body
     upstream_timeout: float = 20.0
     max_upstream: int = 100  # pooled connections to the API
     flush_seconds: float = 10.0  # how often last-use times go to the store
@@ -110,11 +112,12 @@ class Relay:
         self._http: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._flusher: asyncio.Task | None = None
+        self.deadlines = Deadlines(config.read_timeout)
         self.recorder = CallRecorder(config.store, config.api_key, lambda: self._http)
         redact.register(config.api_key)
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self.deadlines.middleware])
         app.router.add_post(CALLS_PATH, self._calls)
         app.router.add_get("/healthz", self._health)
         return app
@@ -128,15 +131,10 @@ class Relay:
             timeout=aiohttp.ClientTimeout(total=cfg.upstream_timeout))
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, lingering_time=2.0)
         await self._runner.setup()
-        site: web.BaseSite
-        if sock is not None:
-            site = web.SockSite(self._runner, sock, ssl_context=ssl_context, backlog=512)
-        else:
-            site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_address=True, backlog=512)
+        site = DeadlineSite(self._runner, self.deadlines, host, port, sock, ssl_context, backlog=512)
         await site.start()
-        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         scheme = "https" if ssl_context is not None else "http"
-        self.url = f"{scheme}://{host}:{bound}{CALLS_PATH}"
+        self.url = f"{scheme}://{host}:{site.port}{CALLS_PATH}"
         self._flusher = asyncio.ensure_future(self._flush_loop())
 
     async def stop(self) -> None:
