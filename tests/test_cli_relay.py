@@ -217,6 +217,7 @@ def test_installed_relay_serves_a_call_and_revoke_shuts_the_device_out(rtflash_e
     for secret in (KEY, token, other):
         assert secret not in log and secret not in first.body + json.dumps(first.headers) + refused.body
         assert secret not in store.read_text() and secret not in revoke.stdout + revoke.stderr
+        assert secret not in Store(store).calls_path.read_text()
 
 
 def test_help_lists_relay(rtflash_exe):

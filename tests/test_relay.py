@@ -482,10 +482,10 @@ def test_store_records_prunes_and_forgets_calls(store):
     reader = Store(store.path)  # another process
     assert [c.call_id for c in reader.calls_of("kitchen")] == ["rtc_a"]  # the 61-minute-old one is over
     assert reader.calls_of("kitchen")[0] == calls[0] and [c.call_id for c in reader.calls_of("hall")] == ["rtc_b"]
-    store.enroll("garage")  # any later write prunes the expired call from the file; devices and calls kept
-    text = store.path.read_text()
-    assert "rtc_old" not in text and "../x" not in text and "rtc_a" in text and (store.path.stat().st_mode & 0o777) == 0o600
-    store.record_use({"hall": (store.get("hall").token_sha256, now_iso())})
+    text = store.calls_path.read_text()  # a file of its own: the device file, checked per request, is unchanged
+    assert "rtc_old" not in text and "../x" not in text and "rtc_a" in text and "rtc_" not in store.path.read_text()
+    assert (store.calls_path.stat().st_mode & 0o777) == 0o600
+    store.record_use({"hall": (store.get("hall").token_sha256, now_iso())})  # device writes leave the calls be
     assert [c.call_id for c in reader.calls_of("hall")] == ["rtc_b"]
     store.revoke("hall")  # a call of a device revoked by now is not recorded: returned for the relay to hang up
     late, gone = CallRecord("hall", "rtc_late", now_iso(), up), CallRecord("gone", "rtc_c", now_iso(), up)
@@ -519,7 +519,7 @@ def test_relay_records_each_answered_call_without_secrets(loop, pki, store, mini
     recorded = Store(store.path).calls_of("dev")
     assert sorted(c.call_id for c in recorded) == [f"rtc_{i:032x}" for i in (1, 2)]  # MiniUpstream's Locations
     assert all(c.upstream == mini.url and c.upstream_ca == str(pki.ca_file) for c in recorded)
-    assert_clean(store.path.read_text(), KEY, token, where="the store file")
+    assert_clean(store.path.read_text() + store.calls_path.read_text(), KEY, token, where="the store files")
 
 
 def test_device_revoked_during_set_up_has_its_call_hung_up_by_the_relay(loop, pki, store):

@@ -12,9 +12,11 @@ relay records last use, `relay revoke` runs beside it): every read-modify-write 
 sidecar `.lock` file, and readers reload when the file's identity (inode, mtime, size) changes, which
 is how a running relay sees a revoke at its very next request.
 
-The same file lists the calls the relay set up in the last hour (device, call id, start, the upstream
-it forwarded to and the CA it trusted there; never the key), so `relay revoke`, another process, can
-hang them up (relay/calls.py). An hour: the Realtime API's longest session; older entries are pruned.
+Beside it, under the same lock, `<name>.calls.json` (0600) lists the calls the relay set up in the last
+hour (device, call id, start, the upstream it forwarded to and the CA it trusted there; never the key),
+so `relay revoke`, another process, can hang them up (relay/calls.py). An hour: the Realtime API's
+longest session; older entries are pruned at every write. A file of its own so that recording a call
+leaves the device file, which every request checks, unchanged (no reload per call).
 """
 
 from __future__ import annotations
@@ -81,11 +83,6 @@ def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime(ISO)
 
 
-def _age(iso: str, now: datetime.datetime | None = None) -> float:
-    then = datetime.datetime.strptime(iso, ISO).replace(tzinfo=datetime.timezone.utc)
-    return ((now or datetime.datetime.now(datetime.timezone.utc)) - then).total_seconds()
-
-
 @dataclass(frozen=True)
 class Device:
     name: str
@@ -113,16 +110,11 @@ class CallRecord:
     upstream: str  # the create-call URL the relay forwarded to: the hang-up goes under it
     upstream_ca: str = ""  # the CA file the relay trusted for it (--upstream-ca); "" = the system's
 
-    def expired(self, now: datetime.datetime | None = None) -> bool:
-        return _age(self.started, now) > CALL_TTL
 
-
-@dataclass
-class _Doc:
-    """The whole file: devices by name, and the calls in progress."""
-
-    devices: dict[str, Device]
-    calls: list[CallRecord]
+def _call_cutoff() -> str:
+    """The start time (ISO, so it compares as text) before which a call is over."""
+    then = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=CALL_TTL)
+    return then.strftime(ISO)
 
 
 class Store:
@@ -152,9 +144,6 @@ class Store:
         return self._devices
 
     def _read(self) -> dict[str, Device]:
-        return self._read_doc().devices
-
-    def _read_doc(self) -> _Doc:
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
             if not isinstance(raw, dict) or raw.get("version") != VERSION or not isinstance(raw.get("devices"), list):
@@ -165,12 +154,9 @@ class Store:
                 if not re.fullmatch(r"[0-9a-f]{64}", dev.token_sha256):
                     raise ValueError(f"device {dev.name!r} has no valid token hash")
                 found[dev.name] = dev
-            calls = [CallRecord(**item) for item in raw.get("calls", [])]
-            if any(not CALL_ID_RE.fullmatch(c.call_id) for c in calls):
-                raise ValueError("a call id that is not one")
-            return _Doc(found, calls)
+            return found
         except FileNotFoundError:
-            return _Doc({}, [])
+            return {}
         except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
             raise ConfigError(f"{self.path}: unreadable relay device store ({exc.__class__.__name__}); fix it or "
                               "move it away and enroll the devices again") from None
@@ -199,28 +185,27 @@ class Store:
     # writing ------------------------------------------------------------------------------------
 
     @contextmanager
-    def _locked(self) -> Iterator[dict[str, Device]]:
-        """Read-modify-write of the devices under the lock; written back when the block ends."""
-        with self._locked_doc() as doc:
-            yield doc.devices
-
-    @contextmanager
-    def _locked_doc(self) -> Iterator[_Doc]:
-        """Read-modify-write of the whole file under the lock (expired calls pruned on the way out)."""
+    def _lock(self) -> Iterator[None]:
+        """The cross-process lock every read-modify-write of the store's files holds."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            doc = self._read_doc()
-            yield doc
-            body = {"version": VERSION, "devices": [asdict(d) for d in doc.devices.values()],
-                    "calls": [asdict(c) for c in doc.calls if not c.expired()]}
-            write_atomic(self.path, json.dumps(body, indent=2) + "\n", mode=0o600)
-            self._stamp = None  # re-read (and re-stamp) on the next query
+            yield
         finally:
             os.close(fd)
+
+    @contextmanager
+    def _locked(self) -> Iterator[dict[str, Device]]:
+        """Read-modify-write under the lock; the dict yielded is written back when the block ends."""
+        with self._lock():
+            devices = dict(self._read())
+            yield devices
+            body = {"version": VERSION, "devices": [asdict(d) for d in devices.values()]}
+            write_atomic(self.path, json.dumps(body, indent=2) + "\n", mode=0o600)
+            self._stamp = None  # re-read (and re-stamp) on the next query
 
     def enroll(self, name: str, board: str = "", replace_existing: bool = False, token: str | None = None) -> str:
         """Store a new device (or, with `replace_existing`, a new token for it: the old one stops working);
@@ -256,31 +241,59 @@ class Store:
                 if dev is not None and dev.token_sha256 == digest:
                     devices[name] = replace(dev, last_use=when)
 
-
     # calls in progress ---------------------------------------------------------------------------
+
+    @property
+    def calls_path(self) -> Path:
+        return self.path.with_name(self.path.stem + ".calls.json")
+
+    def _read_calls(self) -> list[CallRecord]:
+        try:
+            raw = json.loads(self.calls_path.read_text(encoding="utf-8"))
+            calls = [CallRecord(**item) for item in raw["calls"]]
+            if any(not CALL_ID_RE.fullmatch(c.call_id) for c in calls):
+                raise ValueError("a call id that is not one")
+            return calls
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(f"{self.calls_path}: unreadable list of calls in progress ({exc.__class__.__name__}); "
+                              "move it away (only `relay revoke` reads it)") from None
+
+    @contextmanager
+    def _locked_calls(self) -> Iterator[list[CallRecord]]:
+        """Read-modify-write of the calls under the store's lock; the expired are dropped on the way out."""
+        with self._lock():
+            calls = self._read_calls()
+            yield calls
+            cutoff = _call_cutoff()
+            body = {"version": VERSION, "calls": [vars(c) for c in calls if c.started >= cutoff]}
+            write_atomic(self.calls_path, json.dumps(body) + "\n", mode=0o600)
 
     def record_calls(self, calls: list[CallRecord]) -> list[CallRecord]:
         """Add calls the relay set up; returns those NOT added because their device is revoked (or gone)
         by now: the revoke has already hung up what it found, so the relay hangs these up itself."""
         refused = []
-        with self._locked_doc() as doc:
+        with self._locked_calls() as stored:
+            devices = self._read()
             for call in calls:
-                dev = doc.devices.get(call.device)
+                dev = devices.get(call.device)
                 if dev is None or dev.revoked:
                     refused.append(call)
                 elif CALL_ID_RE.fullmatch(call.call_id):
-                    doc.calls.append(call)
+                    stored.append(call)
         return refused
 
     def calls_of(self, name: str) -> list[CallRecord]:
         """The device's calls started within the last hour, oldest first."""
-        return [c for c in self._read_doc().calls if c.device == name and not c.expired()]
+        cutoff = _call_cutoff()
+        return [c for c in self._read_calls() if c.device == name and c.started >= cutoff]
 
     def forget_calls(self, name: str, call_ids: set[str]) -> None:
         """Drop calls that are over (hung up, or the API no longer knows them)."""
         if call_ids:
-            with self._locked_doc() as doc:
-                doc.calls = [c for c in doc.calls if not (c.device == name and c.call_id in call_ids)]
+            with self._locked_calls() as stored:
+                stored[:] = [c for c in stored if not (c.device == name and c.call_id in call_ids)]
 
 
 def open_store(path: Path | None = None, env: Mapping[str, str] | None = None) -> Store:
@@ -291,7 +304,8 @@ def describe_age(iso: str | None, now: Callable[[], datetime.datetime] | None = 
     """'never', or '2025-01-01T12:00:00Z (3 min ago)' for the devices list."""
     if not iso:
         return "never"
-    secs = _age(iso, now() if now else None)
+    then = datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    secs = ((now or (lambda: datetime.datetime.now(datetime.timezone.utc)))() - then).total_seconds()
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if secs >= size:
             return f"{iso} ({int(secs // size)} {unit} ago)"
