@@ -157,6 +157,25 @@ def test_provision_revoked_device_refused(invoke, relay_env, project, wifi):
     assert result.exit_code == 1 and "is revoked" in result.stderr and not out.exists()
 
 
+def test_provision_linux_relay_says_how_to_run_the_firmware(invoke, relay_env, project, pki, wifi, monkeypatch):
+    """The linux board has no NVS: one line with the environment its firmware reads instead."""
+    url = "https://relay.lan:8443/v1/realtime/calls"
+    args = ("provision", "--board", "linux", "--relay", url, "--device", "kitchen")
+    result = invoke(*args, "--relay-ca", str(pki.ca_file))
+    assert result.exit_code == 0, result.stderr
+    ca = base64.b64encode(ssl.PEM_cert_to_DER_cert(pki.ca_file.read_text())).decode()
+    assert result.stderr.splitlines() == [(
+        "the linux board has no NVS partition: run its firmware (`rtflash build --board linux`) against the relay "
+        f"with RTFLASH_RELAY_URL={url} RTFLASH_RELAY_TOKEN=<the token `rtflash relay enroll kitchen` prints> "
+        f"RTFLASH_RELAY_CA={ca} build/linux/rtflash_firmware.elf; nothing written")]
+    assert not relay_env.exists() and not (project / "build" / "linux" / "nvs.bin").exists()  # nothing enrolled
+    token = Store(project / "elsewhere.json").enroll("kitchen")
+    monkeypatch.setenv("RTFLASH_RELAY_TOKEN", token)
+    given = invoke(*args)
+    assert given.exit_code == 0 and "RTFLASH_RELAY_TOKEN=<the token in $RTFLASH_RELAY_TOKEN> build/linux/" in given.stderr
+    assert "RTFLASH_RELAY_CA" not in given.stderr and token not in given.output and KEY not in given.output + result.output
+
+
 # --- the installed script, end to end -----------------------------------------------------------------
 
 

@@ -83,6 +83,12 @@ def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai
         from rtflash.cli.provision_relay import relay_setup
 
         relay = relay_setup(board, relay_url, device, relay_ca)
+    if board.is_linux and relay is not None:
+        from rtflash.cli.provision_relay import LINUX_ELF, linux_hint
+
+        elf = (app.build_dir(board.name) / LINUX_ELF).relative_to(app.project_dir)
+        console.info(linux_hint(relay, str(elf)))
+        return
     if board.is_linux:
         console.info("the linux board has no NVS partition: `rtflash exec` passes it the API key (from the "
                      "environment, .env or the secrets file) when it runs; nothing to provision")
