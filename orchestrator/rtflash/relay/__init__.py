@@ -5,7 +5,9 @@ the token (store.py: hashes only), applies per-device limits (limits.py), adds t
 configuration from rtflash.toml (config.py) and the real key, forwards the offer to the Realtime API's
 `POST /v1/realtime/calls` in its "unified interface" form (multipart `sdp` + `session`), and returns
 the SDP answer (server.py). Media then flows directly between the device and OpenAI: the relay is only
-in the call set-up path, so revoking a device stops its next call, not one already running.
+in the call set-up path, so it records each call (calls.py) for `relay revoke` to hang up through the
+API; connection deadlines (conn.py) bound what a client may take before its request is in.
 
-store, limits and config import no third-party package; server needs aiohttp (a runtime dependency).
+store, limits and config import no third-party package; server, calls and conn need aiohttp (a runtime
+dependency).
 """
