@@ -609,3 +609,18 @@ def test_slow_clients_are_closed_while_offers_are_served(loop, pki, store, mini,
         assert f"WARNING slow client 127.0.0.1:{local}: no request headers in 1 s" in lines
     assert sum("slow client" in ln for ln in lines) == 3 and running.relay.deadlines.slow == 3
     assert_clean("\n".join(lines), KEY, token, where="the relay's log")
+
+
+def test_clients_that_leave_or_speak_no_tls_are_not_called_slow(loop, pki, store, mini):
+    """A TCP health check (connect, close) and plain HTTP on the TLS port: dropped at once, no slow line."""
+    running = Running(loop, pki, store, mini.url, read_timeout=1.0)
+    port = int(running.url.split(":")[2].split("/")[0])
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        waited, got, _ = stall(port, None, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 4.0)
+        time.sleep(1.5)  # past the deadlines: nothing is left to time out
+        status = asyncio.run(offer(running.url, store.enroll("dev"), pki.client_context(), 0)).status
+    finally:
+        running.stop()
+    assert waited < 0.9 and b"200" not in got and status == 201
+    assert running.relay.deadlines.slow == 0 and not any("slow client" in ln for ln in running.lines())

@@ -115,6 +115,8 @@ class _Gate(asyncio.Protocol):
     async def _handshake(self, tcp: asyncio.Transport, handler: asyncio.Protocol, peer: str) -> None:
         loop = asyncio.get_running_loop()
         assert self.ssl_context is not None
+        if tcp.is_closing():
+            return
         try:
             tls = await loop.start_tls(tcp, handler, self.ssl_context, server_side=True,
                                        ssl_handshake_timeout=self.deadlines.timeout)
