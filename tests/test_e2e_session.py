@@ -5,8 +5,10 @@ reads its mic from a WAV, writes its speaker to a WAV, trusts the test CA throug
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 import wave
 from pathlib import Path
@@ -76,7 +78,7 @@ def firmware_env(server: rs.StandInThread, ca_file: Path, **extra: str) -> dict[
             "RTFLASH_INSTRUCTIONS": INSTRUCTIONS, **extra}
 
 
-def test_firmware_holds_a_voice_session(linux_firmware, pki: rs.Pki, tmp_path: Path) -> None:
+def test_firmware_holds_a_voice_session(linux_firmware, pki: rs.Pki, tmp_path: Path, device_server) -> None:
     mic = write_wav(tmp_path / "mic.wav", tone16k(1000.0, 6.0))
     speaker = tmp_path / "speaker.wav"
     with rs.StandInThread(pki, KEY, play="tone", tone_hz=440.0) as server:
@@ -136,6 +138,27 @@ def test_firmware_holds_a_voice_session(linux_firmware, pki: rs.Pki, tmp_path: P
     tail = pcm[-RATE:] if len(loud) else pcm
     assert rs.rms(tail) > 1000
     assert abs(rs.dominant_frequency(tail, RATE) - 440.0) / 440.0 < 0.02
+    # the monitor's status line follows the session from the firmware's own output, served as a device
+    # prints it (line by line, the session's lines 50 ms apart) on a socket to the installed monitor
+    def device(conn) -> None:
+        for raw in fw.log_path.read_bytes().splitlines(keepends=True):
+            conn.sendall(raw)
+            if b"rt_session:" in raw:
+                time.sleep(0.05)
+
+    server = device_server(device)
+    monitor = subprocess.run([str(Path(sys.executable).parent / "rtflash"), "monitor", "--port", server.url,
+                              "--no-reconnect", "--json"], capture_output=True, text=True, timeout=60,
+                             cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("RTFLASH_")})
+    statuses = [row for row in map(json.loads, monitor.stdout.splitlines()) if row["type"] == "status"]
+    assert statuses, monitor.stdout[-2000:] + monitor.stderr
+    seen_events = {row.get("last_event") for row in statuses}
+    assert {"session.created", "session.updated", "response.done"} <= seen_events, seen_events
+    assert any(row.get("peer") in ("CONNECTED", "COMPLETED") and row.get("datachannel") == "oai-events open"
+               for row in statuses), statuses[-1]
+    assert statuses[-1]["events"] == log.count("rt_session: event: ")
+    assert "| event response" in " ".join(row["summary"] for row in statuses)
+    assert KEY not in monitor.stdout and KEY not in monitor.stderr
 
 
 @pytest.mark.parametrize("case", ["other-ca", "other-host"])
