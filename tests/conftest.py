@@ -10,8 +10,16 @@ import pytest
 from click.testing import CliRunner
 
 from testkit.shared import (  # noqa: F401  (re-exported: tests import these from conftest too)
-    CACHE, NO_SHARED, SHARED, SHARED_DEPS, SHARED_IDF, SHARED_PIO, idf_venv, install_fake_idf,
-    pio_offline_dir, real_idf_env,
+    CACHE,
+    NO_SHARED,
+    SHARED,
+    SHARED_DEPS,
+    SHARED_IDF,
+    SHARED_PIO,
+    idf_venv,
+    install_fake_idf,
+    pio_offline_dir,
+    real_idf_env,
 )
 
 REPO = Path(__file__).resolve().parent.parent

@@ -105,7 +105,7 @@ def test_flash_linux_board(invoke):
 
 
 def test_flash_port_auto_without_boards(invoke, built, monkeypatch):
-    monkeypatch.setattr("rtflash.ports.list_ports", lambda: [])
+    monkeypatch.setattr("rtflash.ports.list_ports", list)
     result = invoke("flash", "--board", "sonatino", "--no-credentials")
     assert result.exit_code == 1 and "no serial port found for --port auto" in result.stderr
 

@@ -23,7 +23,7 @@ def c_sources() -> list[Path]:
 
 def kconfig_symbols() -> set[str]:
     text = (FW / "main" / "Kconfig.projbuild").read_text()
-    return set(re.findall(r"^\s*(?:config|choice)\s+(RT_[A-Z0-9_]+)", text, re.M))
+    return set(re.findall(r"^\s*(?:config|choice)\s+(RT_[A-Z0-9_]+)", text, re.MULTILINE))
 
 
 def test_every_rt_symbol_the_c_uses_is_defined_in_kconfig():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from testkit.esp_rom_emulator import build_images
 from rtflash import esptool_log, flash
 from rtflash.boards import load_catalog
+from testkit.esp_rom_emulator import build_images
 
 SECTOR = 0x1000
 

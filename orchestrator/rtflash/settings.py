@@ -86,6 +86,6 @@ def parse_settings(raw: dict[str, Any], path: Path) -> Settings:
     for key in ("baud", "monitor_baud"):
         if key in values and not 9600 <= values[key] <= 5_000_000:
             raise ConfigError(f"{path}: {key}: {values[key]} is not a usable baud rate (9600-5000000)")
-    if "boards_dir" in values and values["boards_dir"]:
+    if values.get("boards_dir"):
         values["boards_dir"] = str((path.parent / values["boards_dir"]).resolve())
     return Settings(**values, path=str(path))
