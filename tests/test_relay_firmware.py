@@ -30,7 +30,7 @@ from bench.relay_bench import RelayProcess
 from rtflash.relay.store import Store
 from testkit import realtime_standin as rs
 
-KEY = "sk-relay-fw-canary-" + "Zq8" * 8
+KEY = "sk-" + "relay-fw-canary-" + "Zq8" * 8
 DEVICE = "linux-kitchen"
 INSTRUCTIONS = "Answer like a ship's radio operator."
 VOICE = "marin"

