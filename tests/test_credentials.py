@@ -64,8 +64,9 @@ def test_longest_valid_key_is_what_nvs_holds():
     from rtflash.settings import Settings
 
     key = "sk-" + "a" * (credentials.MAX_KEY_BYTES - 3)
-    credentials.validate(Credential("openai_api_key", key, "x"))
-    nvs.entries({"openai_api_key": Credential("openai_api_key", key, "x")}, Settings())  # provision takes it too
+    credentials.validate(Credential("openai_api_key", key, "x"))  # raises if refused
+    entries = nvs.entries({"openai_api_key": Credential("openai_api_key", key, "x")}, Settings())
+    assert ("api_key", key) in entries  # provision takes it too
 
 
 @pytest.mark.parametrize("name,value,words", [
@@ -88,11 +89,17 @@ def test_validation_names_source_not_value(name, value, words):
         assert value not in str(err.value)
 
 
-def test_valid_edge_cases():
-    credentials.validate(Credential("wifi_password", "", "x"))  # open network
-    credentials.validate(Credential("wifi_password", "a" * 63, "x"))
-    credentials.validate(Credential("wifi_password", "0123456789abcdef" * 4, "x"))  # raw PSK
-    credentials.validate(Credential("wifi_ssid", "é" * 16, "x"))
+@pytest.mark.parametrize("name, value", [
+    ("wifi_password", ""),  # open network
+    ("wifi_password", "a" * 63),
+    ("wifi_password", "0123456789abcdef" * 4),  # raw PSK
+    ("wifi_ssid", "é" * 16),  # 32 bytes of UTF-8
+])
+def test_valid_edge_cases(name, value):
+    try:
+        credentials.validate(Credential(name, value, "x"))
+    except CredentialError as exc:
+        pytest.fail(f"{name} {value!r} refused: {exc}")
 
 
 def test_secrets_file_mode_and_loose_permissions(project, env):
