@@ -23,6 +23,10 @@ shared/FACTS.md "The Realtime API over WebRTC today"):
 - Media: it plays a known signal (a tone, a click, a PCM array, or an echo of what it receives) and
   records what it receives: decoded PCM (48 kHz mono) and every RTP header (after SRTP).
 
+Its WebRTC side is stock aiortc (default settings: its own ECDSA certificate and cipher list, the
+sha-256, sha-384 and sha-512 fingerprints it lists): a reference, never bent to the firmware. Deliberately
+strict or broken answerers are explicit extra cases (``StandIn.peer``, see ``PEERS``).
+
 Fault modes (``StandIn.mode``, can change between calls): ``"ok"``, ``"unauthorized"`` (401 whatever
 the key), ``"not_sdp"`` (201 with an HTML page, as a captive portal would), ``"slow"`` (waits
 ``slow_seconds`` before answering), ``"close_mid_body"`` (headers promise a body, half comes, then the
@@ -91,35 +95,10 @@ def loopback_only() -> None:
     RTCIceGatherer.getDefaultIceServers = classmethod(lambda cls: [])
 
 
-DTLS_CIPHERS = (b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:"
-                b"ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:"
-                b"ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA")
-
-
-def accept_rsa_dtls() -> None:
-    """Let aiortc's DTLS also negotiate ECDHE-RSA suites (process-wide, idempotent).
-
-    aiortc offers only ECDHE-ECDSA suites; libpeer's DTLS server signs with an RSA certificate unless
-    built with CONFIG_DTLS_USE_ECDSA, and the upstream SDK (libpeer defaults) talks to the real API, so
-    the real endpoint accepts RSA: without this the stand-in would refuse a handshake the API accepts.
-    """
-    if getattr(RTCCertificate, "_rtflash_rsa", False):
-        return
-    inner = RTCCertificate._create_ssl_context
-
-    def create(self: RTCCertificate, srtp_profiles: Any) -> Any:
-        ctx = inner(self, srtp_profiles)
-        ctx.set_cipher_list(DTLS_CIPHERS)
-        return ctx
-
-    RTCCertificate._create_ssl_context = create
-    RTCCertificate._rtflash_rsa = True
-
-
 def new_peer() -> RTCPeerConnection:
-    """An RTCPeerConnection with no ICE servers, after loopback_only() and accept_rsa_dtls()."""
+    """A stock RTCPeerConnection (aiortc's own DTLS: ECDSA certificate, its cipher list, sha-256/384/512
+    fingerprints) with no ICE servers, after loopback_only()."""
     loopback_only()
-    accept_rsa_dtls()
     return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
 
@@ -166,12 +145,48 @@ def strip_non_loopback(sdp: str) -> tuple[str, list[str]]:
     return "\r\n".join(kept) + "\r\n", dropped
 
 
-def sha256_fingerprint_only(sdp: str) -> str:
-    """Keep only the sha-256 `a=fingerprint` lines, as the real API's answer has. aiortc lists sha-256,
-    -384 and -512; libpeer keeps the last line it sees into a 160-byte field, so a sha-512 line (191
-    characters) would be cut and the DTLS peer check would fail."""
-    lines = [ln for ln in sdp.splitlines() if not ln.startswith("a=fingerprint:") or ln.startswith("a=fingerprint:sha-256 ")]
+# --- odd peers: explicit extra cases, never the default -----------------------------------------------
+# The stand-in answers as stock aiortc does ("stock"). These answerers are deliberately strict or broken,
+# each to prove one behaviour of the firmware:
+#   "sha384_512_only"   a strict peer whose answer lists only sha-384 and sha-512 fingerprints
+#   "wrong_fingerprint" the answer's fingerprints are another certificate's: the DTLS peer must be refused
+#   "drop_dtls"         ICE completes, then the answerer never sends a DTLS packet (silently dropped)
+PEERS = ("stock", "sha384_512_only", "wrong_fingerprint", "drop_dtls")
+
+
+def fingerprint_lines(sdp: str) -> list[str]:
+    return [ln for ln in sdp.splitlines() if ln.startswith("a=fingerprint:")]
+
+
+def only_fingerprints(sdp: str, algorithms: tuple[str, ...]) -> str:
+    """`sdp` keeping only the `a=fingerprint` lines of these hash algorithms."""
+    lines = [ln for ln in sdp.splitlines()
+             if not ln.startswith("a=fingerprint:") or ln[len("a=fingerprint:"):].split(" ")[0].lower() in algorithms]
     return "\r\n".join(lines) + "\r\n"
+
+
+def foreign_fingerprints(sdp: str) -> str:
+    """`sdp` with every fingerprint value replaced by a throw-away certificate's (same algorithms)."""
+    other = {f.algorithm: f.value for f in RTCCertificate.generateCertificate().getFingerprints()}
+    out = []
+    for ln in sdp.splitlines():
+        if ln.startswith("a=fingerprint:"):
+            alg = ln[len("a=fingerprint:"):].split(" ")[0]
+            ln = f"a=fingerprint:{alg} {other[alg.lower()]}"
+        out.append(ln)
+    return "\r\n".join(out) + "\r\n"
+
+
+def drop_dtls(pc: RTCPeerConnection, dropped: list[int]) -> None:
+    """After ICE, send nothing but ICE: every DTLS record this peer would send is dropped (counted)."""
+    transports = {t.sender.transport.transport for t in pc.getTransceivers() if t.sender.transport is not None}
+    if pc.sctp is not None:
+        transports.add(pc.sctp.transport.transport)
+    for ice in transports:
+        async def send(data: bytes) -> None:
+            dropped.append(len(data))
+
+        ice._send = send
 
 
 def assert_loopback_sdp(sdp: str, who: str = "SDP") -> None:
@@ -547,6 +562,7 @@ class Call:
     channel_open: float | None = None
     channel: Any = None
     hung_up: float | None = None  # monotonic time of a hang-up request that ended it
+    dtls_dropped: list[int] = field(default_factory=list)  # peer "drop_dtls": sizes of the records not sent
 
     @property
     def state(self) -> str:
@@ -606,9 +622,13 @@ class StandIn:
         tone_hz: float = 440.0,
         slow_seconds: float = 30.0,
         respond: bool = True,
+        peer: str = "stock",
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: one of {MODES}")
+        if peer not in PEERS:
+            raise ValueError(f"peer {peer!r}: one of {PEERS}")
+        self.peer = peer
         self.pki, self.api_key, self.host, self.port = pki, api_key, host, port
         self.mode, self.play, self.tone_hz = mode, play, tone_hz
         self.slow_seconds, self.respond = slow_seconds, respond
@@ -775,7 +795,13 @@ class StandIn:
                 pc.addTrack(call.out_track)
                 break
         await pc.setLocalDescription(await pc.createAnswer())
-        call.answer = sha256_fingerprint_only(pc.localDescription.sdp)
+        call.answer = pc.localDescription.sdp  # stock aiortc: sha-256, sha-384 and sha-512 fingerprints
+        if self.peer == "sha384_512_only":
+            call.answer = only_fingerprints(call.answer, ("sha-384", "sha-512"))
+        elif self.peer == "wrong_fingerprint":
+            call.answer = foreign_fingerprints(call.answer)
+        elif self.peer == "drop_dtls":
+            drop_dtls(pc, call.dtls_dropped)
         assert_loopback_sdp(call.answer, "the stand-in's answer")
         return call
 
@@ -986,6 +1012,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--play", default="tone", choices=("tone", "echo", "silence"))
     parser.add_argument("--tone-hz", type=float, default=440.0)
     parser.add_argument("--mode", default="ok", choices=MODES)
+    parser.add_argument("--peer", default="stock", choices=PEERS,
+                        help="stock aiortc (default), or one of the deliberately odd answerers")
     args = parser.parse_args(argv)
     key = os.environ.get(args.key_env, "")
     if not key:
@@ -994,7 +1022,8 @@ def main(argv: list[str] | None = None) -> int:
     pki = make_pki(args.pki_dir, ca=existing_ca(args.pki_dir))
 
     async def serve() -> None:
-        standin = StandIn(pki, key, port=args.port, play=args.play, tone_hz=args.tone_hz, mode=args.mode)
+        standin = StandIn(pki, key, port=args.port, play=args.play, tone_hz=args.tone_hz, mode=args.mode,
+                          peer=args.peer)
         await standin.start()
         print(f"listening {standin.base_url}", flush=True)
         stop = asyncio.Event()

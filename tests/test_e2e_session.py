@@ -1,7 +1,11 @@
 """End to end: the real linux firmware (ESP-IDF linux target, libpeer, Opus, mbedTLS) holds a WebRTC
 voice session with the Realtime API stand-in (aiortc) on 127.0.0.1. No mocks: the firmware process
 reads its mic from a WAV, writes its speaker to a WAV, trusts the test CA through RTFLASH_CA_FILE
-(TLS verified) and offers a 127.0.0.1 host candidate through RTFLASH_ICE_IFACE=lo."""
+(TLS verified) and offers a 127.0.0.1 host candidate through RTFLASH_ICE_IFACE=lo.
+
+The stand-in's WebRTC side is stock aiortc (its ECDSA certificate and cipher list, all three fingerprints
+in its answer). The deliberately odd answerers (only sha-384/sha-512 fingerprints, a wrong fingerprint,
+ICE then no DTLS) are the extra cases at the end."""
 
 from __future__ import annotations
 
@@ -110,10 +114,18 @@ def test_firmware_holds_a_voice_session(linux_firmware, pki: rs.Pki, tmp_path: P
     rs.assert_loopback_sdp(call.offer, "firmware offer")
     rs.assert_loopback_sdp(call.answer, "stand-in answer")
     assert call.dropped_candidates == []
-    # ICE, DTLS, SCTP: connected on both sides, the data channel open
-    for line in ("peer state: CONNECTED", "peer state: COMPLETED", "datachannel open: oai-events"):
-        assert line in log
+    # ICE, then DTLS + SRTP (only then CONNECTED), then SCTP: the data channel open
+    order = [log.index(line) for line in ("peer state: ICE_CONNECTED", "peer state: CONNECTED",
+                                          "datachannel open: oai-events")]
+    assert order == sorted(order), log
     assert call.channel_open is not None
+    # stock aiortc's answer lists sha-256, sha-384 and sha-512; the firmware took them all (no workaround)
+    assert [ln.split()[0] for ln in rs.fingerprint_lines(call.answer)] == \
+        ["a=fingerprint:sha-256", "a=fingerprint:sha-384", "a=fingerprint:sha-512"]
+    # its DTLS identity: ECDSA P-256, made once for this boot; the offer's fingerprint is that certificate's
+    ident = next(ln for ln in log.splitlines() if "DTLS identity: ECDSA P-256" in ln)
+    assert ident.rsplit("sha-256 ", 1)[1].strip() in call.offer and log.count("DTLS identity:") == 1
+    assert "FAILED" not in log and "log cap" not in log
     # the firmware's session.update: valid JSON with the configured model, voice and instructions
     update = next(e for e in call.events_in if e.get("type") == "session.update")
     assert update["session"]["type"] == "realtime" and update["session"]["model"] == MODEL
@@ -154,7 +166,8 @@ def test_firmware_holds_a_voice_session(linux_firmware, pki: rs.Pki, tmp_path: P
     assert statuses, monitor.stdout[-2000:] + monitor.stderr
     seen_events = {row.get("last_event") for row in statuses}
     assert {"session.created", "session.updated", "response.done"} <= seen_events, seen_events
-    assert any(row.get("peer") in ("CONNECTED", "COMPLETED") and row.get("datachannel") == "oai-events open"
+    assert any(row.get("peer") == "ICE_CONNECTED" for row in statuses), statuses
+    assert any(row.get("peer") == "CONNECTED" and row.get("datachannel") == "oai-events open"
                for row in statuses), statuses[-1]
     assert statuses[-1]["events"] == log.count("rt_session: event: ")
     assert "| event response" in " ".join(row["summary"] for row in statuses)
@@ -318,7 +331,10 @@ def test_stand_in_killed_mid_call_then_back_firmware_reconnects(linux_firmware, 
     print(f"killed -> reconnected {reconnected - killed:.1f} s (stand-in back after {back - killed:.1f} s)")
     assert alive, log  # the same process: no restart
     lost = log[log.index("event: response.done"):]
-    assert "peer state: CLOSED" in lost and "session ended; reconnecting in" in lost, log
+    assert "peer state: CLOSED: nothing from the peer for 10 s" in lost and "session ended; reconnecting in" in lost, log
+    # one DTLS identity for the boot: the second call offers the same certificate as the first
+    assert log.count("DTLS identity: ECDSA P-256") == 1
+    assert log.rsplit("DTLS identity:", 1)[1].split("sha-256 ", 1)[1].split()[0] in calls[0].offer
     # backed off while nothing listened: each failure one line, the delays growing (no tight loop)
     failures = [ln for ln in lost.splitlines() if "signalling failed:" in ln]
     assert 2 <= len(failures) <= 6 and all("cannot connect" in ln for ln in failures), failures
@@ -326,3 +342,108 @@ def test_stand_in_killed_mid_call_then_back_firmware_reconnects(linux_firmware, 
     assert delays[0] >= 500 and delays[1:3] == sorted(delays[1:3]) and delays[2] > delays[0], delays
     assert posts == 1 and log.count("datachannel open: oai-events") == 2
     assert KEY not in log
+
+
+# --- odd answerers: explicit extra cases (testkit/realtime_standin.py PEERS) ---------------------------------
+
+
+def session_lines(log: str) -> list[str]:
+    """What the session printed: rt_session's and libpeer's lines (both under the log cap)."""
+    return [ln for ln in log.splitlines() if " rt_session: " in ln or " libpeer: " in ln]
+
+
+def test_strict_answerer_with_only_sha384_and_sha512(linux_firmware, pki: rs.Pki, tmp_path: Path) -> None:
+    """A peer whose answer lists no sha-256 fingerprint: the firmware verifies against sha-512 and talks."""
+    mic = write_wav(tmp_path / "mic.wav", tone16k(1000.0, 5.0))
+    with rs.StandInThread(pki, KEY, play="tone", peer="sha384_512_only") as server:
+        fw = Firmware(linux_firmware.elf, tmp_path, firmware_env(server, pki.ca_file, RT_WAV_IN=str(mic)))
+        try:
+            calls = server.standin.calls
+            assert server.wait_until(lambda: calls and calls[0].received.seconds() >= 2.0
+                                     and calls[0].channel_open is not None, 15), fw.log()
+            call = calls[0]
+        finally:
+            fw.stop()
+    log = fw.log()
+    assert [ln.split()[0] for ln in rs.fingerprint_lines(call.answer)] == ["a=fingerprint:sha-384", "a=fingerprint:sha-512"]
+    assert "peer state: CONNECTED" in log and "datachannel open: oai-events" in log and "FAILED" not in log
+    up = call.received.pcm()[rs.RATE // 2 :]
+    assert abs(rs.dominant_frequency(up) - 1000.0) / 1000.0 < 0.02
+    assert len(server.standin.calls) == 1
+
+
+def test_wrong_fingerprint_is_refused_in_one_line_then_a_fresh_offer(linux_firmware, pki: rs.Pki,
+                                                                    tmp_path: Path) -> None:
+    """The answer's fingerprints are another certificate's: refused in one line naming the hash and both
+    values, the peer closed, a fresh offer within the back-off (first delay 0.5-1 s); never CONNECTED."""
+    with rs.StandInThread(pki, KEY, peer="wrong_fingerprint") as server:
+        fw = Firmware(linux_firmware.elf, tmp_path, firmware_env(server, pki.ca_file))
+        try:
+            calls = server.standin.calls
+            assert server.wait_until(lambda: len(calls) >= 2, 15), fw.log()
+            assert server.wait_until(lambda: fw.log().count("fingerprint mismatch") >= 2, 10), fw.log()
+            first, second = calls[0], calls[1]
+            actual = [f for f in first.pc.getTransceivers()[0].sender.transport.getLocalParameters().fingerprints
+                      if f.algorithm == "sha-512"][0].value
+            alive = fw.proc.poll() is None
+        finally:
+            fw.stop()
+    log = fw.log()
+    assert alive, log
+    claimed = next(ln for ln in rs.fingerprint_lines(first.answer) if ln.startswith("a=fingerprint:sha-512 ")).split()[1]
+    refusals = [ln for ln in log.splitlines() if "fingerprint mismatch" in ln]
+    assert refusals[0].count("\n") == 0 and "rt_session: peer state: FAILED: DTLS refused: fingerprint mismatch (sha-512)" \
+        in refusals[0], refusals[0]
+    assert f"the answer says {claimed}, the peer's certificate is {actual}" in refusals[0], (refusals[0], claimed, actual)
+    # one line per attempt: between two offers, exactly one refusal and nothing else failing
+    attempts = log.split("sending the SDP offer")[1:3]
+    assert [a.count("fingerprint mismatch") for a in attempts] == [1, 1]
+    assert [sum(ln.startswith("E (") for ln in a.splitlines()) for a in attempts] == [1, 1], attempts
+    delay = int(log.split("reconnecting in ", 1)[1].split()[0])
+    assert 500 <= delay <= 1000
+    assert second.created - first.created < delay / 1000 + 3.0
+    assert "peer state: CONNECTED" not in log and "datachannel open" not in log
+    assert first.channel_open is None and KEY not in log
+
+
+def test_peer_that_drops_dtls_after_ice(linux_firmware, pki: rs.Pki, tmp_path: Path, device_server) -> None:
+    """ICE completes, then the peer never sends DTLS: one line, not connected in the monitor's status, a new
+    offer within 10 s; over 60 s of such failures the session (rt_session + libpeer) logs at most 60 lines."""
+    with rs.StandInThread(pki, KEY, peer="drop_dtls") as server:
+        fw = Firmware(linux_firmware.elf, tmp_path, firmware_env(server, pki.ca_file))
+        try:
+            calls = server.standin.calls
+            assert server.wait_until(lambda: calls, 10), fw.log()
+            t0 = time.monotonic()
+            assert server.wait_until(lambda: len(calls) >= 2, 12), fw.log()
+            back = calls[1].created - calls[0].created
+            server.wait_until(lambda: fw.proc.poll() is not None, 60 - (time.monotonic() - t0))
+            alive = fw.proc.poll() is None
+            dropped = sum(len(c.dtls_dropped) for c in calls)
+            attempts = len(calls)
+        finally:
+            fw.stop()
+    log = fw.log()
+    assert alive, log
+    assert dropped > 0, "the odd peer sent DTLS after all: the case proves nothing"
+    assert back < 10, f"new offer {back:.1f} s after the first"
+    failures = [ln for ln in log.splitlines() if "peer state: FAILED" in ln]
+    assert failures and all("DTLS handshake failed: nothing from the peer within 5 s" in ln for ln in failures), failures
+    assert len(failures) >= attempts - 1 >= 3, (len(failures), attempts)
+    lines = session_lines(log)
+    print(f"drop-DTLS peer: {attempts} attempts in 60 s, {len(lines)} session lines, first retry after {back:.1f} s")
+    assert len(lines) <= 60, "\n".join(lines)
+    assert "peer state: ICE_CONNECTED" in log and "peer state: CONNECTED" not in log
+    # the monitor's status line, fed the firmware's output: ICE came up, but the session is not connected
+    def device(conn) -> None:
+        conn.sendall(fw.log_path.read_bytes())
+
+    server_dev = device_server(device)
+    monitor = subprocess.run([str(Path(sys.executable).parent / "rtflash"), "monitor", "--port", server_dev.url,
+                              "--no-reconnect", "--json"], capture_output=True, text=True, timeout=60,
+                             cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("RTFLASH_")})
+    statuses = [row for row in map(json.loads, monitor.stdout.splitlines()) if row["type"] == "status"]
+    peers = [row.get("peer") for row in statuses]
+    assert "ICE_CONNECTED" in peers and "CONNECTED" not in peers, peers
+    last = statuses[-1]
+    assert last["peer"] != "CONNECTED" and "webrtc CONNECTED" not in last["summary"], last

@@ -1,3 +1,5 @@
+#include <stdio.h>
+
 #include "rt_sdp.h"
 #include "rt_test.h"
 
@@ -26,6 +28,12 @@ static void test_rejections_say_why(void)
     CHECK(!rt_sdp_check_answer("", why, sizeof(why)));
     CHECK(!rt_sdp_check_answer("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\n", why, sizeof(why)));
     CHECK_STR(why, "audio is not Opus 48000/2");
+    {
+        char longer[400];
+        snprintf(longer, sizeof(longer), "v=0\r\na=x:%0300d\r\n", 7);
+        CHECK(!rt_sdp_check_answer(longer, why, sizeof(why)));
+        CHECK_STR(why, "a line of 304 bytes (at most 255): a=x:0000000000000000...");
+    }
     CHECK(!rt_sdp_check_answer("v=0\r\nm=audio 9 X 111\r\na=rtpmap:111 opus/48000/2\r\n", why, sizeof(why)));
     CHECK_STR(why, "no m=application (data channel) section");
     CHECK(rt_sdp_features(NULL) == 0);

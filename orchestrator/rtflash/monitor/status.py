@@ -2,7 +2,9 @@
 
 The firmware logs its state with fixed tags and wording (firmware-src is ours, and these strings are
 its contract with this module): `wifi_sta` (`connected to <ssid>`, `got ip: <ip>`,
-`disconnected (reason N), retry in N ms`), `rt_session` (`peer state: <STATE>`,
+`disconnected (reason N), retry in N ms`), `rt_session` (`peer state: <STATE>[: why]`: NEW, CHECKING,
+ICE_CONNECTED (ICE only, DTLS running: not connected yet), CONNECTED (DTLS and SRTP up), FAILED,
+DISCONNECTED, CLOSED;
 `datachannel open: <label>`, `event: <type>`) and `rtflash` (`firmware <version> board <name>`).
 A crash or a reset (a panic's first line, `Rebooting...`, the ROM's `rst:0x..` boot line) makes all
 of it stale: the status starts afresh from there.

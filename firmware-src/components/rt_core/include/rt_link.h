@@ -14,20 +14,26 @@
 extern "C" {
 #endif
 
-/* Same order and meaning as libpeer's PeerConnectionState (mapped explicitly, not cast). */
+/* The session's states, honest about what is up (libpeer's PeerConnectionState is mapped explicitly:
+ * its CONNECTED means only ICE, its COMPLETED DTLS done):
+ *   CHECKING       ICE connectivity checks running
+ *   ICE_CONNECTED  a candidate pair works; the DTLS handshake is running, no media yet
+ *   CONNECTED      DTLS done and SRTP keyed: audio flows, the data channel can open
+ *   FAILED         ICE or DTLS failed (or the peer's certificate was refused)
+ *   DISCONNECTED / CLOSED  the link went away after being up */
 typedef enum {
     RT_PEER_CLOSED = 0,
     RT_PEER_NEW,
     RT_PEER_CHECKING,
+    RT_PEER_ICE_CONNECTED,
     RT_PEER_CONNECTED,
-    RT_PEER_COMPLETED,
     RT_PEER_FAILED,
     RT_PEER_DISCONNECTED,
 } rt_peer_state_t;
 
 typedef enum {
     RT_LINK_NONE = 0,       /* nothing to do */
-    RT_LINK_MEDIA_UP,       /* DTLS done: start sending audio */
+    RT_LINK_MEDIA_UP,       /* DTLS + SRTP up: start sending audio */
     RT_LINK_RECONNECT,      /* tear down; reconnect after `delay_ms` */
 } rt_link_action_t;
 
@@ -42,7 +48,7 @@ typedef struct {
 
 void rt_link_init(rt_link_t *link, uint32_t seed);
 
-/* "NEW", "CHECKING", "CONNECTED", "COMPLETED", "FAILED", "DISCONNECTED", "CLOSED" ("UNKNOWN" otherwise). */
+/* "NEW", "CHECKING", "ICE_CONNECTED", "CONNECTED", "FAILED", "DISCONNECTED", "CLOSED" ("UNKNOWN" otherwise). */
 const char *rt_peer_state_name(rt_peer_state_t state);
 
 /* Feed a state change; *delay_ms is set for RT_LINK_RECONNECT. */

@@ -21,10 +21,14 @@ enum {
     RT_SDP_HAS_FINGERPRINT = 1 << 4, /* a=fingerprint (DTLS) */
 };
 
+/* The longest SDP line libpeer's parser takes (it copies each into a 256-byte stack buffer). */
+#define RT_SDP_LINE_MAX 255
+
 /* Feature bits of an SDP (0 when it does not start with "v=0"). */
 unsigned rt_sdp_features(const char *sdp);
 
-/* Check an answer is usable for an Opus + data-channel session. On failure returns false and
+/* Check an answer is usable for an Opus + data-channel session (and has no line longer than
+ * RT_SDP_LINE_MAX). On failure returns false and
  * writes the reason (one short phrase) into why. */
 bool rt_sdp_check_answer(const char *sdp, char *why, size_t why_cap);
 

@@ -17,8 +17,8 @@ const char *rt_peer_state_name(rt_peer_state_t state)
     switch (state) {
     case RT_PEER_NEW: return "NEW";
     case RT_PEER_CHECKING: return "CHECKING";
+    case RT_PEER_ICE_CONNECTED: return "ICE_CONNECTED";
     case RT_PEER_CONNECTED: return "CONNECTED";
-    case RT_PEER_COMPLETED: return "COMPLETED";
     case RT_PEER_FAILED: return "FAILED";
     case RT_PEER_DISCONNECTED: return "DISCONNECTED";
     case RT_PEER_CLOSED: return "CLOSED";
@@ -31,7 +31,7 @@ rt_link_action_t rt_link_on_state(rt_link_t *link, rt_peer_state_t state, uint32
     rt_peer_state_t before = link->state;
     link->state = state;
     switch (state) {
-    case RT_PEER_COMPLETED:
+    case RT_PEER_CONNECTED:
         if (!link->media_up) {
             link->media_up = true;
             link->connects++;

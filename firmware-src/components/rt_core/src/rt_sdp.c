@@ -68,6 +68,15 @@ bool rt_sdp_check_answer(const char *sdp, char *why, size_t why_cap)
         snprintf(why, why_cap, "not an SDP (does not start with v=0)");
         return false;
     }
+    for (const char *line = sdp; *line;) {   /* libpeer copies each line into a 256-byte buffer */
+        size_t len = strcspn(line, "\r\n");
+        if (len > RT_SDP_LINE_MAX) {
+            snprintf(why, why_cap, "a line of %u bytes (at most %d): %.20s...", (unsigned)len, RT_SDP_LINE_MAX, line);
+            return false;
+        }
+        line += len;
+        line += strspn(line, "\r\n");
+    }
     for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
         if (!(features & need[i].bit)) {
             snprintf(why, why_cap, "%s", need[i].missing);

@@ -1,10 +1,13 @@
 /* The Realtime session: a libpeer peer connection with an Opus audio track and the `oai-events`
  * data channel; the SDP offer is POSTed to <api_url>?model=<model> (rt_signal.h); once the channel
  * opens, session.update (instructions, voice) and a greeting response.create are sent. When the
- * link drops it reconnects with back-off (rt_link.h) instead of rebooting.
+ * link drops it reconnects with back-off (rt_link.h) instead of rebooting: a failed DTLS handshake, a
+ * refused fingerprint or CONFIG_RT_MEDIA_TIMEOUT_S without any packet close the peer, one line each,
+ * and a new offer follows. Every line goes through the session's log cap (rt_slog.h).
  *
  * Log lines (tag rt_session) that rtflash's monitor parses:
- *   peer state: <NEW|CHECKING|CONNECTED|COMPLETED|FAILED|DISCONNECTED|CLOSED>
+ *   peer state: <NEW|CHECKING|ICE_CONNECTED|CONNECTED|FAILED|DISCONNECTED|CLOSED>[: why]
+ *     (ICE_CONNECTED: ICE only, DTLS running; CONNECTED: DTLS and SRTP up)
  *   datachannel open: oai-events
  *   event: <type>
  */

@@ -27,6 +27,8 @@
 #endif
 
 #include "peer.h"
+#include "rt_dtls.h"
+#include "rt_slog.h"
 
 #include "rt_audio_frame.h"
 #include "rt_events.h"
@@ -36,6 +38,11 @@
 #include "rt_signal.h"
 
 static const char *TAG = "rt_session";
+
+/* Every line of the session goes through the log cap (rt_slog.h), libpeer's too. */
+#define SLOGE(...) rt_slog(ESP_LOG_ERROR, TAG, __VA_ARGS__)
+#define SLOGW(...) rt_slog(ESP_LOG_WARN, TAG, __VA_ARGS__)
+#define SLOGI(...) rt_slog(ESP_LOG_INFO, TAG, __VA_ARGS__)
 
 #define CHANNEL_LABEL "oai-events"
 #define SDP_MAX 8192
@@ -55,6 +62,7 @@ typedef struct {
     bool offer_ready, offer_taken, channel_opened, lost;
     uint32_t reconnect_ms;
     uint32_t hold_ms;                /* relay refused the token: wait this long, not the back-off */
+    uint32_t media_since_ms;         /* when DTLS came up (the no-media watchdog counts from here or the last packet) */
     char offer[SDP_MAX];
     char answer[SDP_MAX];
     char url[RT_URL_MAX + 96];
@@ -62,14 +70,15 @@ typedef struct {
 
 static session_t *s;
 
-/* libpeer's state values mapped explicitly (never cast): a re-pin that reorders them still logs right. */
+/* libpeer's state values mapped explicitly (never cast): a re-pin that reorders them still logs right.
+ * libpeer's CONNECTED is ICE only; its COMPLETED is DTLS done with SRTP keyed (patch_dtls.cmake). */
 static rt_peer_state_t map_state(PeerConnectionState state)
 {
     switch (state) {
     case PEER_CONNECTION_NEW: return RT_PEER_NEW;
     case PEER_CONNECTION_CHECKING: return RT_PEER_CHECKING;
-    case PEER_CONNECTION_CONNECTED: return RT_PEER_CONNECTED;
-    case PEER_CONNECTION_COMPLETED: return RT_PEER_COMPLETED;
+    case PEER_CONNECTION_CONNECTED: return RT_PEER_ICE_CONNECTED;
+    case PEER_CONNECTION_COMPLETED: return RT_PEER_CONNECTED;
     case PEER_CONNECTION_FAILED: return RT_PEER_FAILED;
     case PEER_CONNECTION_DISCONNECTED: return RT_PEER_DISCONNECTED;
     default: return RT_PEER_CLOSED;
@@ -81,9 +90,18 @@ static void on_state(PeerConnectionState state, void *user)
     session_t *self = user;
     rt_peer_state_t mapped = map_state(state);
     uint32_t delay = 0;
-    ESP_LOGI(TAG, "peer state: %s", rt_peer_state_name(mapped));
+    if (mapped == RT_PEER_FAILED) {   /* one line: the state and why (DTLS reason from rt_dtls, else ICE) */
+        const char *why = rt_dtls_failure();
+        if (self->link.state == RT_PEER_ICE_CONNECTED && why[0] == '\0') {
+            why = "DTLS up but no SRTP keys";
+        }
+        SLOGE("peer state: FAILED: %s; closing the peer", why[0] ? why : "ICE: no candidate pair answered");
+    } else {
+        SLOGI("peer state: %s", rt_peer_state_name(mapped));
+    }
     switch (rt_link_on_state(&self->link, mapped, &delay)) {
     case RT_LINK_MEDIA_UP:
+        self->media_since_ms = esp_log_timestamp();
         self->media_up = true;
         break;
     case RT_LINK_RECONNECT:
@@ -120,7 +138,7 @@ static void send_event(session_t *self, const char *json, int len)
         sid = 0;
     }
     if (peer_connection_datachannel_send_sid(self->pc, (char *)json, (size_t)len, sid) < 0) {
-        ESP_LOGW(TAG, "could not queue a %d-byte event on %s", len, CHANNEL_LABEL);
+        SLOGW("could not queue a %d-byte event on %s", len, CHANNEL_LABEL);
     }
 }
 
@@ -134,7 +152,7 @@ static void greet(session_t *self)
                                                 self->p.cfg->voice)) > 0) {
         send_event(self, json, len);
     } else {
-        ESP_LOGE(TAG, "session.update does not fit in %d bytes; instructions not sent", EVENT_MAX);
+        SLOGE("session.update does not fit in %d bytes; instructions not sent", EVENT_MAX);
     }
     len = rt_event_response_create(json, sizeof(json), CONFIG_RT_GREETING);
     if (len > 0) {
@@ -147,10 +165,10 @@ static void on_channel_open(void *user)
     session_t *self = user;
     /* The SCTP association is up: create our channel (DCEP open), then greet once per connection. */
     if (peer_connection_create_datachannel(self->pc, DATA_CHANNEL_RELIABLE, 0, 0, (char *)CHANNEL_LABEL, (char *)"") < 0) {
-        ESP_LOGE(TAG, "could not open the %s data channel", CHANNEL_LABEL);
+        SLOGE("could not open the %s data channel", CHANNEL_LABEL);
         return;
     }
-    ESP_LOGI(TAG, "datachannel open: " CHANNEL_LABEL);
+    SLOGI("datachannel open: " CHANNEL_LABEL);
     self->channel_opened = true;
     if (rt_link_on_channel_open(&self->link)) {
         greet(self);
@@ -160,7 +178,7 @@ static void on_channel_open(void *user)
 static void on_channel_close(void *user)
 {
     (void)user;
-    ESP_LOGW(TAG, "datachannel closed: " CHANNEL_LABEL);
+    SLOGW("datachannel closed: " CHANNEL_LABEL);
 }
 
 static void on_message(char *msg, size_t len, void *user, uint16_t sid)
@@ -169,15 +187,15 @@ static void on_message(char *msg, size_t len, void *user, uint16_t sid)
     (void)sid;
     char type[64];
     if (!rt_event_type(msg, len, type, sizeof(type))) {
-        ESP_LOGW(TAG, "event without a type (%u bytes)", (unsigned)len);
+        SLOGW("event without a type (%u bytes)", (unsigned)len);
         return;
     }
-    ESP_LOGI(TAG, "event: %s", type);
+    SLOGI("event: %s", type);
     if (strcmp(type, "error") == 0) {
         static const char *const path[] = {"error", "message"};
         char message[160];
         if (rt_json_find_string(msg, len, path, 2, message, sizeof(message))) {
-            ESP_LOGE(TAG, "error from the API: %s", message);
+            SLOGE("error from the API: %s", message);
         }
     }
 }
@@ -229,7 +247,7 @@ static void drain_packets(session_t *self)
 static bool post_offer(session_t *self)
 {
     rt_signal_info_t info;
-    ESP_LOGI(TAG, "sending the SDP offer (%u bytes) to %s", (unsigned)strlen(self->offer), self->url);
+    SLOGI("sending the SDP offer (%u bytes) to %s", (unsigned)strlen(self->offer), self->url);
     rt_signal_result_t rc = rt_signal_post_offer(self->url, rt_config_bearer(self->p.cfg), self->offer, self->answer,
                                                  sizeof(self->answer), SIGNAL_TIMEOUT_MS, &info);
     WDT_RESET();
@@ -242,16 +260,26 @@ static bool post_offer(session_t *self)
             snprintf(refused, sizeof(refused), "%.100s; provision a valid key (`rtflash provision`) and reset; "
                      "next try in %u min", info.why, (unsigned)(RT_REFUSED_HOLD_MS / 60000u));
         }
-        ESP_LOGE(TAG, "signalling failed: %s", self->hold_ms ? refused : info.why);
+        SLOGE("signalling failed: %s", self->hold_ms ? refused : info.why);
         return false;
     }
-    ESP_LOGI(TAG, "SDP answer received (HTTP %d, %u bytes)", info.status, (unsigned)strlen(self->answer));
+    SLOGI("SDP answer received (HTTP %d, %u bytes)", info.status, (unsigned)strlen(self->answer));
 #if RT_LIBPEER_SDP_TYPE
     peer_connection_set_remote_description(self->pc, self->answer, SDP_TYPE_ANSWER);
 #else
     peer_connection_set_remote_description(self->pc, self->answer);
 #endif
     return true;
+}
+
+/* The no-media watchdog: nothing received for CONFIG_RT_MEDIA_TIMEOUT_S since DTLS came up or the
+ * last packet (libpeer time-stamps each one, rt_peer_rx_mark). */
+static bool media_gone(const session_t *self)
+{
+    uint32_t now = esp_log_timestamp();
+    uint32_t rx = rt_peer_rx_ms();
+    uint32_t since = (int32_t)(rx - self->media_since_ms) > 0 ? rx : self->media_since_ms;
+    return now - since > (uint32_t)CONFIG_RT_MEDIA_TIMEOUT_S * 1000u;
 }
 
 /* One connection: create, offer, signal, run until lost; returns the delay before the next one. */
@@ -268,10 +296,11 @@ static uint32_t run_once(session_t *self)
         .user_data = self,
     };
     rt_link_restart(&self->link);
+    rt_dtls_clear_failure();
     self->offer_ready = self->offer_taken = self->channel_opened = self->lost = false;
     self->pc = peer_connection_create(&config);
     if (self->pc == NULL) {
-        ESP_LOGE(TAG, "peer_connection_create failed (out of memory?)");
+        SLOGE("peer_connection_create failed (out of memory?)");
         return rt_link_on_signal_error(&self->link);
     }
     peer_connection_oniceconnectionstatechange(self->pc, on_state);
@@ -282,6 +311,12 @@ static uint32_t run_once(session_t *self)
 #else
     peer_connection_create_offer(self->pc);
 #endif
+    static bool identity_told;
+    if (!identity_told && rt_dtls_local_fingerprint()[0]) {
+        identity_told = true;
+        SLOGI("DTLS identity: ECDSA P-256, made in %u ms, kept for this boot; sha-256 %s",
+              (unsigned)rt_dtls_identity_ms(), rt_dtls_local_fingerprint());
+    }
     uint32_t delay = 0;
     for (;;) {
         peer_connection_loop(self->pc);
@@ -294,6 +329,14 @@ static uint32_t run_once(session_t *self)
             }
         }
         drain_packets(self);
+        if (self->media_up && media_gone(self)) {
+            SLOGE("peer state: CLOSED: nothing from the peer for %d s (no RTP, RTCP or DTLS); closing the peer",
+                  CONFIG_RT_MEDIA_TIMEOUT_S);
+            if (rt_link_on_state(&self->link, RT_PEER_CLOSED, &self->reconnect_ms) == RT_LINK_RECONNECT) {
+                self->lost = true;
+            }
+            self->media_up = false;
+        }
         if (self->lost) {
             delay = self->reconnect_ms;
             break;
@@ -318,7 +361,7 @@ static void peer_task(void *arg)
     WDT_ADD();
     for (;;) {
         uint32_t delay = run_once(self);
-        ESP_LOGW(TAG, "session ended; reconnecting in %u ms", (unsigned)delay);
+        SLOGW("session ended; reconnecting in %u ms", (unsigned)delay);
         sleep_ms(delay);
     }
 }
@@ -332,7 +375,7 @@ static void encoder_task(void *arg)
     int err = 0;
     rt_opus_enc_t *enc = rt_opus_enc_new(self->p.rate, CONFIG_RT_OPUS_BITRATE, CONFIG_RT_OPUS_COMPLEXITY, &err);
     if (enc == NULL) {
-        ESP_LOGE(TAG, "Opus encoder: %s", rt_opus_error(err));
+        SLOGE("Opus encoder: %s", rt_opus_error(err));
         vTaskDelete(NULL);
         return;
     }
@@ -348,7 +391,7 @@ static void encoder_task(void *arg)
         }
         int n = rt_opus_encode(enc, pcm, samples, packet + 2, RT_OPUS_MAX_PACKET);
         if (n <= 0) {
-            ESP_LOGW(TAG, "Opus encode: %s", rt_opus_error(n));
+            SLOGW("Opus encode: %s", rt_opus_error(n));
             continue;
         }
         uint16_t len = (uint16_t)n;
@@ -372,9 +415,10 @@ bool rt_session_start(const rt_session_params_t *params)
     if (s != NULL) {
         return true;
     }
+    rt_slog_init();
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        ESP_LOGE(TAG, "out of memory for the session");
+        SLOGE("out of memory for the session");
         return false;
     }
     s->p = *params;
@@ -385,17 +429,17 @@ bool rt_session_start(const rt_session_params_t *params)
     rt_link_init(&s->link, (uint32_t)xTaskGetTickCount() ^ 0x5A5A1234u);
 #endif
     if (rt_config_offer_url(s->p.cfg, s->url, sizeof(s->url)) < 0) {   /* relay_url, or api_url?model= */
-        ESP_LOGE(TAG, "the offer URL does not fit in %u bytes", (unsigned)sizeof(s->url));
+        SLOGE("the offer URL does not fit in %u bytes", (unsigned)sizeof(s->url));
         return false;
     }
     int err = 0;
     s->dec = rt_opus_dec_new(s->p.rate, &err);
     if (s->dec == NULL) {
-        ESP_LOGE(TAG, "Opus decoder: %s", rt_opus_error(err));
+        SLOGE("Opus decoder: %s", rt_opus_error(err));
         return false;
     }
     if (peer_init() != 0) {
-        ESP_LOGE(TAG, "libpeer init failed");
+        SLOGE("libpeer init failed");
         return false;
     }
     /* esp_http_client posts its events to the default event loop: without one every request logs
@@ -403,7 +447,7 @@ bool rt_session_start(const rt_session_params_t *params)
      * it already (ESP_ERR_INVALID_STATE here means exactly that); on linux nothing else does. */
     esp_err_t loop_err = esp_event_loop_create_default();
     if (loop_err != ESP_OK && loop_err != ESP_ERR_INVALID_STATE) {
-        ESP_LOGE(TAG, "default event loop: %s", esp_err_to_name(loop_err));
+        SLOGE("default event loop: %s", esp_err_to_name(loop_err));
         return false;
     }
     return spawn("rt_peer", peer_task, CONFIG_RT_PEER_TASK_STACK, 5, s) &&
