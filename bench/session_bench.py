@@ -3,8 +3,9 @@
 The stand-in runs as its own process (`python -m testkit.realtime_standin --play echo`): it echoes the
 audio it receives, so a click sent by the client comes back. Measured per client:
 
-- launch-to-connected: from the start (aiortc: creating the offer, interpreter already up; firmware:
-  process launch) to the peer connection CONNECTED, and to the data channel open
+- time to first audio, N runs (--calls, 10 by default), median and max: from the start (aiortc: creating the
+  offer, interpreter already up; firmware: process launch) to the peer connection connected (DTLS done),
+  to the data channel open, and to the first RTP packet received from the stand-in
 - round trip: click sent -> click heard back (both Opus encoders, both jitter buffers, the echo's 20 ms
   frame); median of the clicks
 - CPU: process CPU seconds per second of call, in the steady part of the call (client process only;
@@ -12,13 +13,15 @@ audio it receives, so a click sent by the client comes back. Measured per client
 
 The aiortc client is the reference column. The firmware column is the real linux firmware (a process,
 as tests/test_e2e_session.py drives it) against the same stand-in, when --elf names its build:
-launch = process start; connected / channel open = when its "peer state: COMPLETED" (DTLS done; ICE
-CONNECTED comes a few ms before) and "datachannel open" lines arrive on its stdout; round trip = the
+launch = process start; connected / channel open / first RTP = when its "peer state: CONNECTED" (DTLS and
+SRTP up; "peer state: ICE_CONNECTED" comes before), "datachannel open" and "audio: first packet" lines
+arrive on its stdout (the aiortc client: its own connection state, channel open event and first RTP
+header decrypted); both clients talk to the same stand-in process on the same loopback path; round trip = the
 click's position in the speaker WAV minus its position in the mic WAV (one task reads a mic frame and
 writes a speaker frame each 20 ms, so both files share one timeline: mic framing, Opus both ways,
 libpeer, the stand-in's echo and the firmware's speaker ring are inside it); CPU from /proc/PID/stat.
 
-    .venv/bin/python bench/session_bench.py [--calls 3] [--clicks 5] [--elf build/linux/rtflash_firmware.elf] [--json]
+    .venv/bin/python bench/session_bench.py [--calls 10] [--clicks 5] [--elf build/linux/rtflash_firmware.elf] [--json]
 """
 
 from __future__ import annotations
@@ -117,6 +120,10 @@ async def aiortc_call(calls_url: str, ctx, clicks: int) -> dict:
         while not (call.connected_at() and call.opened) and time.monotonic() < end:
             await asyncio.sleep(0.005)
         connected, opened = call.connected_at(), call.opened
+        end = time.monotonic() + 5
+        while not call.rtp and time.monotonic() < end:
+            await asyncio.sleep(0.005)
+        first_rtp = call.rtp[0].arrival if call.rtp else None
         await asyncio.sleep(0.5)
         cpu0, wall0 = time.process_time(), time.monotonic()
         await asyncio.sleep(1.0 + every * clicks)
@@ -126,6 +133,7 @@ async def aiortc_call(calls_url: str, ctx, clicks: int) -> dict:
         await call.close()
     return {"connected": (connected - started) if connected else None,
             "channel_open": (opened - started) if opened else None,
+            "first_rtp": (first_rtp - started) if first_rtp else None,
             "latency": lat, "cpu": cpu}
 
 
@@ -167,7 +175,8 @@ def firmware_call(elf: Path, calls_url: str, ca_file: Path, tmp: Path, clicks: i
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.decode(errors="replace")
-            for key in ("rt_audio: microphone", "peer state: CONNECTED", "peer state: COMPLETED", "datachannel open"):
+            for key in ("rt_audio: microphone", "peer state: ICE_CONNECTED", "peer state: CONNECTED",
+                        "datachannel open", "audio: first packet"):
                 if key in line and key not in seen:
                     seen[key] = time.monotonic()
 
@@ -175,7 +184,8 @@ def firmware_call(elf: Path, calls_url: str, ca_file: Path, tmp: Path, clicks: i
     reader.start()
     try:
         end = time.monotonic() + 10
-        while "datachannel open" not in seen and time.monotonic() < end and proc.poll() is None:
+        while not {"datachannel open", "audio: first packet"} <= set(seen) and time.monotonic() < end \
+                and proc.poll() is None:
             time.sleep(0.005)
         time.sleep(max(0.0, started + first - 0.5 - time.monotonic()))
         cpu0, wall0 = proc_cpu_seconds(proc.pid), time.monotonic()
@@ -212,17 +222,29 @@ def firmware_call(elf: Path, calls_url: str, ca_file: Path, tmp: Path, clicks: i
             if later:
                 up.append(min(later))
     at = {k: v - started for k, v in seen.items()}
-    return {"connected": at.get("peer state: COMPLETED"), "ice_connected": at.get("peer state: CONNECTED"),
-            "channel_open": at.get("datachannel open"), "latency": lat, "up": up, "cpu": cpu}
+    return {"connected": at.get("peer state: CONNECTED"), "ice_connected": at.get("peer state: ICE_CONNECTED"),
+            "channel_open": at.get("datachannel open"), "first_rtp": at.get("audio: first packet"),
+            "latency": lat, "up": up, "cpu": cpu}
+
+
+def med_max(runs: list[dict], key: str) -> tuple[float | None, float | None, int]:
+    """(median, max, how many runs got there) of one time of the runs."""
+    got = [r[key] for r in runs if r.get(key) is not None]
+    return (statistics.median(got), max(got), len(got)) if got else (None, None, 0)
 
 
 def summary(runs: list[dict], calls: int, clicks: int) -> dict:
     lat = [x for r in runs for x in r["latency"]]
-    done = [r for r in runs if r["connected"]]
+    conn, opened, rtp = med_max(runs, "connected"), med_max(runs, "channel_open"), med_max(runs, "first_rtp")
     return {
-        "launch_to_connected_s": statistics.median(r["connected"] for r in done) if done else None,
-        "launch_to_channel_open_s": statistics.median(r["channel_open"] for r in runs if r["channel_open"])
-        if any(r["channel_open"] for r in runs) else None,
+        "runs": len(runs),
+        "launch_to_connected_s": conn[0],
+        "launch_to_connected_max_s": conn[1],
+        "launch_to_channel_open_s": opened[0],
+        "launch_to_channel_open_max_s": opened[1],
+        "launch_to_first_rtp_s": rtp[0],
+        "launch_to_first_rtp_max_s": rtp[1],
+        "first_rtp_runs": f"{rtp[2]}/{len(runs)}",
         "round_trip_s": statistics.median(lat) if lat else None,
         "clicks_heard": f"{len(lat)}/{calls * clicks}",
         "cpu_s_per_s": statistics.median(r["cpu"] for r in runs),
@@ -235,7 +257,7 @@ def fmt_ms(v: float | None) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--calls", type=int, default=3)
+    ap.add_argument("--calls", type=int, default=10)
     ap.add_argument("--clicks", type=int, default=5)
     ap.add_argument("--elf", type=Path, default=None,
                     help="the linux firmware build (rtflash build --board linux: build/linux/rtflash_firmware.elf)")
@@ -275,13 +297,19 @@ def main() -> None:
         return "not run (--elf)" if f is None else fmt(f[key])
 
     print(f"session bench: {args.calls} calls, {args.clicks} clicks each, stand-in echoing, loopback")
-    print(f"{'':28}{'aiortc client':>16}{'linux firmware':>18}")
-    print(f"{'launch -> connected':28}{fmt_ms(a['launch_to_connected_s']):>16}{col('launch_to_connected_s', fmt_ms):>18}")
-    print(f"{'launch -> data channel open':28}{fmt_ms(a['launch_to_channel_open_s']):>16}"
-          f"{col('launch_to_channel_open_s', fmt_ms):>18}")
-    print(f"{'click round trip (median)':28}{fmt_ms(a['round_trip_s']):>16}{col('round_trip_s', fmt_ms):>18}")
-    print(f"{'clicks heard back':28}{a['clicks_heard']:>16}{col('clicks_heard', str):>18}")
-    print(f"{'CPU s per s of call':28}{a['cpu_s_per_s']:>16.3f}{col('cpu_s_per_s', lambda v: f'{v:.3f}'):>18}")
+    print(f"{'':34}{'aiortc':>10}{'linux firmware':>18}")
+    for label, key in (("launch -> connected", "launch_to_connected"),
+                       ("launch -> data channel open", "launch_to_channel_open"),
+                       ("launch -> first RTP in", "launch_to_first_rtp")):
+        for stat, suffix in (("median", "_s"), ("max", "_max_s")):
+            print(f"{label + ' ' + stat:34}{fmt_ms(a[key + suffix]):>10}{col(key + suffix, fmt_ms):>18}")
+    print(f"{'runs reaching first RTP':34}{a['first_rtp_runs']:>10}{col('first_rtp_runs', str):>18}")
+    if f is not None and f["launch_to_first_rtp_s"] and a["launch_to_first_rtp_s"]:
+        ratio = f["launch_to_first_rtp_s"] / a["launch_to_first_rtp_s"]
+        print(f"{'first RTP: firmware / aiortc':34}{ratio:>27.2f}x  (goal <= 2x)")
+    print(f"{'click round trip (median)':34}{fmt_ms(a['round_trip_s']):>10}{col('round_trip_s', fmt_ms):>18}")
+    print(f"{'clicks heard back':34}{a['clicks_heard']:>10}{col('clicks_heard', str):>18}")
+    print(f"{'CPU s per s of call':34}{a['cpu_s_per_s']:>10.3f}{col('cpu_s_per_s', lambda v: f'{v:.3f}'):>18}")
     if split:
         print(f"firmware round trip split (one call, stand-in in-process, {fmt_ms(split['round_trip_s'])} in all):")
         print(f"  mic WAV -> stand-in decoder output  {fmt_ms(split['uplink_s']):>7}  (20 ms framing, Opus encode, "

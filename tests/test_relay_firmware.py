@@ -210,6 +210,51 @@ def test_revoked_device_gets_401_one_line_and_a_long_hold(linux_firmware, pki, w
         assert KEY not in text and world.token not in text
 
 
+def test_rtflash_exec_relay_mode_calls_through_the_relay_without_a_key(linux_firmware, pki, world: World,
+                                                                      rtflash_exe) -> None:
+    """`rtflash exec --relay URL --relay-ca FILE` with the device token in $RTFLASH_RELAY_TOKEN: the firmware
+    runs in relay mode against the relay in front of the stock stand-in, the call connects (exec set the ICE
+    interface itself: no RTFLASH_ICE_IFACE given) and the data channel opens; the API key, though in exec's own
+    environment, is not passed to the firmware."""
+    env = {k: v for k, v in linux_firmware.env.items() if not k.startswith(("RTFLASH_API", "RTFLASH_CA", "RTFLASH_ICE"))}
+    env.update({"OPENAI_API_KEY": KEY, "RTFLASH_RELAY_TOKEN": world.token})
+    log_path = world.work / "exec-relay.log"
+    proc = subprocess.Popen([rtflash_exe, "exec", "--relay", world.relay.url, "--relay-ca", str(pki.ca_file)],
+                            cwd=linux_firmware.project, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    environ = b""
+    try:
+        opened = world.server.wait_until(lambda: "datachannel open: oai-events" in log_path.read_text(errors="replace"), 30)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split() if proc.poll() is None else []
+        if children:
+            environ = Path(f"/proc/{children[0]}/environ").read_bytes()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+    log = log_path.read_text(errors="replace")
+    relay_log = world.relay.stop()
+    assert opened, log[-3000:]
+    assert "mode: relay (" in log and "peer state: CONNECTED" in log
+    calls = world.server.standin.calls
+    assert calls and calls[0].channel_open is not None
+    rs.assert_loopback_sdp(calls[0].offer, "firmware offer under rtflash exec --relay")
+    assert environ and b"RTFLASH_ICE_IFACE=lo" in environ and b"RTFLASH_RELAY_URL=" in environ
+    assert KEY.encode() not in environ and b"OPENAI_API_KEY" not in environ
+    assert f"{DEVICE}: 201 call rtc_" in relay_log
+    for text in (log, relay_log):
+        assert KEY not in text and world.token not in text
+
+
+def test_rtflash_exec_relay_mode_without_a_token_is_one_line(linux_firmware, tmp_path: Path, rtflash_exe) -> None:
+    env = {k: v for k, v in linux_firmware.env.items() if not k.startswith("RTFLASH_RELAY")}
+    done = subprocess.run([rtflash_exe, "-C", str(linux_firmware.project), "exec", "--relay",
+                           "https://127.0.0.1:9/v1/realtime/calls"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "--relay needs this device's token: export RTFLASH_RELAY_TOKEN" in lines[0] and "Traceback" not in done.stderr
+
+
 # --- read-flash: what an attacker with the board gets -------------------------------------------------------
 
 

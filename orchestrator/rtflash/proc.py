@@ -56,8 +56,10 @@ def _not_found(argv: Sequence[str]) -> ToolNotFound:
     return ToolNotFound(f"{argv[0]} not found; {INSTALL_HINTS.get(program, f'install {program}')}")
 
 
-def _env(extra: Mapping[str, str] | None) -> dict[str, str] | None:
-    return None if extra is None else {**os.environ, **extra}
+def _env(extra: Mapping[str, str] | None, unset: Sequence[str] = ()) -> dict[str, str] | None:
+    if extra is None and not unset:
+        return None
+    return {k: v for k, v in {**os.environ, **(extra or {})}.items() if k not in unset}
 
 
 def run(argv: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None,
@@ -101,11 +103,12 @@ def stream(argv: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] 
         raise ToolFailed(failure_message(Result(tuple(map(str, argv)), proc.returncode, "\n".join(tail))))
 
 
-def interactive(argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
-    """Run with the terminal (stdin/stdout/stderr inherited), for programs people talk to; the exit code."""
+def interactive(argv: Sequence[str], env: Mapping[str, str] | None = None, unset: Sequence[str] = ()) -> int:
+    """Run with the terminal (stdin/stdout/stderr inherited), for programs people talk to; the exit code.
+    `unset`: variables of this environment the program must not inherit (e.g. a key it must not hold)."""
     log.debug("interactive: %s", shown(argv))
     try:
-        return subprocess.call([str(a) for a in argv], env=_env(env))
+        return subprocess.call([str(a) for a in argv], env=_env(env, unset))
     except FileNotFoundError:
         raise _not_found(argv) from None
 

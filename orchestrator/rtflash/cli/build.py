@@ -73,11 +73,76 @@ def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:
     console.result(f"[green]built[/] {board.name} in {seconds:.1f} s", markup=True)
 
 
+def _is_loopback_url(url: str) -> bool:
+    """A 127.0.0.1/::1/localhost URL: a local stand-in or relay, which only reaches 127.0.0.1, so the firmware
+    must offer the ICE host candidate of `lo` (RTFLASH_ICE_IFACE, firmware-src/components/peer/rt_peer_iface.c)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+RELAY_TOKEN_ENV = "RTFLASH_RELAY_TOKEN"
+RELAY_CA_ENV = "RTFLASH_RELAY_CA"
+KEY_ENVS = ("OPENAI_API_KEY", "RTFLASH_OPENAI_API_KEY")
+
+
+def _relay_token(project_dir: Path) -> str:
+    """The device token: $RTFLASH_RELAY_TOKEN (what `relay enroll` prints and `provision --relay` names), else
+    the project's .env. Registered for redaction before anything else."""
+    import os
+
+    from rtflash import credentials, redact
+    from rtflash.errors import CredentialError
+    from rtflash.relay.store import check_token
+
+    token, where = os.environ.get(RELAY_TOKEN_ENV, "").strip(), f"${RELAY_TOKEN_ENV}"
+    if not token:
+        dotenv = credentials.read_dotenv(project_dir / ".env")
+        if RELAY_TOKEN_ENV in dotenv:
+            token, line = dotenv[RELAY_TOKEN_ENV]
+            where = f"{project_dir / '.env'}:{line} ({RELAY_TOKEN_ENV})"
+    if not token:
+        raise CredentialError(f"--relay needs this device's token: export {RELAY_TOKEN_ENV} (the token `rtflash relay "
+                              f"enroll NAME` prints) or put {RELAY_TOKEN_ENV}=... in {project_dir / '.env'}")
+    redact.register(token)
+    return check_token(token, where)
+
+
+def _relay_env(relay_url: str, relay_ca: Path | None, project_dir: Path) -> dict[str, str]:
+    """The linux firmware's relay settings (app_config.c reads them instead of NVS): URL, token, CA."""
+    import os
+    from urllib.parse import urlsplit
+
+    from rtflash.cli.provision_relay import ca_context, ca_der_base64
+    from rtflash.errors import ConfigError
+
+    parts = urlsplit(relay_url)
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        raise ConfigError(f"--relay {relay_url}: not an https:// URL; give the relay's calls endpoint, e.g. "
+                          "https://relay.lan:8443/v1/realtime/calls")
+    env = {"RTFLASH_RELAY_URL": relay_url, RELAY_TOKEN_ENV: _relay_token(project_dir)}
+    if relay_ca is not None:
+        if not relay_ca.is_file():
+            raise ConfigError(f"--relay-ca {relay_ca}: cannot read it; give the PEM CA that signed the relay's "
+                              "certificate")
+        ca_context(relay_ca, "--relay-ca")
+        env[RELAY_CA_ENV] = ca_der_base64(relay_ca)
+    elif os.environ.get(RELAY_CA_ENV):  # as `provision --board linux --relay` prints it: base64 DER, one line
+        env[RELAY_CA_ENV] = os.environ[RELAY_CA_ENV].strip()
+    if _is_loopback_url(relay_url):
+        env["RTFLASH_ICE_IFACE"] = "lo"
+    return env
+
+
 def _exec_env(api_url: str | None, ca_file: Path | None, mic: Path | None, speaker_out: Path | None,
               rate: int) -> dict[str, str]:
     """The environment the linux firmware reads for these options (names in firmware-src: app_config.c,
     rt_signal_esp.c, rt_audio_wav.c, rt_peer_iface.c), each value checked first: one clear line if bad."""
-    import ipaddress
     import wave
     from urllib.parse import urlsplit
 
@@ -90,12 +155,7 @@ def _exec_env(api_url: str | None, ca_file: Path | None, mic: Path | None, speak
             raise ConfigError(f"--api-url {api_url}: not an https:// URL; give the calls endpoint, e.g. "
                               "https://127.0.0.1:8443/v1/realtime/calls")
         env["RTFLASH_API_URL"] = api_url
-        host = parts.hostname
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if loopback:  # a local stand-in only reaches 127.0.0.1: offer the ICE host candidate of `lo`
+        if _is_loopback_url(api_url):  # a local stand-in only reaches 127.0.0.1: offer the ICE host candidate of `lo`
             env["RTFLASH_ICE_IFACE"] = "lo"
     if ca_file is not None:
         try:
@@ -135,13 +195,21 @@ def _exec_env(api_url: str | None, ca_file: Path | None, mic: Path | None, speak
               help="Play this 16-bit WAV (at the board's sample rate) as the microphone, then silence.")
 @click.option("--speaker-out", type=click.Path(path_type=Path), default=None, metavar="FILE.wav",
               help="Write what the model says (the speaker) to this WAV, in real time.")
+@click.option("--relay", "relay_url", metavar="URL", default=None,
+              help="Relay mode: set up calls through this `rtflash relay serve` URL with the device token "
+                   "($RTFLASH_RELAY_TOKEN or the project's .env); no API key is needed or passed.")
+@click.option("--relay-ca", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="PEM CA of the relay's certificate (default: $RTFLASH_RELAY_CA as `provision --relay` prints it, "
+                   "else the certificate bundle).")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_app
-def exec_(app: App, board_name, api_url, ca_file, mic, speaker_out, args) -> None:
-    """Run the linux build of the firmware, the API key passed as OPENAI_API_KEY.
+def exec_(app: App, board_name, api_url, ca_file, mic, speaker_out, relay_url, relay_ca, args) -> None:
+    """Run the linux build of the firmware, the API key passed as OPENAI_API_KEY (or, with --relay, the
+    relay's URL, this device's token and the relay's CA, and no key at all).
 
     The key is found like every credential: environment, the project's .env, the secrets file
-    (`rtflash secrets set --api-key ...`), the keyring."""
+    (`rtflash secrets set --api-key ...`), the keyring. A 127.0.0.1/localhost URL also makes the firmware
+    offer its ICE candidate on `lo`."""
     from rtflash import credentials
     from rtflash.errors import ConfigError
 
@@ -154,10 +222,19 @@ def exec_(app: App, board_name, api_url, ca_file, mic, speaker_out, args) -> Non
         elf = json.loads((build_dir / "project_description.json").read_text())["app_elf"]
     except (OSError, ValueError, KeyError):
         raise ConfigError(f"no linux build in {build_dir}; run `rtflash build --board {board.name}` first") from None
+    if relay_url is not None and api_url is not None:
+        raise click.UsageError("--relay and --api-url exclude each other: the relay chooses the upstream")
+    if relay_ca is not None and relay_url is None:
+        raise click.UsageError("--relay-ca goes with --relay URL")
     extra = _exec_env(api_url, ca_file, mic, speaker_out, board.audio.sample_rate)
-    found = credentials.resolve({}, app.project_dir, names=("openai_api_key",))
     from rtflash import proc
 
-    code = proc.interactive([build_dir / elf, *args], env={**extra, "OPENAI_API_KEY": found["openai_api_key"].value})
+    if relay_url is not None:  # the key stays on the relay: none is looked up, none inherited
+        extra.update(_relay_env(relay_url, relay_ca, app.project_dir))
+        code = proc.interactive([build_dir / elf, *args], env=extra, unset=KEY_ENVS)
+    else:
+        found = credentials.resolve({}, app.project_dir, names=("openai_api_key",))
+        code = proc.interactive([build_dir / elf, *args], env={**extra, "OPENAI_API_KEY": found["openai_api_key"].value},
+                                unset=("RTFLASH_RELAY_URL", RELAY_TOKEN_ENV))
     if code:
         raise click.exceptions.Exit(code)

@@ -9,6 +9,7 @@
  *   peer state: <NEW|CHECKING|ICE_CONNECTED|CONNECTED|FAILED|DISCONNECTED|CLOSED>[: why]
  *     (ICE_CONNECTED: ICE only, DTLS running; CONNECTED: DTLS and SRTP up)
  *   datachannel open: oai-events
+ *   audio: first packet from the peer (...)   (once per call)
  *   event: <type>
  */
 #pragma once

@@ -59,7 +59,7 @@ typedef struct {
     rt_ring_t packets;               /* encoder task -> peer task: [u16 length][opus packet] */
     uint8_t packet_storage[PKT_RING_BYTES];
     volatile bool media_up;          /* read by the encoder task */
-    bool offer_ready, offer_taken, channel_opened, lost;
+    bool offer_ready, offer_taken, channel_opened, lost, heard;
     uint32_t reconnect_ms;
     uint32_t hold_ms;                /* relay refused the token: wait this long, not the back-off */
     uint32_t media_since_ms;         /* when DTLS came up (the no-media watchdog counts from here or the last packet) */
@@ -204,6 +204,10 @@ static void on_audio(uint8_t *data, size_t size, void *user)
 {
     session_t *self = user;
     static int16_t pcm[RT_FRAME_MAX_SAMPLES * 3];   /* up to 60 ms per packet */
+    if (!self->heard) {   /* once per call: time to first audio (bench/session_bench.py reads it) */
+        self->heard = true;
+        SLOGI("audio: first packet from the peer (%u bytes of Opus)", (unsigned)size);
+    }
     int n = rt_opus_decode(self->dec, data, size, pcm, sizeof(pcm) / sizeof(pcm[0]));
     if (n > 0) {
         rt_ring_write(self->p.spk, pcm, (size_t)n * sizeof(int16_t));
@@ -297,7 +301,7 @@ static uint32_t run_once(session_t *self)
     };
     rt_link_restart(&self->link);
     rt_dtls_clear_failure();
-    self->offer_ready = self->offer_taken = self->channel_opened = self->lost = false;
+    self->offer_ready = self->offer_taken = self->channel_opened = self->lost = self->heard = false;
     self->pc = peer_connection_create(&config);
     if (self->pc == NULL) {
         SLOGE("peer_connection_create failed (out of memory?)");
