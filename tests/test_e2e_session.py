@@ -436,8 +436,11 @@ def test_peer_that_drops_dtls_after_ice(linux_firmware, pki: rs.Pki, tmp_path: P
     assert len(lines) <= 60, "\n".join(lines)
     assert "peer state: ICE_CONNECTED" in log and "peer state: CONNECTED" not in log
     # the monitor's status line, fed the firmware's output: ICE came up, but the session is not connected
-    def device(conn) -> None:
-        conn.sendall(fw.log_path.read_bytes())
+    def device(conn) -> None:  # as a device prints it: line by line, the session's lines 50 ms apart
+        for raw in fw.log_path.read_bytes().splitlines(keepends=True):
+            conn.sendall(raw)
+            if b"rt_session:" in raw:
+                time.sleep(0.05)
 
     server_dev = device_server(device)
     monitor = subprocess.run([str(Path(sys.executable).parent / "rtflash"), "monitor", "--port", server_dev.url,
