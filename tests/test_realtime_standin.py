@@ -273,3 +273,24 @@ def test_hangup_ends_the_call_and_answers_like_the_api(pki: rs.Pki) -> None:
     hangups = server.standin.hangups
     assert len(hangups) == 4 and hangups[2].headers["Authorization"] == f"Bearer {KEY}"
     assert [r.status for r in hangups] == [401, 404, 200, 404] and len(server.standin.requests) == 2
+
+
+def test_the_stand_in_is_stock_aiortc_and_odd_peers_are_explicit() -> None:
+    """No DTLS or SDP bending by default: aiortc's own certificate code is untouched; the odd answerers'
+    SDP edits do exactly what their names say."""
+    from aiortc.rtcdtlstransport import RTCCertificate
+
+    assert RTCCertificate._create_ssl_context.__module__ == "aiortc.rtcdtlstransport"
+    assert not hasattr(rs, "accept_rsa_dtls") and not hasattr(rs, "sha256_fingerprint_only")
+    cert = RTCCertificate.generateCertificate()
+    lines = [f"a=fingerprint:{f.algorithm} {f.value}" for f in cert.getFingerprints()]
+    sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" + "\r\n".join(lines) + "\r\na=setup:active\r\n"
+    assert [ln.split()[0] for ln in rs.fingerprint_lines(sdp)] == \
+        ["a=fingerprint:sha-256", "a=fingerprint:sha-384", "a=fingerprint:sha-512"]
+    strict = rs.only_fingerprints(sdp, ("sha-384", "sha-512"))
+    assert rs.fingerprint_lines(strict) == lines[1:] and "a=setup:active" in strict
+    wrong = rs.foreign_fingerprints(sdp)
+    assert [ln.split()[0] for ln in rs.fingerprint_lines(wrong)] == [ln.split()[0] for ln in lines]
+    assert not set(rs.fingerprint_lines(wrong)) & set(lines)
+    with pytest.raises(ValueError, match="peer 'bent'"):
+        rs.StandIn(None, "k", peer="bent")  # type: ignore[arg-type]
