@@ -429,7 +429,7 @@ def test_peer_that_drops_dtls_after_ice(linux_firmware, pki: rs.Pki, tmp_path: P
     assert dropped > 0, "the odd peer sent DTLS after all: the case proves nothing"
     assert back < 10, f"new offer {back:.1f} s after the first"
     failures = [ln for ln in log.splitlines() if "peer state: FAILED" in ln]
-    assert failures and all("DTLS handshake failed: nothing from the peer within 5 s" in ln for ln in failures), failures
+    assert failures and all("DTLS handshake failed: nothing from the peer for " in ln for ln in failures), failures
     assert len(failures) >= attempts - 1 >= 3, (len(failures), attempts)
     lines = session_lines(log)
     print(f"drop-DTLS peer: {attempts} attempts in 60 s, {len(lines)} session lines, first retry after {back:.1f} s")

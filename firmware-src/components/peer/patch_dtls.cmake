@@ -70,7 +70,10 @@ rt_patch(dtls_srtp.c "${verify_old}"
 rt_patch(peer_connection.c "#include \"sdp.h\"\n" "#include \"sdp.h\"\n#include \"rt_dtls.h\"  /* rtflash */\n")
 rt_patch(peer_connection.c
          "  while (recv_max < CONFIG_TLS_READ_TIMEOUT && pc->state == PEER_CONNECTION_CONNECTED) {\n"
-         "  uint32_t rt_t0 = ports_get_epoch_time();  /* rtflash: a DTLS read waits RT_DTLS_READ_TIMEOUT_MS at most */\n  while (recv_max < CONFIG_TLS_READ_TIMEOUT && pc->state == PEER_CONNECTION_CONNECTED) {\n    if (ports_get_epoch_time() - rt_t0 > RT_DTLS_READ_TIMEOUT_MS) {\n      rt_dtls_note_timeout();\n      break;\n    }\n")
+         "  uint32_t rt_t0 = ports_get_epoch_time();  /* rtflash: a DTLS read waits RT_DTLS_READ_TIMEOUT_MS at most */\n  while (recv_max < CONFIG_TLS_READ_TIMEOUT && pc->state == PEER_CONNECTION_CONNECTED) {\n    if (ports_get_epoch_time() - rt_t0 > RT_DTLS_READ_TIMEOUT_MS) {\n      break;\n    }\n")
+rt_patch(peer_connection.c
+         "    recv_max++;\n  }\n  return ret;\n}\n"
+         "    recv_max++;\n  }\n  if (ret <= 0 && pc->state == PEER_CONNECTION_CONNECTED) {\n    rt_dtls_note_timeout(ports_get_epoch_time() - rt_t0);  /* rtflash */\n  }\n  return ret;\n}\n")
 rt_patch(peer_connection.c
          "      if (dtls_srtp_handshake(&pc->dtls_srtp, NULL) == 0) {\n"
          "      if (dtls_srtp_handshake(&pc->dtls_srtp, NULL) != 0 || pc->dtls_srtp.state != DTLS_SRTP_STATE_CONNECTED) {\n        STATE_CHANGED(pc, PEER_CONNECTION_FAILED);  /* rtflash: never retry in CONNECTED */\n      } else {\n")

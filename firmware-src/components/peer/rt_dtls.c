@@ -29,6 +29,7 @@ static char s_local_fp[RT_FP_TEXT_MAX];
 static uint32_t s_identity_ms;
 static char s_failure[2 * RT_FP_TEXT_MAX + 160];
 static bool s_timed_out;
+static uint32_t s_waited_ms;
 static volatile uint32_t s_rx_ms;
 
 /* ECDHE-ECDSA first (our certificate is P-256); ECDHE-RSA for a DTLS server peer with an RSA
@@ -184,9 +185,9 @@ int rt_dtls_verify(const mbedtls_ssl_context *ssl, int ret, const char *remote)
         char code[16];
         snprintf(code, sizeof(code), "-0x%04x", (unsigned)(ret < 0 ? -ret : ret));
         if (s_timed_out) {
-            char secs[8];
-            snprintf(secs, sizeof(secs), "%d", RT_DTLS_READ_TIMEOUT_MS / 1000);
-            failed("DTLS handshake failed: nothing from the peer within %s s (mbedtls %s)%s", secs, code, "");
+            char secs[16];
+            snprintf(secs, sizeof(secs), "%u.%u", (unsigned)(s_waited_ms / 1000), (unsigned)(s_waited_ms % 1000 / 100));
+            failed("DTLS handshake failed: nothing from the peer for %s s (mbedtls %s)%s", secs, code, "");
         } else {
             failed("DTLS handshake failed: mbedtls %s%s%s", code, err[0] ? ": " : "", err);
         }
@@ -223,9 +224,10 @@ int rt_dtls_verify(const mbedtls_ssl_context *ssl, int ret, const char *remote)
     return 0;
 }
 
-void rt_dtls_note_timeout(void)
+void rt_dtls_note_timeout(uint32_t waited_ms)
 {
     s_timed_out = true;
+    s_waited_ms = waited_ms;
 }
 
 const char *rt_dtls_failure(void)

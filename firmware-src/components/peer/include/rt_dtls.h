@@ -44,8 +44,9 @@ void rt_dtls_remote_sdp(const char *sdp, char *remote, size_t cap);
  * 0 when the peer is verified; otherwise non-zero, the reason kept for rt_dtls_failure(). */
 int rt_dtls_verify(const mbedtls_ssl_context *ssl, int ret, const char *remote);
 
-/* A DTLS read gave up after RT_DTLS_READ_TIMEOUT_MS (called from the patched receive loop). */
-void rt_dtls_note_timeout(void);
+/* A DTLS read gave up after waiting `waited_ms` for the peer (at most RT_DTLS_READ_TIMEOUT_MS, or
+ * libpeer's CONFIG_TLS_READ_TIMEOUT polls if sooner; called from the patched receive loop). */
+void rt_dtls_note_timeout(uint32_t waited_ms);
 
 /* Why the last DTLS handshake failed ("" when it did not); rt_dtls_clear_failure() before a call. */
 const char *rt_dtls_failure(void);
