@@ -15,6 +15,7 @@ from typing import Protocol
 
 from rtflash.artifacts import Artifacts
 from rtflash.boards import Board
+from rtflash.builder.progress import ccache_available  # noqa: F401  (re-exported: rtflash.builder.*)
 from rtflash.errors import ConfigError, ToolNotFound
 from rtflash.settings import Settings
 
@@ -131,7 +132,3 @@ def forget_stale_sdkconfig(build_dir: Path, config_dir: Path, target: str | None
 
     write_atomic(stamp, digest + "\n")
     return removed
-
-
-def ccache_available() -> bool:
-    return shutil.which("ccache") is not None and not os.environ.get("RTFLASH_NO_CCACHE")

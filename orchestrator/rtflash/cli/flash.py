@@ -116,7 +116,7 @@ def load_images(app: App, board, force: bool, with_credentials: bool, cred_optio
         console.warn(str(exc))
     nvs = None
     if with_credentials:
-        from rtflash.cli.provision import nvs_image
+        from rtflash.cli.nvs_image import nvs_image
 
         data, part = nvs_image(app, board, cred_options or {})
         nvs = (part.offset, data)
