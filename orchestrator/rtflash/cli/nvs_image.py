@@ -18,9 +18,10 @@ def credential_options(f):
     return f
 
 
-def nvs_image(app: App, board, options: dict, relay=None) -> tuple[bytes, object]:
+def nvs_image(app: App, board, options: dict, relay=None, hmac_key: bytes | None = None) -> tuple[bytes, object]:
     """Resolve credentials and build the nvs partition image in memory; returns (image, partition).
-    With `relay` (cli.provision_relay.RelaySetup): the relay URL, token and CA instead of any API key."""
+    With `relay` (cli.provision_relay.RelaySetup): the relay URL, token and CA instead of any API key.
+    With `hmac_key`: encrypted for the device holding that eFuse HMAC key (rtflash.efuse)."""
     from rtflash import credentials, nvs
     from rtflash.cli.secrets import interactive_prompt
     from rtflash.errors import ConfigError
@@ -34,7 +35,7 @@ def nvs_image(app: App, board, options: dict, relay=None) -> tuple[bytes, object
         raise ConfigError(f"{rendered.out_dir / 'partitions.csv'} has no 'nvs' partition; add one")
     names = ("wifi_ssid", "wifi_password") if relay else tuple(credentials.BY_NAME)
     found = credentials.resolve(options, app.project_dir, names=names, prompt=interactive_prompt())
-    data = nvs.image(nvs.entries(found, app.settings, relay.pairs if relay else None), part.size)
+    data = nvs.image(nvs.entries(found, app.settings, relay.pairs if relay else None), part.size, hmac_key)
     if relay is not None:
         relay.commit()  # the token enrolled only once the image holding it exists
     return data, part

@@ -22,9 +22,13 @@ from rtflash.cli.nvs_image import credential_options, nvs_image, save_nvs
 @click.option("--device", default=None, metavar="NAME", help="Relay mode: the device's name at the relay.")
 @click.option("--relay-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help="Relay mode: the CA of a relay with a private certificate (PEM), stored on the device.")
+@click.option("--encrypt", is_flag=True,
+              help="Encrypt the partition with a per-device key burned into an eFuse block (HMAC_UP; ESP32-S3; "
+                   "irreversible; also [security] nvs_encryption = \"hmac\" in rtflash.toml).")
+@click.option("--yes", "-y", is_flag=True, help="With --encrypt: burn the eFuse key without asking (for scripts).")
 @pass_app
 def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai_api_key, relay_url, device,
-              relay_ca) -> None:
+              relay_ca, encrypt, yes) -> None:
     """Write Wi-Fi and API credentials (or, with --relay, a relay token) to the device's NVS partition.
 
     Relay mode: the token comes from $RTFLASH_RELAY_TOKEN (printed by `rtflash relay enroll` on the relay
@@ -50,6 +54,17 @@ def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai
                      "environment, .env or the secrets file) when it runs; nothing to provision")
         return
     options = {"wifi_ssid": wifi_ssid, "wifi_password": wifi_password, "openai_api_key": openai_api_key}
+    from rtflash.settings import security_for
+
+    security = security_for(app.settings, board.name)
+    if encrypt or security.hmac:
+        from rtflash.cli.provision_encrypt import provision_encrypted
+
+        if out is not None:
+            raise click.UsageError("--out cannot go with NVS encryption: the image is encrypted for one device's "
+                                   "eFuse key; write it to the device with --port")
+        provision_encrypted(app, board, ports, options, relay, security.nvs_hmac_key_block, yes)
+        return
     if out is not None:
         path, part = save_nvs(app, board, options, out, relay)
         console.info(f"credentials partition: {path} ({part.size // 1024} KiB at {part.offset:#x}, mode 0600)")
