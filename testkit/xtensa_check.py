@@ -350,15 +350,16 @@ def standin_bin(pio_offline: Path) -> Path:
     return pio_offline / "packages" / "toolchain-xtensa-esp-elf" / "bin"
 
 
-def reconfigure(board_name: str, project_dir: Path, deps_dir: Path) -> Path:
+def reconfigure(board_name: str, project_dir: Path, deps_dir: Path, settings=None) -> Path:
     """`idf.py reconfigure` for `board_name` through rtflash's own build path, offline from `deps_dir`;
     the compile_commands.json it wrote. The environment must already hold the real ESP-IDF and the
-    stand-in tool set on PATH (CMake's compiler checks need an xtensa-esp32s3-elf-gcc)."""
+    stand-in tool set on PATH (CMake's compiler checks need an xtensa-esp32s3-elf-gcc). `settings`:
+    rtflash.toml's (e.g. [security] nvs_encryption = "hmac"), else the defaults."""
     from rtflash.boards import load_catalog
     from rtflash.builder import build_board
     from rtflash.settings import Settings
 
-    build_board(load_catalog().get(board_name), Settings(), project_dir, "idf", deps_dir=deps_dir,
+    build_board(load_catalog().get(board_name), settings or Settings(), project_dir, "idf", deps_dir=deps_dir,
                 action="reconfigure")
     return project_dir / "build" / board_name / "compile_commands.json"
 
