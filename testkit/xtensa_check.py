@@ -179,7 +179,8 @@ def select_units(compile_commands: Path, firmware_dir: Path, deps_dir: Path) -> 
 
 # firmware-src C files the ESP32-S3 build does not compile, and why.
 NOT_ON_ESP32S3 = {"components/rt_session/src/rt_signal_posix.c": "POSIX-socket signalling, host tests only",
-                  "components/peer/rt_peer_iface.c": "linux target only: libpeer's ICE interface from the env"}
+                  "components/peer/rt_peer_iface.c": "linux target only: libpeer's ICE interface from the env",
+                  "main/linux_signals.c": "linux target only: the SIGTERM/SIGHUP thread (POSIX FreeRTOS port)"}
 
 
 def expected_firmware_sources(firmware_dir: Path) -> set[Path]:

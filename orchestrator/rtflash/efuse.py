@@ -132,13 +132,14 @@ def plan(mac: str, blocks: list[KeyBlock], wanted: int, env: Mapping[str, str] |
 def connect(port: str, before: str = "default-reset", on_line: Callable[[str], None] | None = None):
     """espefuse's command object for the chip on `port` (its log lines go to `on_line`)."""
     import espefuse
+    import esptool
 
     from rtflash import esptool_log
 
     with esptool_log.sinks(None, on_line):
         try:
             return espefuse.init_commands(port=port, before=before, chip="esp32s3", do_not_confirm=True)
-        except Exception as exc:  # esptool.FatalError, serial errors: one line naming the port
+        except (esptool.FatalError, OSError, ValueError) as exc:  # serial errors are OSErrors: one line
             raise FlashError(f"{port}: cannot read the eFuses ({str(exc).splitlines()[0] if str(exc) else exc!r})") \
                 from None
 
@@ -149,12 +150,14 @@ def device_mac(commands) -> str:
 
 def burn(commands, p: Plan, on_line: Callable[[str], None] | None = None) -> None:
     """Burn the plan's key into its block with purpose HMAC_UP (espefuse read- and write-protects it)."""
+    import esptool
+
     from rtflash import esptool_log
 
     with esptool_log.sinks(None, on_line):
         try:
             commands.burn_key([p.block_name], [io.BytesIO(p.key)], [HMAC_UP])
-        except Exception as exc:
+        except (esptool.FatalError, OSError) as exc:
             raise FlashError(f"burning {p.block_name} failed: {str(exc).splitlines()[0] if str(exc) else exc!r}") \
                 from None
     after = read_blocks(commands.efuses)[p.block]

@@ -7,7 +7,6 @@ callbacks and returns the `Artifacts` the flasher and CI use.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path

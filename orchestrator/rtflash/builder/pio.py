@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtflash import proc
-from rtflash.artifacts import Artifacts, pio_artifacts  # noqa: F401  (pio_artifacts re-exported)
+from rtflash.artifacts import Artifacts, pio_artifacts
 from rtflash.boards import Board
 from rtflash.builder.progress import run_logged
 from rtflash.errors import ConfigError, ToolFailed, ToolNotFound
 from rtflash.files import write_if_changed
-from rtflash.partitions import read_csv
 from rtflash.resources import firmware_dir
 
 # The servers of each first-run need (checked only when that need is missing).

@@ -72,7 +72,7 @@ def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai
                      f"{part.offset:#x} {path}")
         return
     from rtflash import flash
-    from rtflash.cli.flash import flash_options_from, report, resolve_ports
+    from rtflash.cli.devices import flash_options_from, report, resolve_ports
 
     data, part = nvs_image(app, board, options, relay)  # in memory: no copy of the secrets on disk
     images = [flash.Image("nvs", part.offset, data, cache=False)]

@@ -28,7 +28,7 @@ def provision_encrypted(app: App, board, ports: tuple[str, ...], options: dict, 
                         yes: bool) -> None:
     """Per device: plan (reuse the key found by MAC, or burn into `key_block`), then flash the encrypted image."""
     from rtflash import console, efuse, flash
-    from rtflash.cli.flash import flash_options_from, report, resolve_ports
+    from rtflash.cli.devices import flash_options_from, report, resolve_ports
     from rtflash.cli.nvs_image import nvs_image
     from rtflash.errors import ConfigError
 
