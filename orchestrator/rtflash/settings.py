@@ -107,7 +107,8 @@ def _security_entry(table: Any, where: str, path: Path) -> dict[str, Any]:
         if key not in _SECURITY_KEYS:
             raise ConfigError(f"{path}: {where}.{key}: unknown setting; allowed: {', '.join(_SECURITY_KEYS)}")
         if not isinstance(value, _SECURITY_KEYS[key]) or isinstance(value, bool):
-            raise ConfigError(f"{path}: {where}.{key}: must be a {_SECURITY_KEYS[key].__name__}")
+            raise ConfigError(f"{path}: {where}.{key}: must be "
+                              f"{'a whole number (no quotes)' if _SECURITY_KEYS[key] is int else 'a string (in quotes)'}")
         out[key] = value
     if out.get("nvs_encryption", "none") not in NVS_ENCRYPTION:
         raise ConfigError(f"{path}: {where}.nvs_encryption: {out['nvs_encryption']!r} is not one of "
