@@ -135,3 +135,49 @@ def test_emulated_burns_only_set_bits_and_honour_write_protection():
     assert fuses.read(0x60007000 + 0x09C + 3 * 0x20) == 0, "read-protected block reads as zeros"
     burn(7, b"\xff" * 32)          # write-protected: unchanged
     assert fuses.key_bytes(3) == b"\x11" * 32
+
+
+def test_relay_token_encrypted_too_and_verbose_output_shows_no_key(invoke, project, emulators, keyed_env,
+                                                                   monkeypatch, tmp_path):
+    """Relay mode: the device token is a secret like the password; espefuse's own lines (--verbose)
+    show the key as ?? and never its bytes."""
+    from rtflash.relay.store import Store
+
+    monkeypatch.setenv("RTFLASH_RELAY_STORE", str(project / "cfg" / "relay-devices.json"))
+    monkeypatch.delenv("RTFLASH_OPENAI_API_KEY")
+    token = Store(project / "elsewhere.json").enroll("kitchen")
+    monkeypatch.setenv("RTFLASH_RELAY_TOKEN", token)
+    emu = emulators()
+    result = invoke("--verbose", "provision", "--board", "sonatino", "--port", emu.url, "--encrypt", "--yes",
+                    "--relay", "https://relay.example/v1/realtime/calls", "--device", "kitchen")
+    assert result.exit_code == 0, result.output
+    key = efuse.key_path(":".join(f"{b:02x}" for b in emu.chip.mac)).read_bytes()
+    assert "BURN BLOCK" in result.output, "espefuse's lines are shown with --verbose"
+    assert key.hex() not in result.output and key.hex(" ") not in result.output
+    assert token not in result.output and token[8:] not in result.output
+    image = bytes(emu.chip.flash[NVS])
+    for secret in (SSID, PASSWORD, token):
+        assert not [w for w in windows(secret) if w in image]
+    plain = nvs.read_image(decrypt(image, key, tmp_path / "dec"))
+    assert plain.get("rtflash", "relay_token") == token and plain.get("rtflash", "wifi_pass") == PASSWORD
+    assert plain.get("rtflash", "api_key") is None
+
+
+def test_installed_script_burns_once_then_reuses(rtflash_exe, project, emulators, tmp_path):
+    import os
+
+    emu = emulators()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("RTFLASH_WIFI", "RTFLASH_OPENAI"))},
+           **CREDS, "RTFLASH_KEYS_DIR": str(tmp_path / "k")}
+    argv = [rtflash_exe, "provision", "--board", "sonatino", "--port", emu.url, "--encrypt"]
+    first = subprocess.run([*argv, "--yes"], cwd=project, env=env, capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120, check=False,
+                            stdin=subprocess.DEVNULL)
+    assert second.returncode == 0, second.stderr
+    assert "burned into eFuse BLOCK_KEY0" in first.stderr and "nothing burned" in second.stderr
+    assert emu.chip.efuse.burns.count(4) == 1   # BLOCK_KEY0 is eFuse block 4: burned once
+    for out in (first, second):
+        assert_no_canary(out.stdout + out.stderr, "installed provision --encrypt")
+    assert (tmp_path / "k").stat().st_mode & 0o777 == 0o700
