@@ -1,8 +1,9 @@
 """An emulated ESP32-S3 serial (ROM) bootloader that a real esptool talks to, for tests and benches.
 
 It speaks the documented serial protocol (SLIP frames; `<BBHI` request/response headers; the
-command set in esptool's `ESPLoader.ESP_CMDS`): SYNC, READ_REG/WRITE_REG (eFuse MAC and revision
-words, and the SPI peripheral's user-command sequence that esptool uses to read the flash ID),
+command set in esptool's `ESPLoader.ESP_CMDS`): SYNC, READ_REG/WRITE_REG (the ESP32-S3 eFuse
+controller that espefuse reads and burns, in esp_efuse.py: MAC, revision, key blocks, purposes,
+protection; and the SPI peripheral's user-command sequence that esptool uses to read the flash ID),
 GET_SECURITY_INFO (chip id), SPI_ATTACH, SPI_SET_PARAMS, FLASH_BEGIN/DATA/END,
 FLASH_DEFL_BEGIN/DATA/END, SPI_FLASH_MD5, MEM_BEGIN/DATA/END (after which it acts as the flasher
 stub and greets with `OHAI`), READ_FLASH, ERASE_FLASH, ERASE_REGION and CHANGE_BAUDRATE. Status is
@@ -26,6 +27,11 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
+
+try:
+    from testkit.esp_efuse import Efuses
+except ImportError:  # run as a script: python testkit/esp_rom_emulator.py
+    from esp_efuse import Efuses
 
 SECTOR = 0x1000
 
@@ -130,10 +136,18 @@ class Chip:
     app_log: bytes = APP_LOG  # what the "application" prints after a hard reset
     app_started: int = 0
     drop_at_block: int | None = None
+    efuse: Efuses | None = None  # ESP32-S3: the eFuse controller espefuse reads and burns (esp_efuse.py)
 
     def __post_init__(self) -> None:
         if not self.flash:
             self.flash = bytearray(b"\xff" * (self.flash_mb * 1024 * 1024))
+        if self.efuse is None and self.chip == "esp32s3":
+            self.efuse = Efuses()
+            mac = self.mac
+            self.efuse.blocks[1][0] = int.from_bytes(mac[2:], "big")
+            self.efuse.blocks[1][1] = int.from_bytes(mac[:2], "big")
+            self.efuse.blocks[1][3] = (self.minor_revision & 0x7) << 18   # WAFER_VERSION_MINOR_LO
+            self.efuse.blocks[2][4] = 1                                    # BLK_VERSION_MAJOR = 1
 
     @property
     def chipdef(self) -> ChipDef:
@@ -215,11 +229,16 @@ class Session:
 
     def op_read_reg(self, op, data, chk):
         (addr,) = struct.unpack("<I", data[:4])
-        self.reply(op, self.regs.get(addr, 0))
+        efuse = self.chip.efuse
+        self.reply(op, efuse.read(addr) if efuse and efuse.owns(addr) else self.regs.get(addr, 0))
 
     def op_write_reg(self, op, data, chk):
+        efuse = self.chip.efuse
         for i in range(0, len(data) - 15, 16):
             addr, value, mask, _delay = struct.unpack("<IIII", data[i:i + 16])
+            if efuse and efuse.owns(addr):
+                efuse.write(addr, (efuse.regs.get(addr, 0) & ~mask) | (value & mask))
+                continue
             self.regs[addr] = (self.regs.get(addr, 0) & ~mask) | (value & mask)
             if addr == self.chip.chipdef.spi_base and value & SPI_CMD_USR:
                 self.spi_user_command()

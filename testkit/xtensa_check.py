@@ -179,7 +179,8 @@ def select_units(compile_commands: Path, firmware_dir: Path, deps_dir: Path) -> 
 
 # firmware-src C files the ESP32-S3 build does not compile, and why.
 NOT_ON_ESP32S3 = {"components/rt_session/src/rt_signal_posix.c": "POSIX-socket signalling, host tests only",
-                  "components/peer/rt_peer_iface.c": "linux target only: libpeer's ICE interface from the env"}
+                  "components/peer/rt_peer_iface.c": "linux target only: libpeer's ICE interface from the env",
+                  "main/linux_signals.c": "linux target only: the SIGTERM/SIGHUP thread (POSIX FreeRTOS port)"}
 
 
 def expected_firmware_sources(firmware_dir: Path) -> set[Path]:
@@ -350,15 +351,16 @@ def standin_bin(pio_offline: Path) -> Path:
     return pio_offline / "packages" / "toolchain-xtensa-esp-elf" / "bin"
 
 
-def reconfigure(board_name: str, project_dir: Path, deps_dir: Path) -> Path:
+def reconfigure(board_name: str, project_dir: Path, deps_dir: Path, settings=None) -> Path:
     """`idf.py reconfigure` for `board_name` through rtflash's own build path, offline from `deps_dir`;
     the compile_commands.json it wrote. The environment must already hold the real ESP-IDF and the
-    stand-in tool set on PATH (CMake's compiler checks need an xtensa-esp32s3-elf-gcc)."""
+    stand-in tool set on PATH (CMake's compiler checks need an xtensa-esp32s3-elf-gcc). `settings`:
+    rtflash.toml's (e.g. [security] nvs_encryption = "hmac"), else the defaults."""
     from rtflash.boards import load_catalog
     from rtflash.builder import build_board
     from rtflash.settings import Settings
 
-    build_board(load_catalog().get(board_name), Settings(), project_dir, "idf", deps_dir=deps_dir,
+    build_board(load_catalog().get(board_name), settings or Settings(), project_dir, "idf", deps_dir=deps_dir,
                 action="reconfigure")
     return project_dir / "build" / board_name / "compile_commands.json"
 

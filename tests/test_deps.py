@@ -191,6 +191,64 @@ def test_tree_fingerprint_is_the_documented_shell_line(tmp_path):
     assert deps.tree_fingerprint(tree) == shell
 
 
+def shell_fingerprint(command: str, tree: Path) -> str:
+    return subprocess.run(command, shell=True, cwd=tree, capture_output=True, text=True, check=True,
+                          executable="/bin/sh").stdout.split()[0]
+
+
+def test_symlinks_hash_as_git_stores_them_in_all_three_layouts(tmp_path):
+    """libpeer's include/peer*.h are symlinks: a git checkout, its `cp -a` copy and a checkout with
+    links as plain files (git's core.symlinks=false, as ../shared may arrive) give one fingerprint,
+    from rtflash, from rt_deps.cmake and from the documented shell lines."""
+    origin = plain_tree(tmp_path / "origin", {"src/peer.h": "int peer(void);\n", "src/sub/a.c": "a\n",
+                                               "README": "r\n"})
+    (origin / "include").mkdir()
+    (origin / "include" / "peer.h").symlink_to("../src/peer.h")
+    (origin / "include" / "gone.h").symlink_to("../src/nowhere.h")   # dangling: still its target text
+    (origin / "srcdir").symlink_to("src/sub")                       # a directory link is not followed
+    git("init", "-q", cwd=origin)
+    git("add", "-A", cwd=origin)
+    git("commit", "-q", "-m", "t", cwd=origin)
+    checkout = tmp_path / "checkout"
+    git("clone", "-q", str(origin), str(checkout), cwd=tmp_path)
+    copied = tmp_path / "copied"
+    subprocess.run(["cp", "-a", str(checkout), str(copied)], check=True)
+    as_files = tmp_path / "as-files"
+    git("-c", "core.symlinks=false", "clone", "-q", str(origin), str(as_files), cwd=tmp_path)
+    assert (checkout / "include" / "peer.h").is_symlink() and (copied / "srcdir").is_symlink()
+    assert not (as_files / "include" / "peer.h").is_symlink()
+    assert (as_files / "include" / "peer.h").read_text() == "../src/peer.h"
+    layouts = [checkout, copied, as_files]
+    values = {deps.tree_fingerprint(t) for t in layouts}
+    assert len(values) == 1, values
+    value = values.pop()
+    assert {shell_fingerprint(deps.FINGERPRINT_SHELL, t) for t in layouts} == {value}
+    # ../shared's ESP-IDF.md command (find -type f) agrees where the links arrived as files
+    plain = "find . -path ./.git -prune -o -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum"
+    assert shell_fingerprint(plain, as_files) == value
+    assert shell_fingerprint(plain, checkout) != value   # it skips links: why the link-aware line exists
+    # the link is hashed, not followed: changing the target file changes one entry, not two
+    (checkout / "include" / "peer.h").unlink()
+    (checkout / "include" / "peer.h").symlink_to("../src/other.h")
+    assert deps.tree_fingerprint(checkout) != value
+    if shutil.which("cmake"):
+        script = tmp_path / "fp.cmake"
+        from rtflash.resources import firmware_dir
+        script.write_text(f'cmake_minimum_required(VERSION 3.16)\ninclude("{firmware_dir() / "cmake" / "rt_deps.cmake"}")\n'
+                          'rt_deps_tree_fingerprint("${D}" got)\nmessage(STATUS "fp=${got}")\n')
+        for tree in (copied, as_files):
+            done = subprocess.run(["cmake", f"-DD={tree}", "-P", str(script)], capture_output=True, text=True,
+                                  check=False)
+            assert f"fp={value}" in done.stdout, done.stdout + done.stderr
+
+
+def test_pinned_libpeer_fingerprint_holds_for_the_shared_copy(shared_deps):
+    """The pin in deps.toml is the value of ../shared's libpeer (its include/ links arrive as files)."""
+    pinned = deps.load_manifest(deps.manifest_path()).get("libpeer").tree
+    assert deps.tree_fingerprint(shared_deps / "libpeer") == pinned
+    assert shell_fingerprint(deps.FINGERPRINT_SHELL, shared_deps / "libpeer") == pinned
+
+
 def test_plain_tree_is_verified_by_its_fingerprint_and_copied_from_a_local_bundle(tmp_path, upstream):
     bundle = plain_tree(tmp_path / "bundle" / "libfoo", {"src/foo.c": "int foo(void) { return 1; }\n"})
     pinned = deps.tree_fingerprint(bundle)

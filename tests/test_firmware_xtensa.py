@@ -27,6 +27,18 @@ from testkit.shared import (
 )
 
 BOARDS = ("sonatino", "freenove-s3", "atoms3r-echo", "esp32-s3-box-3")
+# each board also as rtflash.toml [security] nvs_encryption = "hmac" sets it up (main.c's encrypted-NVS
+# path, nvs_sec_provider): "board+hmac" in the parameters
+VARIANTS = BOARDS + tuple(f"{b}+hmac" for b in BOARDS)
+
+
+def settings_for(variant: str):
+    from rtflash.settings import Settings
+
+    board, _, security = variant.partition("+")
+    if not security:
+        return board, None
+    return board, Settings(security={"nvs_encryption": "hmac", "nvs_hmac_key_block": 2, "boards": {}})
 FIRMWARE = REPO / "firmware-src"
 # Lower bounds on what the selection must find per dep (ESP32-S3, pinned versions): 130 esp-opus TUs,
 # 19 srtp, 19 esp_codec_dev today. An empty or partial selection cannot pass.
@@ -62,10 +74,12 @@ def configured(xtensa_env, tmp_path_factory):
     """board -> its compile_commands.json; one reconfigure per board per session."""
     done: dict[str, Path] = {}
 
-    def get(board: str) -> Path:
-        if board not in done:
-            done[board] = xc.reconfigure(board, tmp_path_factory.mktemp(f"xtensa-{board}"), SHARED_DEPS)
-        return done[board]
+    def get(variant: str) -> Path:
+        if variant not in done:
+            board, settings = settings_for(variant)
+            done[variant] = xc.reconfigure(board, tmp_path_factory.mktemp(f"xtensa-{board}"), SHARED_DEPS,
+                                           settings)
+        return done[variant]
 
     return get
 
@@ -84,9 +98,14 @@ def checked(configured):
     return get
 
 
-@pytest.mark.parametrize("board", BOARDS)
-def test_configures_and_every_tu_compiles(board, checked):
+@pytest.mark.parametrize("board", VARIANTS)
+def test_configures_and_every_tu_compiles(board, checked, configured):
     units, results = checked(board)
+    if board.endswith("+hmac"):   # the encrypted-NVS configuration really took
+        sdkconfig = (configured(board).parent / "sdkconfig").read_text()
+        for line in ("CONFIG_NVS_ENCRYPTION=y", "CONFIG_NVS_SEC_KEY_PROTECT_USING_HMAC=y",
+                     "CONFIG_NVS_SEC_HMAC_EFUSE_KEY_ID=2"):
+            assert line in sdkconfig.splitlines(), f"{board}: {line} missing from the final sdkconfig"
     by_group: dict[str, list[xc.Unit]] = {}
     for unit in units:
         by_group.setdefault(unit.group, []).append(unit)

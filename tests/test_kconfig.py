@@ -97,6 +97,22 @@ def test_check_against_real_esp_idf(invoke, real_idf, board):
     assert data["checked"] >= 10
 
 
+@pytest.mark.parametrize("board", ["sonatino", "freenove-s3", "atoms3r-echo", "esp32-s3-box-3"])
+def test_check_hmac_nvs_encryption_against_real_esp_idf(invoke, real_idf, project, board):
+    """[security] nvs_encryption = "hmac": CONFIG_NVS_ENCRYPTION, the HMAC key protection scheme and the
+    eFuse key id all survive the real Kconfig (0 dropped assignments) for every ESP32-S3 board."""
+    (project / "rtflash.toml").write_text(f'[security.boards.{board}]\nnvs_encryption = "hmac"\n'
+                                          'nvs_hmac_key_block = 4\n')
+    result = invoke("check", "--board", board, "--json")
+    data = json.loads(result.stdout)
+    assert result.exit_code == 0, data
+    assert data["unchecked"] == [] and data["ok"] and data["warnings"] == [], data
+    defaults = (project / "build" / board / "config" / "sdkconfig.defaults").read_text().splitlines()
+    for line in ("CONFIG_NVS_ENCRYPTION=y", "CONFIG_NVS_SEC_KEY_PROTECT_USING_HMAC=y",
+                 "CONFIG_NVS_SEC_HMAC_EFUSE_KEY_ID=4"):
+        assert line in defaults
+
+
 def test_real_rename_is_a_warning_not_an_error(real_idf, tmp_path):
     """ESP-IDF applies sdkconfig.rename: the old name is a warning, its value checked under the new name."""
     from rtflash.resources import firmware_dir

@@ -73,3 +73,67 @@ def test_pip_install_leaves_nothing_in_build(tmp_path):
              if p.stat().st_mtime >= start] if build.is_dir() else []
     assert fresh == [], f"pip left {fresh} in {build}"
     assert (REPO / ".cache" / "setuptools-build" / "lib" / "rtflash").is_dir(), "the build went to its own base"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """rtflash module -> the rtflash modules it imports, at the top or inside a function (lazy ones count:
+    a cycle through them still ties the two modules together)."""
+    import ast
+
+    root = REPO / "orchestrator"
+    modules = {}
+    for path in (root / "rtflash").rglob("*.py"):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_no_import_cycles():
+    """artifacts <-> builder.pio, builder <-> builder.idf and cli.flash <-> cli.provision once imported each
+    other; the shared pieces moved a floor down (artifacts.pio_artifacts, builder.progress.ccache_available,
+    cli.nvs_image, cli.devices). No module may reach itself again through its imports."""
+    graph = import_graph()
+    assert {"rtflash.artifacts", "rtflash.builder.pio", "rtflash.cli.flash", "rtflash.cli.provision"} <= set(graph)
+    cycles = []
+    for start in graph:
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    cycles.append(" -> ".join((*path, start)))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, (*path, nxt)))
+    assert cycles == [], "\n".join(sorted(cycles)[:10])
+
+
+def test_editable_install_prints_at_most_5_warning_lines(tmp_path):
+    """`pip install -e .` in a fresh venv, verbose so the build backend's own output shows. pip's config
+    files are left out (PIP_CONFIG_FILE=os.devnull): a machine's extra index that lacks a project makes
+    pip warn once per dependency, which says nothing about rtflash; --no-deps --no-build-isolation keep
+    it offline (setuptools and wheel come from this test env)."""
+    import os
+    import sysconfig
+    import venv
+
+    venv.create(tmp_path / "v", with_pip=True)
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PYTHONPATH": sysconfig.get_paths()["purelib"],
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("PIP_FIND_LINKS", None)
+    done = subprocess.run([str(tmp_path / "v" / "bin" / "python"), "-m", "pip", "install", "-v", "--no-deps",
+                           "--no-build-isolation", "-e", str(REPO)], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [ln for ln in (done.stdout + done.stderr).splitlines() if "warning" in ln.lower()]
+    assert len(lines) <= 5, "\n".join(lines)

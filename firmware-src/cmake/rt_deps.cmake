@@ -39,14 +39,23 @@ function(rt_deps_read_manifest manifest out_names out_registry)
 endfunction()
 
 # rt_deps_tree_fingerprint(DIR OUT): sha256 over "<sha256>  ./<path>" lines of every file, sorted by path,
-# .git/ left out: the same value as rtflash.deps.tree_fingerprint and the shell line in deps.toml.
+# .git/ left out, a symlink hashed by its target text as git stores it (never followed): the same value
+# as rtflash.deps.tree_fingerprint and the shell line in deps.toml, whether links are links or files.
 function(rt_deps_tree_fingerprint dir out)
-    file(GLOB_RECURSE files LIST_DIRECTORIES false RELATIVE "${dir}" "${dir}/*")
-    list(FILTER files EXCLUDE REGEX "^\\.git/")
+    cmake_policy(SET CMP0009 NEW)   # GLOB_RECURSE does not descend into symlinked directories
+    file(GLOB_RECURSE files LIST_DIRECTORIES true RELATIVE "${dir}" "${dir}/*")
+    list(FILTER files EXCLUDE REGEX "^\\.git(/|$)")
     list(SORT files)
     set(text "")
     foreach(f IN LISTS files)
-        file(SHA256 "${dir}/${f}" h)
+        if(IS_SYMLINK "${dir}/${f}")
+            file(READ_SYMLINK "${dir}/${f}" target)
+            string(SHA256 h "${target}")
+        elseif(IS_DIRECTORY "${dir}/${f}")
+            continue()
+        else()
+            file(SHA256 "${dir}/${f}" h)
+        endif()
         string(APPEND text "${h}  ./${f}\n")
     endforeach()
     string(SHA256 sum "${text}")

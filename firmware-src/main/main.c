@@ -15,8 +15,13 @@
 #include "rt_session.h"
 
 #if !CONFIG_IDF_TARGET_LINUX
+#include <string.h>
+
 #include "nvs_flash.h"
 #include "wifi_sta.h"
+#if CONFIG_NVS_ENCRYPTION
+#include "nvs_sec_provider.h"
+#endif
 #endif
 
 #ifndef RT_FIRMWARE_VERSION
@@ -30,10 +35,50 @@ static const char *TAG = "rtflash";
 static rt_config_t s_cfg;
 static rt_ring_t s_mic, s_spk;
 
-#if !CONFIG_IDF_TARGET_LINUX
+#if !CONFIG_IDF_TARGET_LINUX && CONFIG_NVS_ENCRYPTION
+/* NVS encrypted, its XTS keys derived by the HMAC peripheral from the eFuse key rtflash provision
+ * --encrypt burned (CONFIG_NVS_SEC_KEY_PROTECT_USING_HMAC, key block CONFIG_NVS_SEC_HMAC_EFUSE_KEY_ID
+ * from the board's [security] settings). Checked against ESP-IDF v5.5 nvs_sec_provider.h
+ * (nvs_sec_config_hmac_t, NVS_SEC_PROVIDER_CFG_HMAC_DEFAULT, nvs_sec_provider_register_hmac) and
+ * nvs_flash.h (nvs_flash_read_security_cfg_v2, nvs_flash_secure_init, ESP_ERR_NVS_SEC_HMAC_KEY_NOT_FOUND).
+ * Never nvs_flash_generate_keys_v2: with no key burned it would burn a fresh one that rtflash does not
+ * know, and the provisioned partition could never be read. */
+static bool init_nvs(void)
+{
+    nvs_sec_config_hmac_t hmac_cfg = NVS_SEC_PROVIDER_CFG_HMAC_DEFAULT();
+    nvs_sec_scheme_t *scheme = NULL;
+    nvs_sec_cfg_t keys;
+    esp_err_t err = nvs_sec_provider_register_hmac(&hmac_cfg, &scheme);
+    if (err == ESP_OK) {
+        err = nvs_flash_read_security_cfg_v2(scheme, &keys);
+    }
+    if (err == ESP_ERR_NVS_SEC_HMAC_KEY_NOT_FOUND) {
+        ESP_LOGE(TAG, "NVS is encrypted but eFuse BLOCK_KEY%d holds no HMAC key: run `rtflash provision --board %s "
+                      "--encrypt`", CONFIG_NVS_SEC_HMAC_EFUSE_KEY_ID, CONFIG_RT_BOARD_NAME);
+        return false;
+    }
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "NVS encryption keys unavailable (%s)", esp_err_to_name(err));
+        return false;
+    }
+    err = nvs_flash_secure_init(&keys);
+    if (err == ESP_ERR_NVS_NO_FREE_PAGES || err == ESP_ERR_NVS_NEW_VERSION_FOUND) {
+        ESP_LOGW(TAG, "NVS partition needs erasing (%s); credentials must be provisioned again", esp_err_to_name(err));
+        ESP_ERROR_CHECK(nvs_flash_erase());
+        err = nvs_flash_secure_init(&keys);
+    }
+    memset(&keys, 0, sizeof(keys));
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "encrypted NVS: %s", esp_err_to_name(err));
+        return false;
+    }
+    ESP_LOGI(TAG, "NVS: encrypted (keys from the eFuse HMAC key in BLOCK_KEY%d)", CONFIG_NVS_SEC_HMAC_EFUSE_KEY_ID);
+    return true;
+}
+#elif !CONFIG_IDF_TARGET_LINUX
 /* APIs checked against ESP-IDF v5.4/v5.5 nvs_flash.h: nvs_flash_init, nvs_flash_erase,
  * ESP_ERR_NVS_NO_FREE_PAGES / ESP_ERR_NVS_NEW_VERSION_FOUND. */
-static void init_nvs(void)
+static bool init_nvs(void)
 {
     esp_err_t err = nvs_flash_init();
     if (err == ESP_ERR_NVS_NO_FREE_PAGES || err == ESP_ERR_NVS_NEW_VERSION_FOUND) {
@@ -42,6 +87,8 @@ static void init_nvs(void)
         err = nvs_flash_init();
     }
     ESP_ERROR_CHECK(err);
+    ESP_LOGI(TAG, "NVS: plain (credentials readable from flash; [security] nvs_encryption = \"hmac\" encrypts them)");
+    return true;
 }
 #endif
 
@@ -64,8 +111,12 @@ static bool make_ring(rt_ring_t *ring, uint32_t rate)
 void app_main(void)
 {
     ESP_LOGI(TAG, "firmware %s board %s", RT_FIRMWARE_VERSION, CONFIG_RT_BOARD_NAME);
-#if !CONFIG_IDF_TARGET_LINUX
-    init_nvs();
+#if CONFIG_IDF_TARGET_LINUX
+    ESP_LOGI(TAG, "NVS: none on the linux target: settings come from the environment (plain, never stored)");
+#else
+    if (!init_nvs()) {
+        wait_for_provisioning();
+    }
 #endif
     if (!app_config_load(&s_cfg)) {
         wait_for_provisioning();

@@ -88,6 +88,27 @@ def linux_artifacts(build_dir: Path, board: str) -> Artifacts:
     return Artifacts(board, "linux", build_dir, (), "", "", "", elf)
 
 
+def pio_artifacts(board, env_dir: Path, config_dir: Path) -> Artifacts:
+    """PlatformIO's outputs as Artifacts: bootloader.bin, partitions.bin, firmware.bin/.elf, and
+    ota_data_initial.bin, which the espidf builder writes into the env dir when the partition table has
+    an `otadata` (data/ota) partition (the ESP-IDF path flashes it too)."""
+    from rtflash.errors import ToolFailed
+    from rtflash.partitions import read_csv
+
+    layout = read_csv(config_dir / "partitions.csv")
+    regions = [FlashRegion("bootloader", 0x0, env_dir / "bootloader.bin"),
+               FlashRegion("partition-table", 0x8000, env_dir / "partitions.bin")]
+    otadata = next((p for p in layout.partitions if p.type == "data" and p.subtype == "ota"), None)
+    if otadata is not None:
+        regions.append(FlashRegion("otadata", otadata.offset, env_dir / "ota_data_initial.bin"))
+    regions.append(FlashRegion("app", layout.app.offset, env_dir / "firmware.bin"))
+    missing = [str(r.path) for r in regions if not r.path.is_file()]
+    if missing:
+        raise ToolFailed(f"PlatformIO finished but {missing[0]} is missing; rebuild with --clean")
+    return Artifacts(board.name, board.chip, env_dir, tuple(regions), "dio", "80m", board.flash_size,
+                     env_dir / "firmware.elf")
+
+
 def last_build(board, build_dir: Path) -> Artifacts:
     """The images of the board's last build: ESP-IDF's flasher_args.json, else PlatformIO's outputs."""
     build_dir = Path(build_dir)
@@ -95,8 +116,6 @@ def last_build(board, build_dir: Path) -> Artifacts:
         return load_flasher_args(build_dir, board.name)
     env_dir = build_dir / "pio" / board.name
     if (env_dir / "firmware.bin").is_file():
-        from rtflash.builder.pio import pio_artifacts
-
         return pio_artifacts(board, env_dir, build_dir / "config")
     raise ConfigError(f"no build of board {board.name} in {build_dir}: run rtflash build --board {board.name}")
 

@@ -55,22 +55,39 @@ class Status:
                 "path": str(self.path) if self.path else None}
 
 
+# The shell form of tree_fingerprint for any layout (symlinks hashed by their target text, as git stores
+# them); in a tree without symlinks it equals `find . -type f -print0 | LC_ALL=C sort -z | xargs -0
+# sha256sum | sha256sum`, the command ../shared's ESP-IDF.md documents for its plain copies.
+FINGERPRINT_SHELL = (
+    "find . -path ./.git -prune -o \\( -type f -o -type l \\) -print0 | LC_ALL=C sort -z | xargs -0 sh -c "
+    "'for f; do if [ -L \"$f\" ]; then printf \"%s  %s\\n\" \"$(readlink -n \"$f\" | sha256sum | cut -c1-64)\" "
+    "\"$f\"; else sha256sum \"$f\"; fi; done' sh | sha256sum")
+
+
 def tree_fingerprint(root: Path) -> str:
-    """sha256 over `<sha256>  ./<path>` lines of every file, sorted by path bytes, `.git/` left out:
-    the same as `find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum` in a
-    tree without .git, so anyone can check a pin by hand."""
+    """sha256 over `<sha256>  ./<path>` lines of every file, sorted by path bytes, `.git/` left out.
+
+    A symlink (to a file or a directory, dangling or not) is hashed as git stores it: the bytes of
+    its target text, never followed. So a git checkout, its `cp -a` copy and a copy where each link
+    became a plain file holding its target (as ../shared may arrive) all give one value; for a tree
+    without links it is `find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum`,
+    and FINGERPRINT_SHELL is the shell form for any layout, so anyone can check a pin by hand."""
     root = Path(root)
-    files = []
+    entries: dict[bytes, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not (d == ".git" and Path(dirpath) == root)]
-        for name in filenames:
-            full = Path(dirpath) / name
-            if full.is_file():
-                files.append(("./" + full.relative_to(root).as_posix()).encode())
+        here = Path(dirpath)
+        if here == root:
+            dirnames[:] = [d for d in dirnames if d != ".git"]
+        for name in [*dirnames, *filenames]:
+            full = here / name
+            rel = ("./" + full.relative_to(root).as_posix()).encode()
+            if full.is_symlink():
+                entries[rel] = hashlib.sha256(os.fsencode(os.readlink(full))).hexdigest()
+            elif name in filenames and full.is_file():
+                entries[rel] = hashlib.sha256(full.read_bytes()).hexdigest()
     outer = hashlib.sha256()
-    for rel in sorted(files):
-        inner = hashlib.sha256((root / rel.decode()[2:]).read_bytes()).hexdigest()
-        outer.update(inner.encode() + b"  " + rel + b"\n")
+    for rel in sorted(entries):
+        outer.update(entries[rel].encode() + b"  " + rel + b"\n")
     return outer.hexdigest()
 
 

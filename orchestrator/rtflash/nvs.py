@@ -73,8 +73,13 @@ def _csv_cell(value: str) -> str:
     return buf.getvalue()
 
 
-def image(pairs: list[tuple[str, str]], size: int) -> bytes:
-    """The partition image, built with esp-idf-nvs-partition-gen in a private (0700) temp dir."""
+def image(pairs: list[tuple[str, str]], size: int, hmac_key: bytes | None = None) -> bytes:
+    """The partition image, built with esp-idf-nvs-partition-gen in a private (0700) temp dir.
+
+    With `hmac_key` (the device's eFuse HMAC key, rtflash.efuse): encrypted with the XTS keys the
+    tool derives from it (`encrypt --keygen --key_protect_hmac --kp_hmac_inputkey`), as the firmware's
+    nvs_sec_provider derives them at boot (CONFIG_NVS_SEC_KEY_PROTECT_USING_HMAC). The key file and
+    the derived keys live only in the temp dir, removed before returning."""
     from rtflash import proc
 
     if size % PAGE or size < 3 * PAGE:
@@ -84,8 +89,14 @@ def image(pairs: list[tuple[str, str]], size: int) -> bytes:
         source = tmp / "nvs.csv"
         source.touch(mode=0o600)
         source.write_text(render_csv(pairs), encoding="utf-8")
-        proc.run([sys.executable, "-m", "esp_idf_nvs_partition_gen", "generate", str(source), "nvs.bin",
-                  hex(size), "--outdir", str(tmp)], cwd=tmp, timeout=120)
+        argv = [sys.executable, "-m", "esp_idf_nvs_partition_gen", "generate", str(source), "nvs.bin", hex(size)]
+        if hmac_key is not None:
+            keyfile = tmp / "hmac.bin"
+            keyfile.touch(mode=0o600)
+            keyfile.write_bytes(hmac_key)
+            argv[3] = "encrypt"
+            argv += ["--keygen", "--keyfile", "xts.bin", "--key_protect_hmac", "--kp_hmac_inputkey", str(keyfile)]
+        proc.run([*argv, "--outdir", str(tmp)], cwd=tmp, timeout=120)
         return (tmp / "nvs.bin").read_bytes()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,7 +16,7 @@ from rtflash.boards import Board
 from rtflash.errors import ConfigError
 from rtflash.files import write_if_changed
 from rtflash.partitions import Layout, layout_for
-from rtflash.settings import Settings
+from rtflash.settings import Settings, security_for
 
 # Template -> output file, relative to the config dir. The linux target has no flash, partitions or
 # PlatformIO board. The project folder (build/<board>/project, beside config/) is what idf.py builds,
@@ -99,6 +99,7 @@ def board_context(board: Board, settings: Settings, out_dir: Path) -> dict:
         "layout": layout,
         "partitions_csv": str((out_dir / "partitions.csv").resolve()),
         "main_stack": MAIN_STACK,
+        "security": security_for(settings, board.name),
     }
 
 

@@ -40,6 +40,7 @@ class Settings:
     instructions: str = "You are a helpful, concise voice assistant."
     api_url: str = DEFAULT_API_URL
     relay: dict = field(default_factory=dict, compare=False)  # [relay.boards|devices.NAME] (rtflash.relay.config)
+    security: dict = field(default_factory=dict, compare=False)  # [security] and [security.boards.NAME]
     path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,6 +73,9 @@ def parse_settings(raw: dict[str, Any], path: Path) -> Settings:
 
             values["relay"] = parse_relay_table(value, path)
             continue
+        if key == "security":
+            values["security"] = parse_security(value, path)
+            continue
         if key not in known:
             near = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean '{near[0]}'?" if near else f"allowed: {', '.join(known)}"
@@ -89,3 +93,56 @@ def parse_settings(raw: dict[str, Any], path: Path) -> Settings:
     if values.get("boards_dir"):
         values["boards_dir"] = str((path.parent / values["boards_dir"]).resolve())
     return Settings(**values, path=str(path))
+
+
+NVS_ENCRYPTION = ("none", "hmac")
+_SECURITY_KEYS = {"nvs_encryption": str, "nvs_hmac_key_block": int}
+
+
+def _security_entry(table: Any, where: str, path: Path) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {where}: must be a table")
+    out = {}
+    for key, value in table.items():
+        if key not in _SECURITY_KEYS:
+            raise ConfigError(f"{path}: {where}.{key}: unknown setting; allowed: {', '.join(_SECURITY_KEYS)}")
+        if not isinstance(value, _SECURITY_KEYS[key]) or isinstance(value, bool):
+            raise ConfigError(f"{path}: {where}.{key}: must be "
+                              f"{'a whole number (no quotes)' if _SECURITY_KEYS[key] is int else 'a string (in quotes)'}")
+        out[key] = value
+    if out.get("nvs_encryption", "none") not in NVS_ENCRYPTION:
+        raise ConfigError(f"{path}: {where}.nvs_encryption: {out['nvs_encryption']!r} is not one of "
+                          f"{', '.join(NVS_ENCRYPTION)}")
+    if not 0 <= out.get("nvs_hmac_key_block", 0) <= 5:
+        raise ConfigError(f"{path}: {where}.nvs_hmac_key_block: {out['nvs_hmac_key_block']} is not an eFuse key "
+                          "block of the ESP32-S3 (0-5)")
+    return out
+
+
+def parse_security(table: Any, path: Path) -> dict[str, Any]:
+    """[security] nvs_encryption = "none" | "hmac", nvs_hmac_key_block = 0-5, and the same per board
+    under [security.boards.NAME] (a board's own entry wins)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: security: must be a table")
+    boards = table.get("boards", {})
+    out = _security_entry({k: v for k, v in table.items() if k != "boards"}, "security", path)
+    if not isinstance(boards, dict):
+        raise ConfigError(f"{path}: security.boards: must be a table of [security.boards.NAME]")
+    out["boards"] = {name: _security_entry(entry, f"security.boards.{name}", path) for name, entry in boards.items()}
+    return out
+
+
+@dataclass(frozen=True)
+class Security:
+    nvs_encryption: str = "none"
+    nvs_hmac_key_block: int = 0
+
+    @property
+    def hmac(self) -> bool:
+        return self.nvs_encryption == "hmac"
+
+
+def security_for(settings: Settings, board: str) -> Security:
+    """The board's NVS security settings: its [security.boards.NAME] over [security] over the defaults."""
+    top = {k: v for k, v in settings.security.items() if k != "boards"}
+    return Security(**{**top, **settings.security.get("boards", {}).get(board, {})})

@@ -7,7 +7,6 @@ callbacks and returns the `Artifacts` the flasher and CI use.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Protocol
 
 from rtflash.artifacts import Artifacts
 from rtflash.boards import Board
+from rtflash.builder.progress import ccache_available  # noqa: F401  (re-exported: rtflash.builder.*)
 from rtflash.errors import ConfigError, ToolNotFound
 from rtflash.settings import Settings
 
@@ -131,7 +131,3 @@ def forget_stale_sdkconfig(build_dir: Path, config_dir: Path, target: str | None
 
     write_atomic(stamp, digest + "\n")
     return removed
-
-
-def ccache_available() -> bool:
-    return shutil.which("ccache") is not None and not os.environ.get("RTFLASH_NO_CCACHE")

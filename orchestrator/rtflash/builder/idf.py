@@ -96,7 +96,7 @@ class IdfBackend:
                 f"-DRT_DEPS_DIR={deps_dir or ''}"]  # cmake/rt_deps.cmake: local copies (offline), or the cache
         if board.is_linux:
             argv.append("--preview")
-        from rtflash.builder import ccache_available
+        from rtflash.builder.progress import ccache_available
 
         if ccache_available():
             argv.append("--ccache")

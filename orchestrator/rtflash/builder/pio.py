@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtflash import proc
-from rtflash.artifacts import Artifacts, FlashRegion
+from rtflash.artifacts import Artifacts, pio_artifacts
 from rtflash.boards import Board
 from rtflash.builder.progress import run_logged
 from rtflash.errors import ConfigError, ToolFailed, ToolNotFound
 from rtflash.files import write_if_changed
-from rtflash.partitions import read_csv
 from rtflash.resources import firmware_dir
 
 # The servers of each first-run need (checked only when that need is missing).
@@ -331,24 +330,6 @@ class PioBackend:
                              f"({standin}): no firmware image. Install PlatformIO's real toolchain (unset "
                              f"{PACKAGES_ENV}) for a flashable build")
         return pio_artifacts(board, build_dir / "pio" / board.name, config_dir)
-
-
-def pio_artifacts(board: Board, env_dir: Path, config_dir: Path) -> Artifacts:
-    """PlatformIO's outputs as Artifacts: bootloader.bin, partitions.bin, firmware.bin/.elf, and
-    ota_data_initial.bin, which the espidf builder writes into the env dir when the partition table has
-    an `otadata` (data/ota) partition (the ESP-IDF path flashes it too)."""
-    layout = read_csv(config_dir / "partitions.csv")
-    regions = [FlashRegion("bootloader", 0x0, env_dir / "bootloader.bin"),
-               FlashRegion("partition-table", 0x8000, env_dir / "partitions.bin")]
-    otadata = next((p for p in layout.partitions if p.type == "data" and p.subtype == "ota"), None)
-    if otadata is not None:
-        regions.append(FlashRegion("otadata", otadata.offset, env_dir / "ota_data_initial.bin"))
-    regions.append(FlashRegion("app", layout.app.offset, env_dir / "firmware.bin"))
-    missing = [str(r.path) for r in regions if not r.path.is_file()]
-    if missing:
-        raise ToolFailed(f"PlatformIO finished but {missing[0]} is missing; rebuild with --clean")
-    return Artifacts(board.name, board.chip, env_dir, tuple(regions), "dio", "80m", board.flash_size,
-                     env_dir / "firmware.elf")
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--probe"] and len(sys.argv) == 5:

@@ -103,3 +103,11 @@ def run_logged(argv: list[str], build_dir: Path, tool: str, board: str, on_line,
         raise ToolFailed(f"build of {board} failed: {error} (full log: {log.path})") from None
     finally:
         log.close()
+
+
+def ccache_available() -> bool:
+    """ccache on PATH and not turned off by $RTFLASH_NO_CCACHE (shared by both backends)."""
+    import os
+    import shutil
+
+    return shutil.which("ccache") is not None and not os.environ.get("RTFLASH_NO_CCACHE")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from rtflash.cli import App, board_option, pass_app
+from rtflash.cli.devices import flash_options_from, report, resolve_ports
 
 BEFORE = click.Choice(["default-reset", "usb-reset", "no-reset"])
 AFTER = click.Choice(["hard-reset", "no-reset", "watchdog-reset"])
@@ -24,52 +24,6 @@ def port_options(f):
     return click.option("--port", "-p", "ports", multiple=True, metavar="PORT",
                         help="Serial port or pyserial URL; several flash in parallel; "
                              "'auto' picks the only board found (default: rtflash.toml, else auto).")(f)
-
-
-def flash_options_from(app: App, baud: int | None = None, before: str = "default-reset",
-                       after: str = "hard-reset", **kw):
-    from rtflash.flash import FlashOptions
-
-    return FlashOptions(baud=baud or app.settings.baud, before=before, after=after, **kw)
-
-
-def _ask(candidates):
-    """--port auto with several boards on a terminal: let the user pick one."""
-    from rtflash import console
-
-    for i, p in enumerate(candidates, 1):
-        console.info(f"  {i}. {p.device}  {p.usb_id()}  {p.bridge}  {p.description}")
-    choice = click.prompt("which port", type=click.IntRange(1, len(candidates)), err=True)
-    return candidates[choice - 1]
-
-
-def resolve_ports(app: App, board, ports: tuple[str, ...]) -> list[str]:
-    from rtflash.ports import resolve
-
-    wanted = ports or (app.settings.port,)
-    ask = _ask if sys.stdin.isatty() else None
-    return [resolve(p, board, ask) for p in wanted]
-
-
-def report(app: App, results, as_json: bool) -> None:
-    """One line (or one JSON object) per device; exit 1 if any failed."""
-    from rtflash import console
-    from rtflash.redact import redact
-
-    for r in results:
-        if as_json:
-            sys.stdout.write(redact(json.dumps(r.to_dict())) + "\n")
-            continue
-        for w in r.warnings:
-            console.warn(f"{r.port}: {w} (--force)")
-        if r.ok:
-            console.console().print(f"[green]ok[/]   {r.port}: ", end="", highlight=False)
-            console.info(str(r))
-        else:
-            console.error(r.error)
-    sys.stdout.flush()
-    if not all(r.ok for r in results):
-        raise click.exceptions.Exit(1)
 
 
 def run_flash(app: App, board, port_list: list[str], images, options, quiet: bool = False):
@@ -116,7 +70,7 @@ def load_images(app: App, board, force: bool, with_credentials: bool, cred_optio
         console.warn(str(exc))
     nvs = None
     if with_credentials:
-        from rtflash.cli.provision import nvs_image
+        from rtflash.cli.nvs_image import nvs_image
 
         data, part = nvs_image(app, board, cred_options or {})
         nvs = (part.offset, data)
@@ -131,7 +85,8 @@ def load_images(app: App, board, force: bool, with_credentials: bool, cred_optio
 @click.option("--force", is_flag=True, help="Write even if the flash size, chip revision or partitions do not match the board "
                    "(never to another chip).")
 @click.option("--no-credentials", is_flag=True, help="Do not write the Wi-Fi/API credentials partition.")
-@click.option("--yes", "-y", is_flag=True, help="With --erase: erase the whole flash without asking (for scripts).")
+@click.option("--yes", "-y", is_flag=True, help="With --erase: erase the whole flash without asking; with NVS "
+              "encryption ([security] in rtflash.toml): burn a new device's eFuse key without asking (for scripts).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON result object per device on stdout.")
 @pass_app
 def flash(app: App, board_name, ports, baud, before, after, erase, full, force, no_credentials, yes, as_json) -> None:
@@ -141,12 +96,20 @@ def flash(app: App, board_name, ports, baud, before, after, erase, full, force, 
     board = app.board(board_name)
     if board.is_linux:
         raise ConfigError("the linux board runs on this machine: use rtflash exec --board linux")
-    images = load_images(app, board, force, with_credentials=not no_credentials)
+    from rtflash.settings import security_for
+
+    security = security_for(app.settings, board.name)
+    encrypted = security.hmac and not no_credentials  # credentials go encrypted per device, after the app
+    images = load_images(app, board, force, with_credentials=not no_credentials and not encrypted)
     port_list = resolve_ports(app, board, ports)
     if erase and not yes:
         confirm_whole_erase(port_list, "--erase")
     options = flash_options_from(app, baud, before, after, full=full, erase=erase, force=force)
     report(app, run_flash(app, board, port_list, images, options, quiet=as_json), as_json)
+    if encrypted:
+        from rtflash.cli.provision_encrypt import provision_encrypted
+
+        provision_encrypted(app, board, tuple(port_list), {}, None, security.nvs_hmac_key_block, yes)
 
 
 @click.command()

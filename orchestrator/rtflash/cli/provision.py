@@ -7,51 +7,7 @@ from pathlib import Path
 import click
 
 from rtflash.cli import App, board_option, pass_app
-
-
-def credential_options(f):
-    for opt, name, text in (("--wifi-ssid", "wifi_ssid", "Wi-Fi network name."),
-                            ("--wifi-password", "wifi_password", "Wi-Fi password."),
-                            ("--api-key", "openai_api_key", "OpenAI API key.")):
-        f = click.option(opt, name, default=None, help=text)(f)
-    return f
-
-
-def nvs_image(app: App, board, options: dict, relay=None) -> tuple[bytes, object]:
-    """Resolve credentials and build the nvs partition image in memory; returns (image, partition).
-    With `relay` (cli.provision_relay.RelaySetup): the relay URL, token and CA instead of any API key."""
-    from rtflash import credentials, nvs
-    from rtflash.cli.secrets import interactive_prompt
-    from rtflash.errors import ConfigError
-    from rtflash.partitions import read_csv
-    from rtflash.render import ensure_rendered
-
-    rendered = ensure_rendered(board, app.settings, app.project_dir)
-    layout = read_csv(rendered.out_dir / "partitions.csv")
-    part = layout.find("nvs")
-    if part is None:
-        raise ConfigError(f"{rendered.out_dir / 'partitions.csv'} has no 'nvs' partition; add one")
-    names = ("wifi_ssid", "wifi_password") if relay else tuple(credentials.BY_NAME)
-    found = credentials.resolve(options, app.project_dir, names=names, prompt=interactive_prompt())
-    data = nvs.image(nvs.entries(found, app.settings, relay.pairs if relay else None), part.size)
-    if relay is not None:
-        relay.commit()  # the token enrolled only once the image holding it exists
-    return data, part
-
-
-def save_nvs(app: App, board, options: dict, out: Path, relay=None):
-    """nvs_image saved to `out` (0600) for flashing by other means; never inside build/ or dist/."""
-    from rtflash.errors import ConfigError
-    from rtflash.files import write_atomic
-
-    target = out.resolve()
-    for shared in ("build", "dist"):
-        if target.is_relative_to((app.project_dir / shared).resolve()):
-            raise ConfigError(f"--out {out}: credentials stay out of {shared}/ (build output is shared and "
-                              f"uploaded); pick a path outside it, e.g. ~/nvs-{board.name}.bin")
-    data, part = nvs_image(app, board, options, relay)
-    write_atomic(target, data, mode=0o600)
-    return target, part
+from rtflash.cli.nvs_image import credential_options, nvs_image, save_nvs
 
 
 @click.command()
@@ -66,9 +22,13 @@ def save_nvs(app: App, board, options: dict, out: Path, relay=None):
 @click.option("--device", default=None, metavar="NAME", help="Relay mode: the device's name at the relay.")
 @click.option("--relay-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help="Relay mode: the CA of a relay with a private certificate (PEM), stored on the device.")
+@click.option("--encrypt", is_flag=True,
+              help="Encrypt the partition with a per-device key burned into an eFuse block (HMAC_UP; ESP32-S3; "
+                   "irreversible; also [security] nvs_encryption = \"hmac\" in rtflash.toml).")
+@click.option("--yes", "-y", is_flag=True, help="With --encrypt: burn the eFuse key without asking (for scripts).")
 @pass_app
 def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai_api_key, relay_url, device,
-              relay_ca) -> None:
+              relay_ca, encrypt, yes) -> None:
     """Write Wi-Fi and API credentials (or, with --relay, a relay token) to the device's NVS partition.
 
     Relay mode: the token comes from $RTFLASH_RELAY_TOKEN (printed by `rtflash relay enroll` on the relay
@@ -94,6 +54,17 @@ def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai
                      "environment, .env or the secrets file) when it runs; nothing to provision")
         return
     options = {"wifi_ssid": wifi_ssid, "wifi_password": wifi_password, "openai_api_key": openai_api_key}
+    from rtflash.settings import security_for
+
+    security = security_for(app.settings, board.name)
+    if encrypt or security.hmac:
+        from rtflash.cli.provision_encrypt import provision_encrypted
+
+        if out is not None:
+            raise click.UsageError("--out cannot go with NVS encryption: the image is encrypted for one device's "
+                                   "eFuse key; write it to the device with --port")
+        provision_encrypted(app, board, ports, options, relay, security.nvs_hmac_key_block, yes)
+        return
     if out is not None:
         path, part = save_nvs(app, board, options, out, relay)
         console.info(f"credentials partition: {path} ({part.size // 1024} KiB at {part.offset:#x}, mode 0600)")
@@ -101,7 +72,7 @@ def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai
                      f"{part.offset:#x} {path}")
         return
     from rtflash import flash
-    from rtflash.cli.flash import flash_options_from, report, resolve_ports
+    from rtflash.cli.devices import flash_options_from, report, resolve_ports
 
     data, part = nvs_image(app, board, options, relay)  # in memory: no copy of the secrets on disk
     images = [flash.Image("nvs", part.offset, data, cache=False)]
