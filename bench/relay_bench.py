@@ -80,6 +80,8 @@ class MiniUpstream:
     delay: float = 0.0
     seen: list[Seen] = field(default_factory=list)
     port: int = 0
+    active: int = 0  # requests being handled now
+    peak: int = 0  # the most handled at once (a concurrency limit's proof)
     _runner: web.AppRunner | None = None
 
     @property
@@ -107,8 +109,13 @@ class MiniUpstream:
         else:
             sdp, session = raw, {}
         self.seen.append(Seen(auth, request.content_type, sdp, session))
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.active -= 1
         given = auth.removeprefix("Bearer ")
         if self.mode == "unauthorized" or given != self.api_key:
             return _error(401, f"Incorrect API key provided: {given}. You can find your API key at "
@@ -297,9 +304,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def enroll_many(store_path: Path, count: int) -> list[str]:
-    from rtflash.relay.store import Store
+    from rtflash.relay.store import open_store
 
-    store = Store(store_path)
+    store = open_store(store_path)
     return [store.enroll(f"dev-{i:02d}", "sonatino") for i in range(count)]
 
 
