@@ -644,3 +644,56 @@ def test_clients_that_leave_or_speak_no_tls_are_not_called_slow(loop, pki, store
         running.stop()
     assert waited < 0.9 and b"200" not in got and status == 201
     assert running.relay.deadlines.slow == 0 and not any("slow client" in ln for ln in running.lines())
+
+
+# --- health and metrics -----------------------------------------------------------------------------------
+
+
+async def get(url: str, pki: rs.Pki) -> tuple[int, dict, str]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http, \
+            http.get(url, ssl=pki.client_context()) as r:
+        return r.status, dict(r.headers), await r.text()
+
+
+def test_healthz_and_metrics_count_offers_refusals_and_reused_upstream_connections(loop, pki, store, mini):
+    tokens = [store.enroll(f"d{i}") for i in range(3)]
+    running = Running(loop, pki, store, mini.url, limits=LimitConfig(per_minute=0.1, burst=2, concurrent=4))
+    base = running.url.removesuffix("/v1/realtime/calls")
+    try:
+        status, _, text = asyncio.run(get(base + "/healthz", pki))
+        health = json.loads(text)
+        for tok in tokens:  # one after another: the upstream connection is kept alive between them
+            for _ in range(3):
+                asyncio.run(offer(running.url, tok, pki.client_context(), 0))
+        asyncio.run(post(running.url, pki, "rtd_" + "B" * 43))  # unknown: 401, nothing upstream
+        got, headers, metrics = asyncio.run(get(base + "/metrics", pki))
+    finally:
+        running.stop()
+    assert status == 200 and health["status"] == "ok" and health["store"] == "ok" and health["upstream"] == "ok"
+    assert health["version"]
+    assert got == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    lines = dict(ln.rsplit(" ", 1) for ln in metrics.splitlines() if ln and not ln.startswith("#"))
+    assert lines['rtflash_relay_offers_total{worker="0"}'] == "10"
+    assert lines['rtflash_relay_responses_total{worker="0",status="201"}'] == "6"
+    assert lines['rtflash_relay_responses_total{worker="0",status="429"}'] == "3"
+    assert lines['rtflash_relay_responses_total{worker="0",status="401"}'] == "1"
+    assert lines['rtflash_relay_limit_refusals_total{worker="0",reason="rate"}'] == "3"
+    assert lines['rtflash_relay_upstream_connections_total{worker="0",connection="new"}'] == "1"
+    assert lines['rtflash_relay_upstream_connections_total{worker="0",connection="reused"}'] == "5"
+    assert lines['rtflash_relay_upstream_seconds_count{worker="0"}'] == "6"
+    assert lines['rtflash_relay_upstream_seconds_bucket{worker="0",le="+Inf"}'] == "6"
+    assert_clean(metrics, KEY, *tokens, *(token_hash(t) for t in tokens), "d0", where="the metrics")
+
+
+def test_healthz_says_what_is_out_of_reach(loop, pki, store):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    running = Running(loop, pki, store, f"https://127.0.0.1:{port}/v1/realtime/calls")
+    try:
+        status, _, text = asyncio.run(get(running.url.removesuffix("/v1/realtime/calls") + "/healthz", pki))
+    finally:
+        running.stop()
+    health = json.loads(text)
+    assert status == 503 and health["status"] == "degraded" and health["store"] == "ok"
+    assert health["upstream"].startswith(f"127.0.0.1:{port}: ") and "refused" in health["upstream"].lower()

@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import secrets
 import socket
@@ -210,8 +211,11 @@ class Relay:
             _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), 3.0)
             writer.close()
             upstream = "ok"
-        except (OSError, asyncio.TimeoutError) as exc:
-            upstream = f"{parts.hostname}:{port}: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+        except asyncio.TimeoutError:
+            upstream = f"{parts.hostname}:{port}: no answer in 3 s"
+        except OSError as exc:  # errno > 0: a socket error ("Connect call failed" -> "Connection refused")
+            why = os.strerror(exc.errno) if (exc.errno or 0) > 0 else exc.strerror or type(exc).__name__
+            upstream = f"{parts.hostname}:{port}: {why}"
         ok = store == "ok" and upstream == "ok"
         body = {"status": "ok" if ok else "degraded", "store": store, "upstream": upstream, "version": __version__}
         return web.json_response(body, status=200 if ok else 503)
