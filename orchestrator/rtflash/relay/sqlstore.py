@@ -26,6 +26,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,7 +81,8 @@ class SqlStore(Store):
 
     def __init__(self, where: str) -> None:
         self.where = shown_location(where)
-        self._local = threading.local()
+        self._local: Any = threading.local()  # SQLite: one connection per process (SqliteStore)
+        self._serial: Any = contextlib.nullcontext()  # what a transaction holds in this process
         self._ready = False
         self._ready_lock = threading.Lock()
 
@@ -167,12 +169,13 @@ class SqlStore(Store):
     @contextmanager
     def _tx(self, durable: bool = False) -> Iterator[Any]:
         """One write transaction on this thread's connection."""
-        try:
-            conn = self._conn()
-        except self._errors() as exc:
-            raise self._fail(exc) from None
-        with self._tx_on(conn, durable) as cur:
-            yield cur
+        with self._serial:
+            try:
+                conn = self._conn()
+            except self._errors() as exc:
+                raise self._fail(exc) from None
+            with self._tx_on(conn, durable) as cur:
+                yield cur
 
     def _drop(self, conn: Any) -> None:
         """Forget a connection that failed (the next call connects again: a restarted database)."""
@@ -183,17 +186,18 @@ class SqlStore(Store):
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         """One read outside a write transaction."""
         errors = self._errors()
-        try:
-            conn = self._conn()
-        except errors as exc:
-            raise self._fail(exc) from None
-        try:
-            cur = conn.cursor()
-            cur.execute(self._sql(sql), args)
-            return list(cur.fetchall())
-        except errors as exc:
-            self._drop(conn)
-            raise self._fail(exc) from None
+        with self._serial:
+            try:
+                conn = self._conn()
+            except errors as exc:
+                raise self._fail(exc) from None
+            try:
+                cur = conn.cursor()
+                cur.execute(self._sql(sql), args)
+                return list(cur.fetchall())
+            except errors as exc:
+                self._drop(conn)
+                raise self._fail(exc) from None
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -369,6 +373,11 @@ class SqliteStore(SqlStore):
         self.path = Path(path)
         self.clock = clock
         super().__init__(str(self.path))
+        # One connection per process, its use serialized: SQLite has one writer per file anyway, and
+        # threads opening connections while another process closes the file's last one (which removes
+        # the WAL) can see SQLITE_IOERR; one long-lived connection opens once.
+        self._local = types.SimpleNamespace(conn=None, pid=None)
+        self._serial = threading.RLock()
 
     def files(self) -> list[Path]:
         """The database and its WAL files that exist now (what a secret scan must read)."""
@@ -389,16 +398,20 @@ class SqliteStore(SqlStore):
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot open the relay's store: {exc.strerror}; fix the directory's "
                               "permissions or pick another --store") from None
-        conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise ConfigError(f"{self.path}: not a relay store (SQLite: {exc}); move it away or pick another "
-                              "--store") from None
-        return conn
+        for attempt in range(5):  # a disk I/O error while another process closes the file: try again
+            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                return conn
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                if "disk I/O" in str(exc) and attempt < 4:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise ConfigError(f"{self.path}: not a relay store (SQLite: {exc}); move it away or pick another "
+                                  "--store") from None
+        raise AssertionError("unreachable")
 
     def _begin(self, conn: sqlite3.Connection, durable: bool) -> bool:
         if durable:
