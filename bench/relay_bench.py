@@ -273,9 +273,9 @@ class RelayProcess:
                "RTFLASH_SECRETS_FILE": str(work / "no-secrets.toml"), "NO_COLOR": "1"}
         self.log = work / f"relay-{time.monotonic_ns()}.log"
         self._log_fh = self.log.open("w")
-        argv = [rtflash_exe(), "-C", str(work), "relay", "serve", "--host", "127.0.0.1", "--port", "0",
-                "--cert", str(pki.cert_file), "--key", str(pki.key_file), "--upstream", upstream,
-                "--upstream-ca", str(pki.ca_file), *extra]
+        tls = [] if "--behind-proxy" in extra else ["--cert", str(pki.cert_file), "--key", str(pki.key_file)]
+        argv = [rtflash_exe(), "-C", str(work), "relay", "serve", "--host", "127.0.0.1", "--port", "0", *tls,
+                "--upstream", upstream, "--upstream-ca", str(pki.ca_file), *extra]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log_fh,
                                      env=env, cwd=work)
         self.url = self._wait_url(20.0)

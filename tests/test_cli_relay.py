@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -399,3 +400,69 @@ def test_revoke_with_the_api_out_of_reach_still_revokes(invoke, relay_env, monke
     store = Store(relay_env)
     assert store.get("kitchen").revoked and [c.call_id for c in store.calls_of("kitchen")] == ["rtc_gone"]
     assert KEY not in result.output
+
+
+# --- behind a real TLS-terminating proxy (nginx, testkit/nginx.py) --------------------------------------
+
+
+@pytest.fixture
+def nginx_ok() -> None:
+    from testkit import nginx
+
+    if not nginx.available():
+        why = "nginx not installed (apt-get install nginx-light; .ci/run does)"
+        if os.environ.get("RTFLASH_REAL_TIER") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def test_installed_relay_behind_nginx_serves_a_real_call_and_takes_the_proxys_address(rtflash_exe, project, pki,
+                                                                                        nginx_ok):
+    """`relay serve --behind-proxy` (plain HTTP on 127.0.0.1) behind nginx holding the TLS certificate: an
+    aiortc device completes a call through nginx (audio both ways with the stand-in); the address in the
+    relay's log is the one nginx appended to X-Forwarded-For, never one the client wrote there."""
+    import aiohttp
+
+    from bench.relay_bench import LoopThread
+    from testkit.nginx import Nginx
+
+    store = project / "relay-devices.json"
+    token = Store(store).enroll("kitchen")
+    devices = LoopThread()
+    with rs.StandInThread(pki, KEY, play="tone") as server:
+        relay = RelayProcess(project, pki, server.standin.calls_url, store, "--behind-proxy", key=KEY)
+        proxy = Nginx(int(relay.url.split(":")[2].split("/")[0]), pki.cert_file, pki.key_file)
+        try:
+            proxy.start()
+            call = devices.run(rs.client_call(proxy.url, token, "m", pki.client_context(), rs.tone(800.0)))
+            heard = call.status == 201 and server.wait_until(
+                lambda: call.received.seconds() >= 0.5 and server.standin.calls[0].received.seconds() >= 0.5, 10)
+            devices.run(call.close())
+
+            async def spoofed() -> tuple[int, str, int, str]:
+                async with aiohttp.ClientSession() as http:
+                    async with http.post(proxy.url, data=b"v=0\r\n", ssl=pki.client_context(),
+                                         headers={"Authorization": "Bearer rtd_" + "C" * 43,
+                                                  "Content-Type": "application/sdp",
+                                                  "X-Forwarded-For": "203.0.113.9"}) as r:
+                        status, body = r.status, await r.text()
+                    async with http.get(proxy.url.removesuffix("/v1/realtime/calls") + "/healthz",
+                                        ssl=pki.client_context()) as h:
+                        return status, body, h.status, await h.text()
+
+            unknown, body, health_status, health = devices.run(spoofed())
+            access, errors = proxy.access(), proxy.errors()
+        finally:
+            proxy.stop()
+            devices.close()
+            log = relay.stop()
+    assert relay.url.startswith("http://127.0.0.1:") and proxy.url.startswith("https://127.0.0.1:")
+    assert call.status == 201 and heard, (call.states, log, errors[-2000:])
+    assert server.standin.requests[0].headers["Authorization"] == f"Bearer {KEY}"
+    assert unknown == 401 and json.loads(body)["error"]["code"] == "invalid_device_token"
+    assert "unknown token (from 127.0.0.1)" in log and "203.0.113.9" not in log  # nginx's entry, not the client's
+    assert health_status == 200 and json.loads(health)["store"] == "ok"
+    assert access.count('"POST /v1/realtime/calls?model=m HTTP/1.1" 201 ') == 1 and '" 401 ' in access
+    assert "kitchen: 201 call rtc_" in log
+    for secret in (KEY, token):
+        assert secret not in log and secret not in access + errors

@@ -697,3 +697,23 @@ def test_healthz_says_what_is_out_of_reach(loop, pki, store):
     health = json.loads(text)
     assert status == 503 and health["status"] == "degraded" and health["store"] == "ok"
     assert health["upstream"].startswith(f"127.0.0.1:{port}: ") and "refused" in health["upstream"].lower()
+
+
+@pytest.mark.parametrize("behind_proxy,logged", [(True, "from 192.0.2.1)"), (False, "from 127.0.0.1)")])
+def test_device_address_from_x_forwarded_for_only_behind_a_proxy(loop, pki, store, mini, behind_proxy, logged):
+    """Behind a proxy the last X-Forwarded-For entry (the one the proxy on this host added) is the device's
+    address; without --behind-proxy the header is a client's word and ignored."""
+    running = Running(loop, pki, store, mini.url, tls=False, behind_proxy=behind_proxy)
+
+    async def go() -> int:
+        async with aiohttp.ClientSession() as http, http.post(
+                running.url, data=b"v=0\r\n", headers={"Authorization": "Bearer rtd_" + "D" * 43,
+                                                       "Content-Type": "application/sdp",
+                                                       "X-Forwarded-For": "198.51.100.7, 192.0.2.1"}) as r:
+            return r.status
+
+    try:
+        status = asyncio.run(go())
+    finally:
+        running.stop()
+    assert status == 401 and any(f"unknown token ({logged}" in ln for ln in running.lines()), running.lines()
