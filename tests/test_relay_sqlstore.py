@@ -109,7 +109,7 @@ def test_postgres_store_errors_name_the_store_without_its_password(pg_server):
 
 
 def old_json_store(path: Path) -> dict[str, str]:
-    """Write a JSON store as rtflash before 0.2 did (and its calls file); returns name -> token."""
+    """Write a JSON store as earlier rtflash versions did (and its calls file); returns name -> token."""
     tokens = {"kitchen": new_token(), "hall": new_token()}
     devices = [{"name": "kitchen", "token_sha256": token_hash(tokens["kitchen"]), "board": "sonatino",
                 "created": "2026-01-01T00:00:00Z", "last_use": "2026-01-02T00:00:00Z", "revoked": False,

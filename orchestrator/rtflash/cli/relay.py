@@ -295,7 +295,7 @@ def revoke(app: App, name: str, store_at: str | None) -> None:
 
 @relay.command()
 @click.option("--from", "source", type=_PATH, required=True, metavar="FILE",
-              help="The JSON store of rtflash before 0.2 (relay-devices.json; its .calls.json beside it comes along).")
+              help="The JSON store of earlier rtflash versions (relay-devices.json; its .calls.json beside it comes along).")
 @store_option
 @pass_app
 def migrate(app: App, source: Path, store_at: str | None) -> None:

@@ -174,7 +174,7 @@ class Relay:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write the last-use times gathered since the last flush to the store (in a thread: file lock)."""
+        """Write the last-use times gathered since the last flush to the store (in a thread: a database call)."""
         uses, self._uses = self._uses, {}
         if uses:
             try:

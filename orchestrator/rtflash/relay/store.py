@@ -270,7 +270,7 @@ def read_json_store(path: Path) -> tuple[list[Device], list[CallRecord]]:
         raise ConfigError(f"{path}: no such file; give the old store's path (relay-devices.json)") from None
     except (OSError, UnicodeDecodeError, ValueError, TypeError, ConfigError) as exc:
         raise ConfigError(f"{path}: not a readable rtflash JSON device store ({exc.__class__.__name__}); "
-                          "give relay-devices.json as the relay before 0.2 wrote it") from None
+                          "give relay-devices.json as the relay of earlier versions wrote it") from None
     calls_path = path.with_name(path.stem + ".calls.json")
     calls: list[CallRecord] = []
     try:
