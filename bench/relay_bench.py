@@ -1,8 +1,16 @@
-"""Load on `rtflash relay`: 200 concurrent offers from 50 enrolled devices, on 127.0.0.1.
+"""Load on `rtflash relay`: a sustained rate and a burst of 200 offers from 50 devices, on 127.0.0.1.
 
-    .venv/bin/python -m bench.relay_bench [--offers 200] [--devices 50] [--rounds 3] [--workers 2]
+    .venv/bin/python -m bench.relay_bench [--rate 20] [--seconds 30] [--offers 200] [--devices 50]
+                                          [--rounds 3] [--workers 2]
 
-Timing runs twice in one go: before (`relay serve --workers 1`) and after (`--workers N`), each with
+Two questions, kept apart. (a) What the relay adds per call: a sustained --rate offers/s for --seconds,
+each on a fresh TLS connection as from a device, straight to the upstream and then through the relay
+(`--workers 1`): p50/p95 of each and the difference (goals: <= 20 ms p50, <= 60 ms p95), the relay's CPU
+per offer (goal <= 2 ms) and its upstream TLS handshakes per offer, from its /metrics (goal <= 0.05:
+keep-alive). (b) A burst of 200 at once (queueing behind 200 Python TLS handshakes on 2 cores), with
+1 and with N workers. A table of the figures, then `uptime` (the machine is shared: read the load).
+
+The burst runs twice in one go: before (`relay serve --workers 1`) and after (`--workers N`), each with
 the client-observed figure taken apart: connection set-up (TCP + TLS, queueing included) via the relay
 vs direct, the relay's own handler time and its upstream round trip (both from Server-Timing), CPU
 per offer of the relay (all its workers) and of the bench's client. The upstream for the timing runs
@@ -80,6 +88,8 @@ class MiniUpstream:
     delay: float = 0.0
     seen: list[Seen] = field(default_factory=list)
     port: int = 0
+    active: int = 0  # requests being handled now
+    peak: int = 0  # the most handled at once (a concurrency limit's proof)
     _runner: web.AppRunner | None = None
 
     @property
@@ -107,8 +117,13 @@ class MiniUpstream:
         else:
             sdp, session = raw, {}
         self.seen.append(Seen(auth, request.content_type, sdp, session))
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.active -= 1
         given = auth.removeprefix("Bearer ")
         if self.mode == "unauthorized" or given != self.api_key:
             return _error(401, f"Incorrect API key provided: {given}. You can find your API key at "
@@ -258,9 +273,9 @@ class RelayProcess:
                "RTFLASH_SECRETS_FILE": str(work / "no-secrets.toml"), "NO_COLOR": "1"}
         self.log = work / f"relay-{time.monotonic_ns()}.log"
         self._log_fh = self.log.open("w")
-        argv = [rtflash_exe(), "-C", str(work), "relay", "serve", "--host", "127.0.0.1", "--port", "0",
-                "--cert", str(pki.cert_file), "--key", str(pki.key_file), "--upstream", upstream,
-                "--upstream-ca", str(pki.ca_file), *extra]
+        tls = [] if "--behind-proxy" in extra else ["--cert", str(pki.cert_file), "--key", str(pki.key_file)]
+        argv = [rtflash_exe(), "-C", str(work), "relay", "serve", "--host", "127.0.0.1", "--port", "0", *tls,
+                "--upstream", upstream, "--upstream-ca", str(pki.ca_file), *extra]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log_fh,
                                      env=env, cwd=work)
         self.url = self._wait_url(20.0)
@@ -297,9 +312,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def enroll_many(store_path: Path, count: int) -> list[str]:
-    from rtflash.relay.store import Store
+    from rtflash.relay.store import open_store
 
-    store = Store(store_path)
+    store = open_store(store_path)
     return [store.enroll(f"dev-{i:02d}", "sonatino") for i in range(count)]
 
 
@@ -317,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--devices", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="relay processes for the 'after' run (default 2: the cores)")
+    ap.add_argument("--rate", type=float, default=20.0, help="offers per second in the sustained run")
+    ap.add_argument("--seconds", type=float, default=30.0, help="length of the sustained run (each side)")
     args = ap.parse_args(argv)
     per_device = max(1, args.offers // args.devices)
     work = Path(tempfile.mkdtemp(prefix="rtflash-relay-bench-"))
@@ -332,14 +349,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.devices} devices x {per_device} offers = {args.devices * per_device} concurrent offers, "
               f"{args.rounds} round(s); relay = installed `rtflash relay serve` (own process), loopback HTTPS")
 
-        # 1. timing: limits wide enough to admit everything; before (1 worker) and after (--workers N)
-        configs = [("before: --workers 1", 1), (f"after: --workers {args.workers}", args.workers)]
+        # 1. timing: limits wide enough to admit everything; sustained, then the burst with 1 and N workers
+        configs = [("burst, --workers 1", 1), (f"burst, --workers {args.workers}", args.workers)]
         timed_upstream = UpstreamProcess(pki)
+        table: list[tuple[str, str, str, str, str]] = []
         try:
+            problems += sustained(work, pki, timed_upstream, store, tokens, args, ctx, table)
             for label, workers in configs:
-                problems += timing(label, workers, work, pki, timed_upstream.url, store, tokens, per_device, args, ctx)
+                problems += timing(label, workers, work, pki, timed_upstream.url, store, tokens, per_device, args, ctx,
+                                   table)
         finally:
             timed_upstream.stop()
+        print_table(table)
         relay = RelayProcess(work, pki, upstream.url, store)  # the key check: the in-process upstream records
         try:
             asyncio.run(wave(relay.url, tokens[:5], 1, ctx))
@@ -389,7 +410,7 @@ def process_tree_cpu(pid: int) -> float:
 
 
 def timing(label: str, workers: int, work: Path, pki, upstream_url: str, store: Path, tokens: list[str],
-           per_device: int, args, ctx: ssl.SSLContext) -> list[str]:
+           per_device: int, args, ctx: ssl.SSLContext, table: list) -> list[str]:
     """One relay configuration: one offer at a time, then `rounds` waves of all offers at once, each wave
     also sent straight to the upstream (same client) so the difference is what the relay adds. Prints
     what the client-observed time is made of: the connection (TCP + TLS, queueing for the accept loop and
@@ -439,13 +460,106 @@ def timing(label: str, workers: int, work: Path, pki, upstream_url: str, store: 
     print(f"  CPU per offer        relay {relay_cpu / max(1, len(through)) * 1000:5.2f} ms ({workers} process(es)); "
           f"bench client {bench_cpu / max(1, len(through)) * 1000:+5.2f} ms more than direct; "
           f"{os.cpu_count()} CPUs shared")
+    table.append((f"{label}: {n} at once p50", f"{p50(ok_direct):.1f} ms", f"{p50(ok_through):.1f} ms",
+                  f"{added:+.1f} ms", "-"))
+    table.append((f"{label}: {n} at once p99", f"{p99(ok_direct):.1f} ms", f"{p99(ok_through):.1f} ms",
+                  f"{p99(ok_through) - p99(ok_direct):+.1f} ms", "-"))
+    table.append((f"{label}: relay CPU per offer", "-", f"{relay_cpu / max(1, len(through)) * 1000:.2f} ms", "", "-"))
     problems = []
     lost = [r for r in through + direct if r.status != 201]
     if lost:
-        problems.append(f"{label}: {len(lost)} offers not answered 201: {Counter(r.status for r in lost)}")
+        problems.append(f"{label}: {len(lost)} offers not answered 201: {Counter(r.status for r in lost)}; "
+                        f"the relay's first warning: {first_warning(log)}")
     if any(tok in log for tok in tokens) or KEY in log:
         problems.append("a token or the key is in the relay's log")
     return problems
+
+
+async def paced(url: str, tokens: list[str], rate: float, seconds: float, ctx: ssl.SSLContext) -> list[Result]:
+    """`rate` offers per second for `seconds`, each started on its tick (not after the previous one
+    ended: a device does not wait for another), round-robin over `tokens`."""
+    loop = asyncio.get_running_loop()
+    start, jobs = loop.time() + 0.2, []
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        jobs.append(asyncio.ensure_future(offer(url, tokens[i % len(tokens)], ctx, i % len(tokens))))
+    return list(await asyncio.gather(*jobs))
+
+
+async def relay_metrics(url: str, ctx: ssl.SSLContext) -> dict[str, float]:
+    """The relay's /metrics as {series: value}."""
+    base = url.removesuffix("/v1/realtime/calls")
+    async with aiohttp.ClientSession() as http, http.get(base + "/metrics", ssl=ctx) as r:
+        text = await r.text()
+    return {k: float(v) for k, v in (ln.rsplit(" ", 1) for ln in text.splitlines() if ln and not ln.startswith("#"))}
+
+
+def sustained(work: Path, pki, upstream: UpstreamProcess, store: Path, tokens: list[str], args, ctx: ssl.SSLContext,
+              table: list) -> list[str]:
+    """(a): --rate offers/s for --seconds straight to the upstream, then the same through one relay process.
+    The upstream's own CPU per offer in the direct run is the reference: a plain aiohttp HTTPS endpoint
+    doing what the relay's device side does (a fresh TLS handshake, one request), nothing else."""
+    n = int(args.rate * args.seconds)
+    upstream_url = upstream.url
+    print(f"--- sustained: {args.rate:g} offers/s for {args.seconds:g} s ({n} offers each way, fresh TLS each) ---")
+    u0 = cpu_seconds(upstream.proc.pid)
+    direct = asyncio.run(paced(upstream_url, [KEY], args.rate, args.seconds, ctx))
+    endpoint_cpu = (cpu_seconds(upstream.proc.pid) - u0) / max(1, len(direct)) * 1000
+    relay = RelayProcess(work, pki, upstream_url, store, "--burst", "1000", "--rate", "6000", "--concurrent", "100")
+    try:
+        asyncio.run(offer(relay.url, tokens[0], ctx, 0))  # warm: the first upstream connection
+        before, cpu0 = asyncio.run(relay_metrics(relay.url, ctx)), process_tree_cpu(relay.proc.pid)
+        through = asyncio.run(paced(relay.url, tokens, args.rate, args.seconds, ctx))
+        cpu = process_tree_cpu(relay.proc.pid) - cpu0
+        after = asyncio.run(relay_metrics(relay.url, ctx))
+    finally:
+        log = relay.stop()
+    new_key = 'rtflash_relay_upstream_connections_total{worker="0",connection="new"}'
+    reused_key = 'rtflash_relay_upstream_connections_total{worker="0",connection="reused"}'
+    new = after[new_key] - before[new_key]
+    reused = after[reused_key] - before[reused_key]
+    ok_d = [r.ms for r in direct if r.status == 201]
+    ok_t = [r.ms for r in through if r.status == 201]
+    add50, add95 = pct(ok_t, 50) - pct(ok_d, 50), pct(ok_t, 95) - pct(ok_d, 95)
+    per_offer_cpu = cpu / max(1, len(through)) * 1000
+    handshakes = new / max(1, len(through))
+    met = {True: "met", False: "NOT met"}
+    table.append((f"sustained {args.rate:g}/s x {args.seconds:g} s: p50", f"{pct(ok_d, 50):.1f} ms",
+                  f"{pct(ok_t, 50):.1f} ms", f"{add50:+.1f} ms", f"<= 20 ms {met[add50 <= 20]}"))
+    table.append((f"sustained {args.rate:g}/s x {args.seconds:g} s: p95", f"{pct(ok_d, 95):.1f} ms",
+                  f"{pct(ok_t, 95):.1f} ms", f"{add95:+.1f} ms", f"<= 60 ms {met[add95 <= 60]}"))
+    table.append(("sustained: relay's own time p50 (Server-Timing)", "-",
+                  f"{pct([r.relay_ms for r in through if r.relay_ms is not None], 50):.2f} ms", "", "-"))
+    table.append(("sustained: CPU per offer (direct: the plain upstream)", f"{endpoint_cpu:.2f} ms",
+                  f"{per_offer_cpu:.2f} ms", f"{per_offer_cpu - endpoint_cpu:+.2f} ms",
+                  f"<= 2 ms {met[per_offer_cpu <= 2]}"))
+    table.append(("sustained: upstream handshakes per offer", "-",
+                  f"{handshakes:.3f} ({new:g} new, {reused:g} reused)", "", f"<= 0.05 {met[handshakes <= 0.05]}"))
+    problems = []
+    lost = [r for r in direct + through if r.status != 201]
+    if lost:
+        problems.append(f"sustained: {len(lost)} offers not answered 201: {Counter(r.status for r in lost)}; "
+                        f"the relay's first warning: {first_warning(log)}")
+    if any(tok in log for tok in tokens) or KEY in log:
+        problems.append("a token or the key is in the relay's log")
+    return problems
+
+
+def first_warning(log: str) -> str:
+    return next((ln for ln in log.splitlines() if " WARNING " in ln), "(none)")
+
+
+def print_table(rows: list[tuple[str, str, str, str, str]]) -> None:
+    head = ("figure", "direct", "through the relay", "added", "goal")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
+    print()
+    for row in [head, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+    print(f"uptime: {uptime}  ({os.cpu_count()} CPUs)")
+    print()
 
 
 def check_limits(name: str, results: list[Result], devices: int, allowed: int) -> list[str]:

@@ -339,3 +339,29 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         session.exitstatus = 1
         print(f"\nreal tier: {len(_SHARED_SKIPS)} test(s) skipped for want of {SHARED} though .ci/run found it: "
               + ", ".join(_SHARED_SKIPS[:5]))
+
+
+# --- a real PostgreSQL server for the relay's PostgreSQL store (testkit/postgres.py) -------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """Debian's PostgreSQL server on 127.0.0.1 in a temp dir for the session, stopped after. .ci/run installs
+    it; without it (a developer machine) the PostgreSQL tests skip saying so, except under .ci/run."""
+    from testkit.postgres import PgServer, pg_bindir
+
+    bindir = pg_bindir()
+    if bindir is None:
+        why = "PostgreSQL server binaries not installed (apt-get install postgresql; .ci/run does)"
+        if os.environ.get("RTFLASH_REAL_TIER") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    server = PgServer(bindir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh database on the session's PostgreSQL server: its postgresql:// URL (password included)."""
+    return pg_server.database()

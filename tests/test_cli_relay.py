@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -15,10 +16,24 @@ from pathlib import Path
 import pytest
 
 from bench.relay_bench import RelayProcess
-from rtflash.relay.store import Store, token_hash
+from rtflash.relay.store import open_store, store_location, token_hash
 from testkit import realtime_standin as rs
 
 KEY = "sk-" + "cli-relay-KEY-canary-0123456789"
+
+
+def Store(path: Path):
+    return open_store(path)
+
+
+def store_files(path: Path) -> list[Path]:
+    db = Path(store_location(path))
+    return [p for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists()]
+
+
+def store_text(path: Path) -> str:
+    """All the store holds on disk (SQLite file and WAL), for the secret scans."""
+    return "".join(p.read_bytes().decode("latin-1") for p in store_files(path))
 
 
 @pytest.fixture
@@ -40,8 +55,9 @@ def test_enroll_prints_token_once_and_stores_its_hash(invoke, relay_env):
     assert result.exit_code == 0, result.stderr
     token = result.stdout.strip()
     assert token.startswith("rtd_") and token not in result.stderr and "shown once" in result.stderr
-    text = relay_env.read_text()
-    assert token not in text and token_hash(token) in text and (relay_env.stat().st_mode & 0o777) == 0o600
+    text = store_text(relay_env)
+    assert token not in text and token_hash(token) in text
+    assert store_files(relay_env) and all((p.stat().st_mode & 0o777) == 0o600 for p in store_files(relay_env))
     again = invoke("relay", "enroll", "kitchen")
     assert again.exit_code == 1 and "already enrolled" in again.stderr and "--replace" in again.stderr
     assert again.stdout == ""
@@ -113,7 +129,7 @@ def test_provision_relay_image_holds_token_url_ca_and_no_key(invoke, relay_env, 
     token = values["relay_token"]
     device = Store(relay_env).authenticate(token)
     assert device is not None and device.name == "kitchen" and device.board == "sonatino"
-    assert token not in result.output and token not in relay_env.read_text()
+    assert token not in result.output and token not in store_text(relay_env)
     shown = invoke("nvs", "show", str(out))
     assert "relay_token" in shown.stdout and token not in shown.output  # masked without --reveal
     # provisioning again replaces the token: the old one stops working
@@ -129,7 +145,7 @@ def test_provision_relay_token_from_env_leaves_the_store_alone(invoke, relay_env
     result = invoke("provision", "--board", "sonatino", "--out", str(out), "--relay", "https://r.example/v1/realtime/calls",
                     "--device", "kitchen")
     assert result.exit_code == 0, result.stderr
-    assert token.encode() in out.read_bytes() and not relay_env.exists()
+    assert token.encode() in out.read_bytes() and not store_files(relay_env)
     monkeypatch.setenv("RTFLASH_RELAY_TOKEN", "rtd_short")
     bad = invoke("provision", "--board", "sonatino", "--out", str(out), "--relay", "https://r.example/x", "--device", "k")
     assert bad.exit_code == 1 and "$RTFLASH_RELAY_TOKEN is not a relay device token" in bad.stderr
@@ -168,7 +184,7 @@ def test_provision_linux_relay_says_how_to_run_the_firmware(invoke, relay_env, p
         "the linux board has no NVS partition: run its firmware (`rtflash build --board linux`) against the relay "
         f"with RTFLASH_RELAY_URL={url} RTFLASH_RELAY_TOKEN=<the token `rtflash relay enroll kitchen` prints> "
         f"RTFLASH_RELAY_CA={ca} build/linux/rtflash_firmware.elf; nothing written")]
-    assert not relay_env.exists() and not (project / "build" / "linux" / "nvs.bin").exists()  # nothing enrolled
+    assert not store_files(relay_env) and not (project / "build" / "linux" / "nvs.bin").exists()  # nothing enrolled
     token = Store(project / "elsewhere.json").enroll("kitchen")
     monkeypatch.setenv("RTFLASH_RELAY_TOKEN", token)
     given = invoke(*args)
@@ -201,7 +217,7 @@ def test_installed_relay_serves_a_call_and_revoke_shuts_the_device_out(rtflash_e
                 c = devices.run(rs.client_call(relay.url, tok, "m", pki.client_context(), rs.tone(800.0)))
                 calls.append(c)
                 if c.status == 201:
-                    assert server.wait_until(lambda: c.received.seconds() >= 0.5, 10), c.states
+                    assert server.wait_until(lambda: c.received.seconds() >= 0.5, 10), (c.states, relay.log.read_text(), [(x.id, x.state) for x in server.standin.calls])
                 return c
 
             hall, first = call(other), call(token)
@@ -235,8 +251,7 @@ def test_installed_relay_serves_a_call_and_revoke_shuts_the_device_out(rtflash_e
     assert "revoked device kitchen refused" in log and "relay stopped (3 request(s), 2 call(s) set up)" in log
     for secret in (KEY, token, other):
         assert secret not in log and secret not in first.body + json.dumps(first.headers) + refused.body
-        assert secret not in store.read_text() and secret not in revoke.stdout + revoke.stderr
-        assert secret not in Store(store).calls_path.read_text()
+        assert secret not in store_text(store) and secret not in revoke.stdout + revoke.stderr
 
 
 def test_help_lists_relay(rtflash_exe):
@@ -385,3 +400,69 @@ def test_revoke_with_the_api_out_of_reach_still_revokes(invoke, relay_env, monke
     store = Store(relay_env)
     assert store.get("kitchen").revoked and [c.call_id for c in store.calls_of("kitchen")] == ["rtc_gone"]
     assert KEY not in result.output
+
+
+# --- behind a real TLS-terminating proxy (nginx, testkit/nginx.py) --------------------------------------
+
+
+@pytest.fixture
+def nginx_ok() -> None:
+    from testkit import nginx
+
+    if not nginx.available():
+        why = "nginx not installed (apt-get install nginx-light; .ci/run does)"
+        if os.environ.get("RTFLASH_REAL_TIER") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def test_installed_relay_behind_nginx_serves_a_real_call_and_takes_the_proxys_address(rtflash_exe, project, pki,
+                                                                                        nginx_ok):
+    """`relay serve --behind-proxy` (plain HTTP on 127.0.0.1) behind nginx holding the TLS certificate: an
+    aiortc device completes a call through nginx (audio both ways with the stand-in); the address in the
+    relay's log is the one nginx appended to X-Forwarded-For, never one the client wrote there."""
+    import aiohttp
+
+    from bench.relay_bench import LoopThread
+    from testkit.nginx import Nginx
+
+    store = project / "relay-devices.json"
+    token = Store(store).enroll("kitchen")
+    devices = LoopThread()
+    with rs.StandInThread(pki, KEY, play="tone") as server:
+        relay = RelayProcess(project, pki, server.standin.calls_url, store, "--behind-proxy", key=KEY)
+        proxy = Nginx(int(relay.url.split(":")[2].split("/")[0]), pki.cert_file, pki.key_file)
+        try:
+            proxy.start()
+            call = devices.run(rs.client_call(proxy.url, token, "m", pki.client_context(), rs.tone(800.0)))
+            heard = call.status == 201 and server.wait_until(
+                lambda: call.received.seconds() >= 0.5 and server.standin.calls[0].received.seconds() >= 0.5, 10)
+            devices.run(call.close())
+
+            async def spoofed() -> tuple[int, str, int, str]:
+                async with aiohttp.ClientSession() as http:
+                    async with http.post(proxy.url, data=b"v=0\r\n", ssl=pki.client_context(),
+                                         headers={"Authorization": "Bearer rtd_" + "C" * 43,
+                                                  "Content-Type": "application/sdp",
+                                                  "X-Forwarded-For": "203.0.113.9"}) as r:
+                        status, body = r.status, await r.text()
+                    async with http.get(proxy.url.removesuffix("/v1/realtime/calls") + "/healthz",
+                                        ssl=pki.client_context()) as h:
+                        return status, body, h.status, await h.text()
+
+            unknown, body, health_status, health = devices.run(spoofed())
+            access, errors = proxy.access(), proxy.errors()
+        finally:
+            proxy.stop()
+            devices.close()
+            log = relay.stop()
+    assert relay.url.startswith("http://127.0.0.1:") and proxy.url.startswith("https://127.0.0.1:")
+    assert call.status == 201 and heard, (call.states, log, errors[-2000:])
+    assert server.standin.requests[0].headers["Authorization"] == f"Bearer {KEY}"
+    assert unknown == 401 and json.loads(body)["error"]["code"] == "invalid_device_token"
+    assert "unknown token (from 127.0.0.1)" in log and "203.0.113.9" not in log  # nginx's entry, not the client's
+    assert health_status == 200 and json.loads(health)["store"] == "ok"
+    assert access.count('"POST /v1/realtime/calls?model=m HTTP/1.1" 201 ') == 1 and '" 401 ' in access
+    assert "kitchen: 201 call rtc_" in log
+    for secret in (KEY, token):
+        assert secret not in log and secret not in access + errors

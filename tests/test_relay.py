@@ -22,9 +22,10 @@ import pytest
 from bench.relay_bench import OFFER, LoopThread, MiniUpstream, offer, wave
 from rtflash.errors import ConfigError
 from rtflash.relay.config import parse_relay_table, session_object, session_values
-from rtflash.relay.limits import LimitConfig, Limits, Refused
+from rtflash.relay.limits import LimitConfig, Refused
 from rtflash.relay.server import RedactingFormatter, Relay, RelayConfig
-from rtflash.relay.store import Store, now_iso, token_hash
+from rtflash.relay.sqlstore import PostgresStore, SqliteStore
+from rtflash.relay.store import now_iso, token_hash
 from rtflash.settings import Settings, load_settings
 from testkit import realtime_standin as rs
 
@@ -37,8 +38,17 @@ def pki(tmp_path_factory) -> rs.Pki:
 
 
 @pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(tmp_path / "cfg" / "relay-devices.json")
+def store(tmp_path) -> SqliteStore:
+    return SqliteStore(tmp_path / "cfg" / "relay-devices.db")
+
+
+def Store(path: Path) -> SqliteStore:
+    return SqliteStore(path)
+
+
+def store_bytes(store: SqliteStore) -> str:
+    """Everything the store holds on disk (the database and its WAL), as text, for the secret scans."""
+    return "".join(p.read_bytes().decode("latin-1") for p in store.files())
 
 
 @pytest.fixture
@@ -163,7 +173,7 @@ def test_call_through_relay_audio_both_ways_key_only_upstream(loop, pki, store, 
     # canary: the key reached the upstream only; the token only the device and the store's hash
     assert_clean(json.dumps(call.headers) + call.body, KEY, where="the device's response")
     assert_clean("\n".join(running.lines()), KEY, token, where="the relay's log")
-    text = store.path.read_text()
+    text = store_bytes(store)
     assert_clean(text, KEY, token, where="the store file")
     assert token_hash(token) in text and (store.path.stat().st_mode & 0o777) == 0o600
     assert store.get("kitchen").last_use is not None
@@ -332,20 +342,28 @@ def test_concurrent_bound_per_device(loop, pki, store, mini):
     assert refusal["code"] == "device_rate_limited" and "concurrent" in refusal["message"]
 
 
-def test_limits_bucket_refills():
-    now = [0.0]
-    limits = Limits(LimitConfig(per_minute=6, burst=2, concurrent=5), clock=lambda: now[0])
-    limits.acquire("a")
-    limits.acquire("a")
+def test_limits_bucket_refills_and_slots_expire(tmp_path):
+    now = [1000.0]
+    store = SqliteStore(tmp_path / "s.db", clock=lambda: now[0])
+    cfg = LimitConfig(per_minute=6, burst=2, concurrent=5)
+    slots = [store.acquire("a", cfg, 30), store.acquire("a", cfg, 30)]
     with pytest.raises(Refused) as refused:
-        limits.acquire("a")
+        store.acquire("a", cfg, 30)
     assert refused.value.reason == "rate" and refused.value.retry_after == 10
-    limits.acquire("b")  # another device is unaffected
-    now[0] = 10.0
-    limits.acquire("a")
-    for _ in range(3):
-        limits.release("a")
-    assert limits.in_flight("a") == 0
+    store.acquire("b", cfg, 30)  # another device is unaffected
+    now[0] += 10.0
+    slots.append(store.acquire("a", cfg, 30))
+    assert store.in_flight("a") == 3
+    for slot in slots:
+        store.release(slot)
+    assert store.in_flight("a") == 0
+    one = LimitConfig(per_minute=600, burst=50, concurrent=1)
+    store.acquire("c", one, 30)  # its process dies holding it: the slot is never released
+    with pytest.raises(Refused) as busy:
+        store.acquire("c", one, 30)
+    assert busy.value.reason == "concurrent"
+    now[0] += 31.0  # past its hold: free again
+    store.acquire("c", one, 30)
 
 
 # --- the store ----------------------------------------------------------------------------------------
@@ -354,7 +372,8 @@ def test_limits_bucket_refills():
 def test_store_hashes_only_revoke_and_reload(store):
     token = store.enroll("kitchen", "sonatino")
     assert token.startswith("rtd_") and len(token) == 47
-    assert token not in store.path.read_text() and (store.path.stat().st_mode & 0o777) == 0o600
+    assert token not in store_bytes(store) and token_hash(token) in store_bytes(store)
+    assert all((p.stat().st_mode & 0o777) == 0o600 for p in store.files()) and len(store.files()) == 3
     assert store.authenticate(token).name == "kitchen"
     assert store.authenticate("rtd_" + "x" * 43) is None and store.authenticate("") is None
     with pytest.raises(ConfigError, match="already enrolled.*--replace"):
@@ -376,17 +395,26 @@ def test_store_hashes_only_revoke_and_reload(store):
 
 def test_store_corrupt_file_is_one_clear_error(store):
     store.path.parent.mkdir(parents=True)
-    store.path.write_text("{not json")
+    store.path.write_text("{not json" + "x" * 200)
     with pytest.raises(ConfigError) as err:
         store.devices()
-    assert str(store.path) in str(err.value) and "enroll the devices again" in str(err.value)
+    assert str(store.path) in str(err.value) and "not a relay store" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
-def test_corrupt_store_gives_503(relay_mini, mini, pki, store):
-    token = store.enroll("dev")
-    store.path.write_text("[]")
-    got, _, _ = asyncio.run(post(relay_mini.url, pki, token))
-    assert got == 503 and mini.seen == [] and "device store" in relay_mini.lines()[0]
+def test_store_out_of_reach_gives_503(loop, pki, mini):
+    """A database that does not answer: the device gets 503 (try again), nothing goes upstream."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    secret = "pg-" + "password-canary"
+    running = Running(loop, pki, PostgresStore(f"postgresql://relay:{secret}@127.0.0.1:{port}/rtflash"), mini.url)
+    try:
+        got, _, body = asyncio.run(post(running.url, pki, "rtd_" + "A" * 43))
+    finally:
+        running.stop()
+    assert got == 503 and mini.seen == [] and "device store" in running.lines()[0]
+    assert_clean(body + "\n".join(running.lines()), secret, where="the 503 and the log")
 
 
 # --- session config -----------------------------------------------------------------------------------
@@ -422,14 +450,14 @@ def test_relay_table_in_rtflash_toml(tmp_path):
         load_settings(tmp_path)
 
 
-def test_shared_limits_hold_across_forked_workers():
-    """`serve --workers N`: the buckets are shared, so N processes admit a device's burst once, not N times."""
+def test_store_limits_hold_across_forked_workers(tmp_path):
+    """`serve --workers N`: the limits live in the store, so N processes admit a device's burst once."""
     import multiprocessing
     import os
 
-    from rtflash.relay.limits import SharedLimits
-
-    limits = SharedLimits(LimitConfig(per_minute=0.1, burst=3, concurrent=10))
+    store = SqliteStore(tmp_path / "s.db")
+    store.ping()  # made (and its connection opened) before the fork, as `serve` does
+    cfg = LimitConfig(per_minute=0.1, burst=3, concurrent=10)
     ctx = multiprocessing.get_context("fork")
     admitted = ctx.Queue()
 
@@ -437,7 +465,7 @@ def test_shared_limits_hold_across_forked_workers():
         ok = 0
         for _ in range(5):
             try:
-                limits.acquire("kitchen")
+                store.acquire("kitchen", cfg, 60)
                 ok += 1
             except Refused:
                 pass
@@ -450,18 +478,11 @@ def test_shared_limits_hold_across_forked_workers():
         p.join(30)
     results = [admitted.get(timeout=10) for _ in procs]
     assert sum(ok for _, ok in results) == 3 and len({pid for pid, _ in results}) == 3
-    assert limits.in_flight("kitchen") == 3  # seen from the parent too
-    limits.release("kitchen")
-    assert limits.in_flight("kitchen") == 2
+    assert store.in_flight("kitchen") == 3  # seen from the parent too
     with pytest.raises(Refused) as refused:
-        limits.acquire("kitchen")
+        store.acquire("kitchen", cfg, 60)
     assert refused.value.reason == "rate"
-    limits.acquire("hall")  # another device has its own bucket
-    concurrent = SharedLimits(LimitConfig(per_minute=600, burst=50, concurrent=1))
-    concurrent.acquire("a")
-    with pytest.raises(Refused) as busy:
-        concurrent.acquire("a")
-    assert busy.value.reason == "concurrent"
+    store.acquire("hall", cfg, 60)  # another device has its own bucket
 
 
 # --- calls in progress: recorded for `relay revoke` ----------------------------------------------------
@@ -482,9 +503,8 @@ def test_store_records_prunes_and_forgets_calls(store):
     reader = Store(store.path)  # another process
     assert [c.call_id for c in reader.calls_of("kitchen")] == ["rtc_a"]  # the 61-minute-old one is over
     assert reader.calls_of("kitchen")[0] == calls[0] and [c.call_id for c in reader.calls_of("hall")] == ["rtc_b"]
-    text = store.calls_path.read_text()  # a file of its own: the device file, checked per request, is unchanged
-    assert "rtc_old" not in text and "../x" not in text and "rtc_a" in text and "rtc_" not in store.path.read_text()
-    assert (store.calls_path.stat().st_mode & 0o777) == 0o600
+    text = store_bytes(store)
+    assert "../x" not in text and "rtc_a" in text
     store.record_use({"hall": (store.get("hall").token_sha256, now_iso())})  # device writes leave the calls be
     assert [c.call_id for c in reader.calls_of("hall")] == ["rtc_b"]
     store.revoke("hall")  # a call of a device revoked by now is not recorded: returned for the relay to hang up
@@ -519,7 +539,7 @@ def test_relay_records_each_answered_call_without_secrets(loop, pki, store, mini
     recorded = Store(store.path).calls_of("dev")
     assert sorted(c.call_id for c in recorded) == [f"rtc_{i:032x}" for i in (1, 2)]  # MiniUpstream's Locations
     assert all(c.upstream == mini.url and c.upstream_ca == str(pki.ca_file) for c in recorded)
-    assert_clean(store.path.read_text() + store.calls_path.read_text(), KEY, token, where="the store files")
+    assert_clean(store_bytes(store), KEY, token, where="the store files")
 
 
 def test_device_revoked_during_set_up_has_its_call_hung_up_by_the_relay(loop, pki, store):
@@ -624,3 +644,76 @@ def test_clients_that_leave_or_speak_no_tls_are_not_called_slow(loop, pki, store
         running.stop()
     assert waited < 0.9 and b"200" not in got and status == 201
     assert running.relay.deadlines.slow == 0 and not any("slow client" in ln for ln in running.lines())
+
+
+# --- health and metrics -----------------------------------------------------------------------------------
+
+
+async def get(url: str, pki: rs.Pki) -> tuple[int, dict, str]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http, \
+            http.get(url, ssl=pki.client_context()) as r:
+        return r.status, dict(r.headers), await r.text()
+
+
+def test_healthz_and_metrics_count_offers_refusals_and_reused_upstream_connections(loop, pki, store, mini):
+    tokens = [store.enroll(f"d{i}") for i in range(3)]
+    running = Running(loop, pki, store, mini.url, limits=LimitConfig(per_minute=0.1, burst=2, concurrent=4))
+    base = running.url.removesuffix("/v1/realtime/calls")
+    try:
+        status, _, text = asyncio.run(get(base + "/healthz", pki))
+        health = json.loads(text)
+        for tok in tokens:  # one after another: the upstream connection is kept alive between them
+            for _ in range(3):
+                asyncio.run(offer(running.url, tok, pki.client_context(), 0))
+        asyncio.run(post(running.url, pki, "rtd_" + "B" * 43))  # unknown: 401, nothing upstream
+        got, headers, metrics = asyncio.run(get(base + "/metrics", pki))
+    finally:
+        running.stop()
+    assert status == 200 and health["status"] == "ok" and health["store"] == "ok" and health["upstream"] == "ok"
+    assert health["version"]
+    assert got == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    lines = dict(ln.rsplit(" ", 1) for ln in metrics.splitlines() if ln and not ln.startswith("#"))
+    assert lines['rtflash_relay_offers_total{worker="0"}'] == "10"
+    assert lines['rtflash_relay_responses_total{worker="0",status="201"}'] == "6"
+    assert lines['rtflash_relay_responses_total{worker="0",status="429"}'] == "3"
+    assert lines['rtflash_relay_responses_total{worker="0",status="401"}'] == "1"
+    assert lines['rtflash_relay_limit_refusals_total{worker="0",reason="rate"}'] == "3"
+    assert lines['rtflash_relay_upstream_connections_total{worker="0",connection="new"}'] == "1"
+    assert lines['rtflash_relay_upstream_connections_total{worker="0",connection="reused"}'] == "5"
+    assert lines['rtflash_relay_upstream_seconds_count{worker="0"}'] == "6"
+    assert lines['rtflash_relay_upstream_seconds_bucket{worker="0",le="+Inf"}'] == "6"
+    assert_clean(metrics, KEY, *tokens, *(token_hash(t) for t in tokens), "d0", where="the metrics")
+
+
+def test_healthz_says_what_is_out_of_reach(loop, pki, store):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    running = Running(loop, pki, store, f"https://127.0.0.1:{port}/v1/realtime/calls")
+    try:
+        status, _, text = asyncio.run(get(running.url.removesuffix("/v1/realtime/calls") + "/healthz", pki))
+    finally:
+        running.stop()
+    health = json.loads(text)
+    assert status == 503 and health["status"] == "degraded" and health["store"] == "ok"
+    assert health["upstream"].startswith(f"127.0.0.1:{port}: ") and "refused" in health["upstream"].lower()
+
+
+@pytest.mark.parametrize("behind_proxy,logged", [(True, "from 192.0.2.1)"), (False, "from 127.0.0.1)")])
+def test_device_address_from_x_forwarded_for_only_behind_a_proxy(loop, pki, store, mini, behind_proxy, logged):
+    """Behind a proxy the last X-Forwarded-For entry (the one the proxy on this host added) is the device's
+    address; without --behind-proxy the header is a client's word and ignored."""
+    running = Running(loop, pki, store, mini.url, tls=False, behind_proxy=behind_proxy)
+
+    async def go() -> int:
+        async with aiohttp.ClientSession() as http, http.post(
+                running.url, data=b"v=0\r\n", headers={"Authorization": "Bearer rtd_" + "D" * 43,
+                                                       "Content-Type": "application/sdp",
+                                                       "X-Forwarded-For": "198.51.100.7, 192.0.2.1"}) as r:
+            return r.status
+
+    try:
+        status = asyncio.run(go())
+    finally:
+        running.stop()
+    assert status == 401 and any(f"unknown token ({logged}" in ln for ln in running.lines()), running.lines()

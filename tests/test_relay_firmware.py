@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from bench.relay_bench import RelayProcess
-from rtflash.relay.store import Store
+from rtflash.relay.store import open_store as Store
 from testkit import realtime_standin as rs
 
 KEY = "sk-" + "relay-fw-canary-" + "Zq8" * 8
@@ -300,3 +300,40 @@ def test_relay_nvs_read_back_with_esptool_holds_no_api_key(emulators, project, p
     assert KEY not in done.stdout + done.stderr and values["relay_token"] not in done.stdout + done.stderr
     with contextlib.suppress(FileNotFoundError):
         dump.unlink()
+
+
+def test_firmware_through_nginx_in_front_of_a_relay_behind_proxy(linux_firmware, pki, tmp_path: Path) -> None:
+    """The deployment `--behind-proxy` is for: nginx on the relay host holds the certificate the firmware
+    trusts (relay_ca) and forwards to the relay's plain HTTP port; the firmware's call comes up."""
+    from testkit import nginx
+
+    if not nginx.available():
+        why = "nginx not installed (apt-get install nginx-light; .ci/run does)"
+        if os.environ.get("RTFLASH_REAL_TIER") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    store = tmp_path / "relay-devices.json"
+    token = Store(store).enroll(DEVICE, "linux")
+    with rs.StandInThread(pki, KEY, play="tone") as server:
+        relay = RelayProcess(tmp_path, pki, server.standin.calls_url, store, "--behind-proxy", key=KEY)
+        proxy = nginx.Nginx(int(relay.url.split(":")[2].split("/")[0]), pki.cert_file, pki.key_file)
+        fw = None
+        try:
+            proxy.start()
+            fw = Firmware(linux_firmware.elf, tmp_path, {"RTFLASH_RELAY_URL": proxy.url, "RTFLASH_RELAY_TOKEN": token,
+                                                         "RTFLASH_RELAY_CA": ca_line(pki), "RTFLASH_ICE_IFACE": "lo"})
+            answered = server.wait_until(lambda: "SDP answer received (HTTP 201" in fw.log(), 20)
+            connected = answered and server.wait_until(lambda: "peer state: CONNECTED" in fw.log(), 10)
+            access = proxy.access()
+        finally:
+            if fw is not None:
+                fw.stop()
+            proxy.stop()
+            relay_log = relay.stop()
+    log = fw.log()
+    assert answered and connected, log[-3000:]
+    assert f"to {proxy.url}\n" in log and f"{DEVICE}: 201 call rtc_" in relay_log
+    assert '"POST /v1/realtime/calls HTTP/1.1" 201 ' in access  # through nginx, not around it
+    assert server.standin.requests[0].headers["Authorization"] == f"Bearer {KEY}"
+    for text in (log, relay_log, access):
+        assert KEY not in text and token not in text

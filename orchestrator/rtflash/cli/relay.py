@@ -1,4 +1,8 @@
-"""`rtflash relay serve|enroll|devices|revoke` (the relay half of `provision --relay`: provision_relay.py).
+"""`rtflash relay serve|enroll|devices|revoke|migrate` (the relay half of `provision --relay`: provision_relay.py).
+
+The store (relay/store.py): `--store` on each command, else $RTFLASH_RELAY_STORE, else `[relay] store`
+in rtflash.toml, else ~/.config/rtflash/relay-devices.db (SQLite); a postgresql:// URL for several
+relay hosts. `relay migrate --from FILE` imports the JSON store of earlier versions once.
 
 Tokens: `relay enroll NAME` mints a token, keeps its hash and prints the token ONCE on stdout (for a
 relay on another host: give it to `provision` there as $RTFLASH_RELAY_TOKEN). `provision --relay URL
@@ -30,8 +34,25 @@ def relay() -> None:
 
     Devices send their call set-up (SDP offer) to the relay with their own token; the relay adds the
     session settings from rtflash.toml and the API key, and forwards it to the Realtime API. Devices
-    live in ~/.config/rtflash/relay-devices.json (hashes only; $RTFLASH_RELAY_STORE overrides).
+    live in ~/.config/rtflash/relay-devices.db (SQLite, hashes only), or where --store,
+    $RTFLASH_RELAY_STORE or rtflash.toml's [relay] store say (a postgresql:// URL for several hosts).
     """
+
+
+def store_option(fn):
+    return click.option("--store", "store_at", default=None, metavar="PATH|URL",
+                        help="The relay's store: a SQLite file or a postgresql:// URL (default: $RTFLASH_RELAY_STORE, "
+                             "rtflash.toml's [relay] store, ~/.config/rtflash/relay-devices.db).")(fn)
+
+
+def _open_store(app: App | None, store_at: str | None, check_legacy: bool = True):
+    """The store the options, environment and rtflash.toml name (store.open_store)."""
+    from rtflash.relay.store import open_store
+
+    configured = ""
+    if app is not None and not store_at:
+        configured = (getattr(app.settings, "relay", None) or {}).get("store", "")
+    return open_store(store_at, configured, check_legacy=check_legacy)
 
 
 @relay.command()
@@ -58,17 +79,17 @@ def relay() -> None:
               help="Seconds the Realtime API has to answer.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes serving one listening socket (TLS handshakes on every core); the per-device limits "
-                   "stay shared.")
+                   "hold across them (they live in the store).")
+@store_option
 @pass_app
 def serve(app: App, host, port, cert, key_file, behind_proxy, upstream, upstream_ca, rate, burst, concurrent,
-          max_body, read_timeout, upstream_timeout, workers) -> None:
+          max_body, read_timeout, upstream_timeout, workers, store_at) -> None:
     """Serve devices until Ctrl-C: the API key from the environment, .env, the secrets file or keyring."""
     from rtflash import credentials
     from rtflash.cli.secrets import interactive_prompt
     from rtflash.relay.config import session_object, session_values
     from rtflash.relay.limits import LimitConfig
     from rtflash.relay.server import DEFAULT_UPSTREAM, RelayConfig
-    from rtflash.relay.store import open_store
 
     server_ssl, host, port = _listen(cert, key_file, behind_proxy, host, port)
     upstream = upstream or DEFAULT_UPSTREAM
@@ -77,16 +98,17 @@ def serve(app: App, host, port, cert, key_file, behind_proxy, upstream, upstream
                                  param_hint="--upstream")
     upstream_ssl = ca_context(upstream_ca, "--upstream-ca") if upstream_ca else None
     settings = app.settings
-    store = open_store()
+    store = _open_store(app, store_at)
     devices = store.devices()
+    store.close()  # the workers fork after this: each opens its own connections
     key = credentials.resolve({}, app.project_dir, names=("openai_api_key",),
                               prompt=interactive_prompt())["openai_api_key"].value
     config = RelayConfig(api_key=key, store=store, upstream=upstream, upstream_ssl=upstream_ssl,
                          upstream_ca=str(upstream_ca.resolve()) if upstream_ca else "",
                          session_for=lambda d: session_object(session_values(settings, d.name, d.board)),
                          limits=LimitConfig(rate, burst, concurrent), max_body=max_body, read_timeout=read_timeout,
-                         upstream_timeout=upstream_timeout)
-    _run(config, host, port, server_ssl, len(devices), store.path, workers)
+                         upstream_timeout=upstream_timeout, behind_proxy=behind_proxy)
+    _run(config, host, port, server_ssl, len(devices), store.where, workers)
 
 
 def _listen(cert, key_file, behind_proxy, host, port):
@@ -144,14 +166,14 @@ def _fork_workers(count: int, serve_one) -> list[int]:
     return pids
 
 
-def _run(config, host: str, port: int, server_ssl, enrolled: int, store_path: Path, workers: int = 1) -> None:
+def _run(config, host: str, port: int, server_ssl, enrolled: int, store_where: str, workers: int = 1) -> None:
     import asyncio
     import logging
     import signal
+    from dataclasses import replace
 
     from rtflash import console
     from rtflash.errors import ConfigError
-    from rtflash.relay.limits import SharedLimits
     from rtflash.relay.server import RedactingFormatter, Relay
 
     handler = logging.StreamHandler(sys.stderr)
@@ -161,13 +183,10 @@ def _run(config, host: str, port: int, server_ssl, enrolled: int, store_path: Pa
         logger.addHandler(handler)
         logger.setLevel(level)
 
-    sock = None
-    if workers > 1:
-        config.shared_limits = SharedLimits(config.limits)
-        sock = _shared_socket(host, port)
+    sock = _shared_socket(host, port) if workers > 1 else None
 
     async def main(worker: int = 0) -> None:
-        relay_ = Relay(config)
+        relay_ = Relay(replace(config, worker=worker))
         try:
             await relay_.start(host, port, server_ssl, sock=sock)
         except OSError as exc:
@@ -176,7 +195,7 @@ def _run(config, host: str, port: int, server_ssl, enrolled: int, store_path: Pa
         if worker:
             await _serve_until_signal(relay_)
             return
-        console.info(f"relay listening on {relay_.url} -> {config.upstream} ({enrolled} device(s) in {store_path}"
+        console.info(f"relay listening on {relay_.url} -> {config.upstream} ({enrolled} device(s) in {store_where}"
                      f"{f'; {workers} workers' if workers > 1 else ''}); Ctrl-C stops it")
         if not enrolled:
             console.warn("no device enrolled yet: `rtflash relay enroll NAME` or `rtflash provision --relay URL "
@@ -213,36 +232,38 @@ async def _serve_until_signal(relay_) -> None:
 @click.argument("name")
 @board_option()
 @click.option("--replace", is_flag=True, help="Give an enrolled (or revoked) device a new token; the old one stops working.")
+@store_option
 @pass_app
-def enroll(app: App, name: str, board_name: str | None, replace: bool) -> None:
+def enroll(app: App, name: str, board_name: str | None, replace: bool, store_at: str | None) -> None:
     """Enroll device NAME: prints its token once (stdout); the relay keeps only the token's hash."""
     from rtflash import console
-    from rtflash.relay.store import open_store
 
     board = app.board(board_name).name if board_name else ""
-    store = open_store()
+    store = _open_store(app, store_at)
     token = store.enroll(name, board, replace_existing=replace)
     sys.stdout.write(token + "\n")  # the one place a token is shown, on purpose: never through redact
     sys.stdout.flush()
-    console.info(f"enrolled {name}{f' (board {board})' if board else ''} in {store.path}: the token above is shown "
+    console.info(f"enrolled {name}{f' (board {board})' if board else ''} in {store.where}: the token above is shown "
                  f"once; put it on the device with {TOKEN_ENV}=<token> rtflash provision --relay URL --device {name}")
 
 
 @relay.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@store_option
+@pass_app
 @json_errors
-def devices(as_json: bool) -> None:
+def devices(app: App, as_json: bool, store_at: str | None) -> None:
     """List enrolled devices: board, state, last use (never a token)."""
     from rtflash import console
-    from rtflash.relay.store import describe_age, open_store
+    from rtflash.relay.store import describe_age
 
-    store = open_store()
+    store = _open_store(app, store_at)
     found = sorted(store.devices().values(), key=lambda d: d.name)
     if as_json:
         console.emit_json([d.public() for d in found])
         return
     if not found:
-        console.info(f"no device enrolled in {store.path}; `rtflash relay enroll NAME` adds one")
+        console.info(f"no device enrolled in {store.where}; `rtflash relay enroll NAME` adds one")
         return
     width = max(len(d.name) for d in found)
     for d in found:
@@ -252,14 +273,14 @@ def devices(as_json: bool) -> None:
 
 @relay.command()
 @click.argument("name")
+@store_option
 @pass_app
-def revoke(app: App, name: str) -> None:
+def revoke(app: App, name: str, store_at: str | None) -> None:
     """Shut device NAME out at once: its next call gets 401 and its calls in progress are hung up."""
     from rtflash import console, credentials
     from rtflash.relay.calls import revoke_calls
-    from rtflash.relay.store import open_store
 
-    store = open_store()
+    store = _open_store(app, store_at)
     dev = store.revoke(name)  # stored first: whatever happens to the hang-ups, the device is out
     console.info(f"revoked {dev.name} at {dev.revoked_at}: its next call is refused (401); `rtflash relay enroll "
                  f"{dev.name} --replace` lets it back in with a new token")
@@ -270,3 +291,18 @@ def revoke(app: App, name: str) -> None:
 
     for line in revoke_calls(store, dev.name, api_key):
         console.info(line)
+
+
+@relay.command()
+@click.option("--from", "source", type=_PATH, required=True, metavar="FILE",
+              help="The JSON store of earlier rtflash versions (relay-devices.json; its .calls.json beside it comes along).")
+@store_option
+@pass_app
+def migrate(app: App, source: Path, store_at: str | None) -> None:
+    """Import the old JSON device store into the relay's store, once (tokens stay hashes; the file is kept)."""
+    from rtflash import console
+
+    store = _open_store(app, store_at, check_legacy=False)
+    devices, calls = store.import_json(source.absolute())
+    console.info(f"imported {devices} device(s) and {calls} call(s) in progress from {source} into {store.where}; "
+                 f"the relay reads only the store now ({source} can go once you have a backup)")

@@ -8,6 +8,8 @@ rtflash.toml:
     voice = "marin"
     [relay.devices.kitchen]           # one device (wins over its board)
     instructions = "Answer in one sentence."
+    [relay]
+    store = "postgresql://relay@db.lan/rtflash"   # the relay's store (default: a SQLite file; store.py)
 
 Why in the relay: with the unified interface the server, not the device, sets up the session, so a
 device cannot pick a costlier model or other instructions; the device's own query parameters are ignored.
@@ -24,14 +26,22 @@ SESSION_KEYS = ("model", "voice", "instructions")
 SECTIONS = ("boards", "devices")
 
 
-def parse_relay_table(raw: Any, path: Path) -> dict[str, dict[str, dict[str, str]]]:
-    """Validate rtflash.toml's [relay] table: {boards|devices: {name: {model|voice|instructions: str}}}."""
+def parse_relay_table(raw: Any, path: Path) -> dict[str, Any]:
+    """Validate rtflash.toml's [relay] table: {boards|devices: {name: {model|voice|instructions: str}}}
+    and an optional `store` (a path or postgresql:// URL; better in $RTFLASH_RELAY_STORE when it holds a
+    password, as rtflash.toml is usually committed)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: relay: must be a table ([relay.devices.NAME] or [relay.boards.NAME])")
-    out: dict[str, dict[str, dict[str, str]]] = {s: {} for s in SECTIONS}
+    out: dict[str, Any] = {s: {} for s in SECTIONS}
     for section, entries in raw.items():
+        if section == "store":
+            if not isinstance(entries, str) or not entries.strip():
+                raise ConfigError(f"{path}: relay.store: must be a path or a postgresql:// URL (in quotes)")
+            out["store"] = entries.strip()
+            continue
         if section not in SECTIONS:
-            raise ConfigError(f"{path}: relay.{section}: unknown; use [relay.boards.NAME] or [relay.devices.NAME]")
+            raise ConfigError(f"{path}: relay.{section}: unknown; use [relay.boards.NAME], [relay.devices.NAME] "
+                              "or relay.store")
         if not isinstance(entries, dict):
             raise ConfigError(f"{path}: relay.{section}: must be a table of {section[:-1]} names")
         for name, values in entries.items():

@@ -28,7 +28,14 @@ masked. One log line per request, through `rtflash.redact`; a token is never log
 ever holds it for the hash) and the key is registered as a secret.
 
 Around that: connection deadlines before a request exists (conn.py: TLS handshake, request headers),
-and each answered call recorded for `relay revoke` to hang up (calls.py).
+and each answered call recorded for `relay revoke` to hang up (calls.py). The store (store.py) is
+asked in a thread (a database call must not stall the loop): the token's device and the per-device
+limits in one go before anything is read, the slot released after.
+
+Other routes: `GET /healthz` (JSON: store reachable, upstream reachable, version; 200 when both are,
+else 503) for a load balancer, `GET /metrics` (Prometheus text, metrics.py). With `behind_proxy` the
+device's address in the log is the proxy's `X-Forwarded-For` (its last entry: the one the proxy on
+this host added), else the socket's peer; the header is never trusted without that mode.
 """
 
 from __future__ import annotations
@@ -36,14 +43,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import secrets
 import socket
 import ssl
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -52,7 +60,8 @@ from rtflash import redact
 from rtflash.errors import RtflashError
 from rtflash.relay.calls import CallRecorder, call_id_from
 from rtflash.relay.conn import Deadlines, DeadlineSite
-from rtflash.relay.limits import LimitConfig, Limits, Refused, SharedLimits
+from rtflash.relay.limits import LimitConfig, Refused
+from rtflash.relay.metrics import CONTENT_TYPE, Metrics
 from rtflash.relay.store import CallRecord, Device, Store, now_iso
 
 DEFAULT_UPSTREAM = "https://api.openai.com/v1/realtime/calls"
@@ -75,7 +84,13 @@ class RelayConfig:
     upstream_timeout: float = 20.0
     max_upstream: int = 100  # pooled connections to the API
     flush_seconds: float = 10.0  # how often last-use times go to the store
-    shared_limits: SharedLimits | None = None  # `serve --workers N`: one set of limits for all processes
+    behind_proxy: bool = False  # the device's address from X-Forwarded-For (a proxy on this host sets it)
+    worker: int = 0  # `serve --workers N`: which process this is (the metrics' label)
+
+    @property
+    def hold(self) -> float:
+        """Seconds a concurrency slot lasts if its process dies holding it: longer than any offer."""
+        return self.read_timeout + self.upstream_timeout + 5.0
 
 
 class _Fail(Exception):
@@ -104,9 +119,9 @@ class Relay:
 
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
-        self.limits: Limits | SharedLimits = config.shared_limits or Limits(config.limits)
+        self.metrics = Metrics(config.worker)
+        self.statuses = self.metrics.statuses
         self.upstream_requests = 0
-        self.statuses: Counter[int] = Counter()
         self.url = ""
         self._uses: dict[str, tuple[str, str]] = {}
         self._http: aiohttp.ClientSession | None = None
@@ -120,15 +135,23 @@ class Relay:
         app = web.Application(middlewares=[self.deadlines.middleware])
         app.router.add_post(CALLS_PATH, self._calls)
         app.router.add_get("/healthz", self._health)
+        app.router.add_get("/metrics", self._metrics)
         return app
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
                     sock: socket.socket | None = None) -> None:
         """Serve on host:port, or on `sock` (a listening socket several worker processes share)."""
         cfg = self.config
+        # keep-alive: the pool keeps idle upstream connections (aiohttp's keepalive_timeout, 15 s by default,
+        # raised to 60 s: under a steady trickle of set-ups one TLS handshake serves them all); the trace
+        # hooks count new vs reused connections for /metrics and the bench
+        trace = aiohttp.TraceConfig()
+        trace.on_connection_create_end.append(self._upstream_new)
+        trace.on_connection_reuseconn.append(self._upstream_reused)
         self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=cfg.max_upstream, ssl=cfg.upstream_ssl or ssl.create_default_context()),
-            timeout=aiohttp.ClientTimeout(total=cfg.upstream_timeout))
+            connector=aiohttp.TCPConnector(limit=cfg.max_upstream, keepalive_timeout=60.0,
+                                           ssl=cfg.upstream_ssl or ssl.create_default_context()),
+            timeout=aiohttp.ClientTimeout(total=cfg.upstream_timeout), trace_configs=[trace])
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, lingering_time=2.0)
         await self._runner.setup()
         site = DeadlineSite(self._runner, self.deadlines, host, port, sock, ssl_context, backlog=512)
@@ -151,7 +174,7 @@ class Relay:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write the last-use times gathered since the last flush to the store (in a thread: file lock)."""
+        """Write the last-use times gathered since the last flush to the store (in a thread: a database call)."""
         uses, self._uses = self._uses, {}
         if uses:
             try:
@@ -166,24 +189,62 @@ class Relay:
 
     # the device endpoint ----------------------------------------------------------------------------
 
+    async def _upstream_new(self, *_: object) -> None:
+        self.metrics.upstream_new += 1
+
+    async def _upstream_reused(self, *_: object) -> None:
+        self.metrics.upstream_reused += 1
+
     async def _health(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
+        """Store and upstream reachable (a TCP connect to the API's host), and the version: for a load
+        balancer's health check. No secret and no device in it."""
+        from rtflash import __version__
+
+        try:
+            await asyncio.to_thread(self.config.store.ping)
+            store = "ok"
+        except RtflashError as exc:
+            store = redact.redact(str(exc))
+        parts = urlsplit(self.config.upstream)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), 3.0)
+            writer.close()
+            upstream = "ok"
+        except asyncio.TimeoutError:
+            upstream = f"{parts.hostname}:{port}: no answer in 3 s"
+        except OSError as exc:  # errno > 0: a socket error ("Connect call failed" -> "Connection refused")
+            why = os.strerror(exc.errno) if (exc.errno or 0) > 0 else exc.strerror or type(exc).__name__
+            upstream = f"{parts.hostname}:{port}: {why}"
+        ok = store == "ok" and upstream == "ok"
+        body = {"status": "ok" if ok else "degraded", "store": store, "upstream": upstream, "version": __version__}
+        return web.json_response(body, status=200 if ok else 503)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    def _peer(self, request: web.Request) -> str:
+        """The device's address: the proxy's X-Forwarded-For (its last entry) behind a proxy, else the peer."""
+        if self.config.behind_proxy:
+            forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+            if forwarded:
+                return forwarded[:64]
+        return request.remote or "?"
 
     async def _calls(self, request: web.Request) -> web.Response:
         start = time.perf_counter()
-        who = request.remote or "?"
+        self.metrics.offers += 1
+        who = peer = self._peer(request)
         try:
-            device = self._authenticate(request)
+            device, slot = await self._admit(request, peer)
             who = device.name
-            try:
-                self.limits.acquire(device.name)
-            except Refused as r:
-                raise _Fail(429, "device_rate_limited", f"too many calls from this device ({r.reason} limit); "
-                            f"retry in {r.retry_after} s", f"{r.reason} limit", **{"Retry-After": str(r.retry_after)})
             try:
                 resp = await self._offer(request, device, start)
             finally:
-                self.limits.release(device.name)
+                try:
+                    await asyncio.to_thread(self.config.store.release, slot)
+                except RtflashError as exc:  # the slot expires by itself (RelayConfig.hold)
+                    self._log(logging.WARNING, f"{device.name}: could not release its limit slot: {exc}")
         except _Fail as fail:
             self._log(logging.WARNING, f"{who}: {fail.status} {fail.log_text} ({_ms(start)} ms)")
             resp = api_error(fail.status, fail.message, fail.code,
@@ -191,22 +252,39 @@ class Relay:
         self.statuses[resp.status] += 1
         return resp
 
-    def _authenticate(self, request: web.Request) -> Device:
+    async def _admit(self, request: web.Request, peer: str) -> tuple[Device, str]:
+        """The token's device, admitted by its limits: (device, limit slot) or _Fail (401, 429, 503)."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _Fail(401, "missing_device_token", "send the device token as `Authorization: Bearer <token>`",
-                        f"no Bearer token (from {request.remote})")
+                        f"no Bearer token (from {peer})")
+        store, limits, hold = self.config.store, self.config.limits, self.config.hold
+
+        def in_store() -> tuple[Device | None, str | Refused]:
+            device = store.authenticate(token.strip())
+            if device is None or device.revoked:
+                return device, ""
+            try:
+                return device, store.acquire(device.name, limits, hold)
+            except Refused as r:
+                return device, r
+
         try:
-            device = self.config.store.authenticate(token.strip())
+            device, slot = await asyncio.to_thread(in_store)
         except RtflashError as exc:
             raise _Fail(503, "relay_store_unreadable", "the relay cannot read its device store; try again later",
                         f"device store: {exc}") from None
         if device is None:
             raise _Fail(401, "invalid_device_token", "unknown device token: enroll the device and provision it "
-                        "again", f"unknown token (from {request.remote})")
+                        "again", f"unknown token (from {peer})")
         if device.revoked:
             raise _Fail(401, "device_revoked", "this device has been revoked", f"revoked device {device.name} refused")
-        return device
+        if isinstance(slot, Refused):
+            self.metrics.refusals[slot.reason] += 1
+            raise _Fail(429, "device_rate_limited", f"too many calls from this device ({slot.reason} limit); "
+                        f"retry in {slot.retry_after} s", f"{slot.reason} limit",
+                        **{"Retry-After": str(slot.retry_after)})
+        return device, slot
 
     async def _offer(self, request: web.Request, device: Device, start: float) -> web.Response:
         if request.content_type != "application/sdp":
@@ -223,6 +301,7 @@ class Relay:
         self._uses[device.name] = (device.token_sha256, now_iso())
         session = self.config.session_for(device)
         status, headers, answer, upstream_ms = await self._forward(sdp, session)
+        self.metrics.upstream_ms(upstream_ms)
         if status == 201 and answer.startswith(b"v=0"):
             out = {"Location": headers["Location"]} if "Location" in headers else {}
             # what the relay itself added (total minus the upstream round trip): the bench reads it

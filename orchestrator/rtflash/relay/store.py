@@ -1,45 +1,44 @@
-"""Enrolled devices: name, board, the SHA-256 of the device token, last use, revoked flag.
+"""Enrolled devices, calls in progress and per-device limits: the relay's store, behind one interface.
 
-Why hashes only: the store sits on the relay host; whoever reads it (a backup, a stray `cat`) must not
-be able to act as a device. A token is 32 random bytes (256 bits), so an unsalted SHA-256 is enough
-(nothing to brute-force, unlike a password); it is compared in constant time against every entry.
-The token itself exists once: printed by `relay enroll`, or written straight into a device's NVS by
-`provision --relay`.
+What is kept: per device its name, board, the SHA-256 of its token, last use, revoked flag; the calls
+the relay set up in the last hour (for `relay revoke` to hang up: relay/calls.py); the state of each
+device's limits (relay/limits.py). Two implementations of `Store` (relay/sqlstore.py): SQLite (stdlib
+`sqlite3`, the default: one file, 0600, WAL, one transaction per change, for one host and its
+`serve --workers`) and PostgreSQL (psycopg 3, `rtflash[relay-pg]`, for several relay hosts sharing
+one database). Where it is: `relay --store`, else $RTFLASH_RELAY_STORE, else `[relay] store` in
+rtflash.toml, else ~/.config/rtflash/relay-devices.db; a `postgresql://` URL picks PostgreSQL.
 
-The file is JSON, written atomically (temp file + rename) with mode 0600 under the user config dir
-(`$RTFLASH_RELAY_STORE`, else ~/.config/rtflash/relay-devices.json). Several processes share it (the
-relay records last use, `relay revoke` runs beside it): every read-modify-write holds an flock on a
-sidecar `.lock` file, and readers reload when the file's identity (inode, mtime, size) changes, which
-is how a running relay sees a revoke at its very next request.
+Why hashes only: the store sits on the relay host or a database server; whoever reads it (a backup, a
+stray `SELECT`) must not be able to act as a device. A token is 32 random bytes (256 bits), so an
+unsalted SHA-256 is enough (nothing to brute-force, unlike a password). A request's token is looked up
+by its hash (an index): what a lookup's timing could tell is at most a prefix of some stored hash,
+which gives no token (that needs a SHA-256 preimage).
 
-Beside it, under the same lock, `<name>.calls.json` (0600) lists the calls the relay set up in the last
-hour (device, call id, start, the upstream it forwarded to and the CA it trusted there; never the key),
-so `relay revoke`, another process, can hang them up (relay/calls.py). An hour: the Realtime API's
-longest session; older entries are pruned at every write. A file of its own so that recording a call
-leaves the device file, which every request checks, unchanged (no reload per call).
+Why the limits are in the store: a device's burst and concurrency must hold across every process and
+host serving it; a counter in one process holds for that process only. Concurrency is a row per
+offer in flight with an expiry (a process killed mid-offer frees its slots when they expire), the
+rate a token bucket per device, both changed in one transaction that locks the device's bucket row.
+
+Before the database the store was a JSON file (`relay-devices.json` + `.calls.json`); `rtflash relay
+migrate --from FILE` imports it once (`read_json_store`), and a store opened beside one that was not
+imported refuses with the command to run.
 """
 
 from __future__ import annotations
 
+import abc
 import datetime
 import hashlib
-import hmac
 import json
-import os
 import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from rtflash.errors import ConfigError
-from rtflash.files import write_atomic
-
-try:  # POSIX; on Windows the store is used without the cross-process lock
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
+from rtflash.relay.limits import LimitConfig
 
 TOKEN_PREFIX = "rtd_"
 TOKEN_RE = re.compile(r"rtd_[A-Za-z0-9_-]{43}")  # rtd_ + base64url of 32 bytes
@@ -50,10 +49,40 @@ VERSION = 1
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def store_path(env: Mapping[str, str] | None = None) -> Path:
+STORE_ENV = "RTFLASH_RELAY_STORE"
+PG_SCHEMES = ("postgresql", "postgres")
+
+
+def store_location(given: str | Path | None = None, configured: str = "",
+                   env: Mapping[str, str] | None = None) -> str:
+    """Where the store is: `given` (--store), $RTFLASH_RELAY_STORE, rtflash.toml's `[relay] store`, else
+    the default file; a PostgreSQL URL as given, a path made absolute. A path ending in `.json` (how
+    $RTFLASH_RELAY_STORE named the old JSON store) means the SQLite file beside it, `<stem>.db`."""
+    import os
+
     from rtflash.resources import user_path
 
-    return user_path("config", "relay-devices.json", "RTFLASH_RELAY_STORE", env)
+    env = os.environ if env is None else env
+    where = str(given or env.get(STORE_ENV) or configured or "")
+    if is_postgres(where):
+        return where
+    path = Path(where).expanduser() if where else user_path("config", "relay-devices.db", "_", {**env, "_": ""})
+    if path.suffix == ".json":
+        path = path.with_suffix(".db")
+    return str(path.absolute())
+
+
+def is_postgres(where: str) -> bool:
+    return urlsplit(where).scheme in PG_SCHEMES
+
+
+def shown_location(where: str) -> str:
+    """The store's location for messages and logs: a URL's password masked."""
+    parts = urlsplit(where)
+    if parts.password is None:
+        return where
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def new_token() -> str:
@@ -111,193 +140,148 @@ class CallRecord:
     upstream_ca: str = ""  # the CA file the relay trusted for it (--upstream-ca); "" = the system's
 
 
-def _call_cutoff() -> str:
+def call_cutoff() -> str:
     """The start time (ISO, so it compares as text) before which a call is over."""
     then = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=CALL_TTL)
     return then.strftime(ISO)
 
 
-class Store:
-    """The device file. Cheap to query repeatedly: `devices()` re-reads only when the file changed."""
+class Store(abc.ABC):
+    """The relay's store. Every method is one transaction (or one read); safe to call from several
+    threads (each gets its own connection) and processes; errors are ConfigError naming the store."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._stamp: tuple[int, int, int] | None = None
-        self._devices: dict[str, Device] = {}
+    where: str  # the location, as shown (shown_location)
 
-    # reading ------------------------------------------------------------------------------------
+    # devices -------------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def devices(self) -> dict[str, Device]:
-        """name -> Device, reloaded when the file changed since the last call."""
-        try:
-            st = self.path.stat()
-            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            self._stamp, self._devices = None, {}
-            return {}
-        except OSError as exc:
-            raise ConfigError(f"{self.path}: cannot read the relay's device store: {exc.strerror}; "
-                              "fix its permissions") from None
-        if stamp != self._stamp:
-            self._devices = self._read()
-            self._stamp = stamp
-        return self._devices
+        """name -> Device, sorted by name."""
 
-    def _read(self) -> dict[str, Device]:
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(raw, dict) or raw.get("version") != VERSION or not isinstance(raw.get("devices"), list):
-                raise ValueError("not a version-1 device store")
-            found = {}
-            for item in raw["devices"]:
-                dev = Device(**item)
-                if not re.fullmatch(r"[0-9a-f]{64}", dev.token_sha256):
-                    raise ValueError(f"device {dev.name!r} has no valid token hash")
-                found[dev.name] = dev
-            return found
-        except FileNotFoundError:
-            return {}
-        except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
-            raise ConfigError(f"{self.path}: unreadable relay device store ({exc.__class__.__name__}); fix it or "
-                              "move it away and enroll the devices again") from None
+    @abc.abstractmethod
+    def find(self, name: str) -> Device | None:
+        """The device named `name`, or None."""
 
     def get(self, name: str) -> Device:
-        devices = self.devices()
-        if name not in devices:
-            known = ", ".join(sorted(devices)) or "none"
-            raise ConfigError(f"no device named {name!r} in {self.path} (enrolled: {known}); "
+        dev = self.find(name)
+        if dev is None:
+            known = ", ".join(sorted(self.devices())) or "none"
+            raise ConfigError(f"no device named {name!r} in {self.where} (enrolled: {known}); "
                               f"see `rtflash relay devices`")
-        return devices[name]
-
-    def authenticate(self, token: str) -> Device | None:
-        """The device holding `token`, revoked or not (the caller refuses revoked ones); None if unknown.
-
-        Every entry is compared, in constant time, so the answer's timing says nothing about the hashes."""
-        if not TOKEN_RE.fullmatch(token):
-            return None
-        digest = token_hash(token)
-        match = None
-        for dev in self.devices().values():
-            if hmac.compare_digest(dev.token_sha256, digest):
-                match = dev
-        return match
-
-    # writing ------------------------------------------------------------------------------------
-
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        """The cross-process lock every read-modify-write of the store's files holds."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    @contextmanager
-    def _locked(self) -> Iterator[dict[str, Device]]:
-        """Read-modify-write under the lock; the dict yielded is written back when the block ends."""
-        with self._lock():
-            devices = dict(self._read())
-            yield devices
-            body = {"version": VERSION, "devices": [asdict(d) for d in devices.values()]}
-            write_atomic(self.path, json.dumps(body, indent=2) + "\n", mode=0o600)
-            self._stamp = None  # re-read (and re-stamp) on the next query
-
-    def enroll(self, name: str, board: str = "", replace_existing: bool = False, token: str | None = None) -> str:
-        """Store a new device (or, with `replace_existing`, a new token for it: the old one stops working);
-        returns the token, which is nowhere else."""
-        check_name(name)
-        token = token or new_token()
-        check_token(token, "the token")
-        with self._locked() as devices:
-            old = devices.get(name)
-            if old is not None and not replace_existing:
-                raise ConfigError(f"device {name!r} is already enrolled; give it a new token with "
-                                  f"`rtflash relay enroll {name} --replace` (its old token stops working)")
-            devices[name] = Device(name, token_hash(token), board or (old.board if old else ""), now_iso())
-        return token
-
-    def revoke(self, name: str) -> Device:
-        with self._locked() as devices:
-            if name not in devices:
-                known = ", ".join(sorted(devices)) or "none"
-                raise ConfigError(f"no device named {name!r} in {self.path} (enrolled: {known})")
-            dev = devices[name]
-            if not dev.revoked:
-                dev = devices[name] = replace(dev, revoked=True, revoked_at=now_iso())
         return dev
 
+    @abc.abstractmethod
+    def authenticate(self, token: str) -> Device | None:
+        """The device holding `token`, revoked or not (the caller refuses revoked ones); None if unknown."""
+
+    @abc.abstractmethod
+    def enroll(self, name: str, board: str = "", replace_existing: bool = False, token: str | None = None) -> str:
+        """Store a new device (or, with `replace_existing`, a new token for it: the old one stops working,
+        a revoked device is let back in); returns the token, which is nowhere else."""
+
+    @abc.abstractmethod
+    def revoke(self, name: str) -> Device:
+        """Mark the device revoked (its next offer gets 401 from every relay on this store)."""
+
+    @abc.abstractmethod
     def record_use(self, uses: Mapping[str, tuple[str, str]]) -> None:
         """Merge last-use times {name: (token hash, ISO time)}; an entry re-enrolled since is left alone."""
-        if not uses:
-            return
-        with self._locked() as devices:
-            for name, (digest, when) in uses.items():
-                dev = devices.get(name)
-                if dev is not None and dev.token_sha256 == digest:
-                    devices[name] = replace(dev, last_use=when)
 
     # calls in progress ---------------------------------------------------------------------------
 
-    @property
-    def calls_path(self) -> Path:
-        return self.path.with_name(self.path.stem + ".calls.json")
-
-    def _read_calls(self) -> list[CallRecord]:
-        try:
-            raw = json.loads(self.calls_path.read_text(encoding="utf-8"))
-            calls = [CallRecord(**item) for item in raw["calls"]]
-            if any(not CALL_ID_RE.fullmatch(c.call_id) for c in calls):
-                raise ValueError("a call id that is not one")
-            return calls
-        except FileNotFoundError:
-            return []
-        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
-            raise ConfigError(f"{self.calls_path}: unreadable list of calls in progress ({exc.__class__.__name__}); "
-                              "move it away (only `relay revoke` reads it)") from None
-
-    @contextmanager
-    def _locked_calls(self) -> Iterator[list[CallRecord]]:
-        """Read-modify-write of the calls under the store's lock; the expired are dropped on the way out."""
-        with self._lock():
-            calls = self._read_calls()
-            yield calls
-            cutoff = _call_cutoff()
-            body = {"version": VERSION, "calls": [vars(c) for c in calls if c.started >= cutoff]}
-            write_atomic(self.calls_path, json.dumps(body) + "\n", mode=0o600)
-
+    @abc.abstractmethod
     def record_calls(self, calls: list[CallRecord]) -> list[CallRecord]:
         """Add calls the relay set up; returns those NOT added because their device is revoked (or gone)
         by now: the revoke has already hung up what it found, so the relay hangs these up itself."""
-        refused = []
-        with self._locked_calls() as stored:
-            devices = self._read()
-            for call in calls:
-                dev = devices.get(call.device)
-                if dev is None or dev.revoked:
-                    refused.append(call)
-                elif CALL_ID_RE.fullmatch(call.call_id):
-                    stored.append(call)
-        return refused
 
+    @abc.abstractmethod
     def calls_of(self, name: str) -> list[CallRecord]:
         """The device's calls started within the last hour, oldest first."""
-        cutoff = _call_cutoff()
-        return [c for c in self._read_calls() if c.device == name and c.started >= cutoff]
 
+    @abc.abstractmethod
     def forget_calls(self, name: str, call_ids: set[str]) -> None:
         """Drop calls that are over (hung up, or the API no longer knows them)."""
-        if call_ids:
-            with self._locked_calls() as stored:
-                stored[:] = [c for c in stored if not (c.device == name and c.call_id in call_ids)]
+
+    # limits --------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def acquire(self, device: str, limits: LimitConfig, hold: float) -> str:
+        """Admit one offer of `device` under `limits` or raise limits.Refused; returns the id of its
+        slot, to `release` when the offer is done (else the slot expires after `hold` seconds)."""
+
+    @abc.abstractmethod
+    def release(self, slot: str) -> None:
+        """The offer holding `slot` is done."""
+
+    @abc.abstractmethod
+    def in_flight(self, device: str) -> int:
+        """Offers of `device` in flight now, across every process on this store."""
+
+    # the store itself ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise ConfigError unless the store answers (GET /healthz)."""
+
+    @abc.abstractmethod
+    def imported(self, source: str) -> str | None:
+        """When the JSON store `source` (absolute path) was imported into this one, or None."""
+
+    @abc.abstractmethod
+    def import_json(self, source: Path) -> tuple[int, int]:
+        """Import the old JSON store at `source` in one transaction: (devices, calls) added. A device
+        already here keeps its entry; importing the same file twice is refused."""
+
+    def close(self) -> None:
+        """Close this thread's connection (the others close with their threads)."""
 
 
-def open_store(path: Path | None = None, env: Mapping[str, str] | None = None) -> Store:
-    return Store(path or store_path(env))
+def open_store(where: str | Path | None = None, configured: str = "", env: Mapping[str, str] | None = None,
+               check_legacy: bool = True) -> Store:
+    """The store at `where` (see store_location); SQLite unless a PostgreSQL URL. With `check_legacy`,
+    a SQLite file beside an old JSON store not imported yet is refused with the command that imports it."""
+    from rtflash.relay import sqlstore
+
+    location = store_location(where, configured, env)
+    if is_postgres(location):
+        return sqlstore.PostgresStore(location)
+    store = sqlstore.SqliteStore(Path(location))
+    if check_legacy:
+        legacy = Path(location).with_suffix(".json")
+        if legacy.is_file() and store.imported(str(legacy)) is None:
+            raise ConfigError(f"{legacy}: the relay's devices are still in the old JSON store; import them once "
+                              f"with `rtflash relay migrate --from {legacy}` (into {location})")
+    return store
+
+
+def read_json_store(path: Path) -> tuple[list[Device], list[CallRecord]]:
+    """The old JSON store (version 1) and its `<stem>.calls.json`: what `relay migrate` imports."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict) or raw.get("version") != VERSION or not isinstance(raw.get("devices"), list):
+            raise ValueError("not a version-1 device store")
+        devices = [Device(**item) for item in raw["devices"]]
+        for dev in devices:
+            check_name(dev.name)
+            if not re.fullmatch(r"[0-9a-f]{64}", dev.token_sha256):
+                raise ValueError(f"device {dev.name!r} has no valid token hash")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; give the old store's path (relay-devices.json)") from None
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, ConfigError) as exc:
+        raise ConfigError(f"{path}: not a readable rtflash JSON device store ({exc.__class__.__name__}); "
+                          "give relay-devices.json as the relay of earlier versions wrote it") from None
+    calls_path = path.with_name(path.stem + ".calls.json")
+    calls: list[CallRecord] = []
+    try:
+        calls = [CallRecord(**item) for item in json.loads(calls_path.read_text(encoding="utf-8"))["calls"]]
+    except FileNotFoundError:
+        pass
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"{calls_path}: unreadable list of calls ({exc.__class__.__name__}); move it away "
+                          "(it only lists calls of the last hour) and migrate again") from None
+    cutoff = call_cutoff()
+    return devices, [c for c in calls if CALL_ID_RE.fullmatch(c.call_id) and c.started >= cutoff]
 
 
 def describe_age(iso: str | None, now: Callable[[], datetime.datetime] | None = None) -> str:
