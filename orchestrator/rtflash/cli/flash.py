@@ -61,7 +61,7 @@ def report(app: App, results, as_json: bool) -> None:
             sys.stdout.write(redact(json.dumps(r.to_dict())) + "\n")
             continue
         for w in r.warnings:
-            console.warn(f"{r.port}: {w} (--force)")
+            console.warn(f"{r.port}: {w}")
         if r.ok:
             console.console().print(f"[green]ok[/]   {r.port}: ", end="", highlight=False)
             console.info(str(r))
@@ -101,26 +101,31 @@ def run_flash(app: App, board, port_list: list[str], images, options, quiet: boo
 
 
 def load_images(app: App, board, force: bool, with_credentials: bool, cred_options: dict | None = None):
-    """The last build's images (checked against the partition table) plus the credentials."""
+    """The last build's images plus the credentials, each checked for what it claims to be
+    (rtflash.images: never written when broken, --force or not) and checked to fit its partition
+    (--force only warns)."""
     from rtflash import console, flash
     from rtflash.artifacts import check_fits, last_build
     from rtflash.errors import ConfigError
+    from rtflash.images import check_build
 
     build_dir = app.build_dir(board.name)
     artifacts = last_build(board, build_dir)
-    try:
-        check_fits(artifacts, build_dir / "config" / "partitions.csv")
-    except ConfigError as exc:
-        if not force:
-            raise ConfigError(f"{exc} (or --force to write anyway)") from None
-        console.warn(str(exc))
     nvs = None
     if with_credentials:
         from rtflash.cli.provision import nvs_image
 
         data, part = nvs_image(app, board, cred_options or {})
         nvs = (part.offset, data)
-    return flash.images_for(artifacts, nvs)
+    images = flash.images_for(artifacts, nvs)
+    checked = check_build(images, board.chip, board.name, {r.offset: r.path for r in artifacts.regions})
+    try:
+        check_fits(artifacts, build_dir / "config" / "partitions.csv", checked.layout)
+    except ConfigError as exc:
+        if not force:
+            raise ConfigError(f"{exc} (or --force to write anyway)") from None
+        console.warn(str(exc))
+    return images
 
 
 @click.command()
