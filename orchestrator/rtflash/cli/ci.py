@@ -65,7 +65,8 @@ def doctor(app: App, as_json: bool) -> None:
 
     good, broken = app.catalog.load_all()  # a broken board file is a finding, not the end of the report
     chips = {b.chip for b in good}
-    checks = run_checks(chips, extra=_project_checks(app))
+    by_chip = {chip: sorted(b.name for b in good if b.chip == chip) for chip in chips}
+    checks = run_checks(chips, extra=_project_checks(app), boards=by_chip)
     checks += [Check("board file", FAIL, str(e), "fix the file (see `rtflash boards`)") for e in broken]
     if as_json:
         console.emit_json([c.to_dict() for c in checks])
