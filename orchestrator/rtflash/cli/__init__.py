@@ -166,8 +166,11 @@ def cli(ctx: click.Context, verbose: bool, boards_dir: Path | None, project_dir:
 
     Shell completion: eval "$(_RTFLASH_COMPLETE=bash_source rtflash)" (zsh_source, fish_source).
     """
+    from rtflash.resources import use_project
+
     _state["verbose"] = verbose
     ctx.obj = App(project_dir=project_dir.resolve(), boards_dir=boards_dir, verbose=verbose)
+    use_project(ctx.obj.project_dir)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,8 +31,12 @@ def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = F
             elif app.verbose:
                 progress.console.print(line, markup=False, highlight=False)
 
+        def on_start(line: str) -> None:
+            if not quiet:
+                progress.console.print(line, markup=False, highlight=False)
+
         return build_board(board, app.settings, app.project_dir, backend or app.settings.backend, on_line, clean,
-                           deps_dir=deps_dir)
+                           deps_dir=deps_dir, on_start=on_start)
 
 
 def deps_dir_option(f):
