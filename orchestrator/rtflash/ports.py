@@ -142,14 +142,30 @@ def port_error(url: str, exc: BaseException) -> PortError:
     return PortError(f"cannot open serial port {url}: {text.splitlines()[0] if text else type(exc).__name__}")
 
 
-def open_serial(url: str, baud: int, timeout: float = 0.05, **kw):
-    """Open `url` (a path or any pyserial URL) exclusively; errors become one PortError line."""
+_FLUSHES = ("reset_input_buffer", "_reset_input_buffer")  # what pyserial's open() calls (socket://, a tty)
+
+
+def open_serial(url: str, baud: int, timeout: float = 0.05, keep_input: bool = False, **kw):
+    """Open `url` (a path or any pyserial URL) exclusively; errors become one PortError line.
+
+    `keep_input`: keep what arrived while the port opened. pyserial's open() discards it, so a device
+    that talks the moment it is opened (reset by the open's DTR/RTS, a socket:// peer that greets)
+    would lose its first line to the monitor."""
     import serial
 
     kw.setdefault("exclusive", None if is_url(url) else True)
     if kw["exclusive"] is None:
         del kw["exclusive"]
     try:
-        return serial.serial_for_url(url, baudrate=baud, timeout=timeout, **kw)
+        ser = serial.serial_for_url(url, baudrate=baud, timeout=timeout, do_not_open=True, **kw)
+        if keep_input:
+            for name in _FLUSHES:
+                setattr(ser, name, lambda: None)  # shadows the method for this open() only
+        try:
+            ser.open()
+        finally:
+            for name in _FLUSHES:
+                ser.__dict__.pop(name, None)
+        return ser
     except (OSError, serial.SerialException, ValueError) as exc:
         raise port_error(url, exc) from None
