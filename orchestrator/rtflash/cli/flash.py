@@ -72,20 +72,37 @@ def report(app: App, results, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
+PROGRESS_EVERY = 1.0  # seconds between progress lines per device when stderr is not a terminal
+
+
 def run_flash(app: App, board, port_list: list[str], images, options, quiet: bool = False):
-    """Flash with one rich progress row per device; returns the DeviceResults."""
+    """Flash with one rich progress row per device on a terminal; elsewhere (a pipe, a CI log) one
+    progress line per device at most every PROGRESS_EVERY seconds, so a long write is never silent.
+    Returns the DeviceResults."""
+    import time
+
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
     from rtflash import console, flash
 
+    live = console.console().is_terminal
     progress = Progress(TextColumn("[bold]{task.fields[port]}[/]"), BarColumn(), DownloadColumn(),
                         TimeElapsedColumn(), TextColumn("{task.description}"), console=console.console(),
-                        transient=True, disable=quiet)
+                        transient=True, disable=quiet or not live)
+    said: dict[str, float] = {}
     with progress:
         tasks = {p: progress.add_task("connecting", total=None, port=p) for p in port_list}
 
         def on_progress(port: str, what: str, done: int, total: int) -> None:
-            progress.update(tasks[port], completed=done, total=total, description=what[-40:])
+            if live:
+                progress.update(tasks[port], completed=done, total=total, description=what[-40:])
+                return
+            now = time.monotonic()
+            if quiet or not total or now - said.get(port, -PROGRESS_EVERY) < PROGRESS_EVERY:
+                return
+            said[port] = now
+            console.info(f"{port}: {(what or 'writing').rstrip(' .:').lower()} {done * 100 // total}% "
+                         f"({done} of {total})")
 
         def on_line(port: str, line: str) -> None:
             if app.verbose and line:
