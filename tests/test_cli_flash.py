@@ -346,3 +346,24 @@ def test_reflash_after_ctrl_c_that_cannot_reach_the_device_says_so_within_10_s(r
     assert again.returncode == 1 and took < 10, (took, again.stderr)
     errors = [ln for ln in again.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "no ESP32 bootloader answered" in errors[0] and "hold BOOT" in errors[0], again.stderr
+
+
+def test_sigterm_mid_write_is_one_line_and_exit_143(rtflash_exe, built, project, emulators):
+    """SIGTERM (a service manager, CI's timeout) stops the write like Ctrl-C: one line, exit 143."""
+    import signal
+    import time
+
+    emu = emulators(baud=115200)
+    env = {**os.environ, "COLUMNS": "200"}
+    argv = [rtflash_exe, "flash", "--board", "sonatino", "--port", emu.url, "--no-credentials"]
+    proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while emu.chip.blocks < 5 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert errors == ["error: terminated (SIGTERM): the device stays in its bootloader; run the same command "
+                      "again to finish (it writes only what is still missing, and verifies)"], err
+    assert "Traceback" not in err

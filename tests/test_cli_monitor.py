@@ -367,6 +367,8 @@ def test_terminal_restored_when_killed(rtflash_exe, project, device_server):
         assert proc.wait(timeout=15) == 128 + signal.SIGTERM
         assert termios.tcgetattr(slave) == before, "terminal restored"
         assert log.read_text().splitlines()[1:] == BOOT_TEXT, "the log is complete and closed"
+        read_until(master, "terminated (SIGTERM)", seen)
+        assert "error: terminated (SIGTERM)" in "".join(seen) and "Traceback" not in "".join(seen)
 
 
 def test_rebuild_key_builds_flashes_and_resumes(project, fake_idf, emulators):

@@ -110,11 +110,15 @@ def run_flash(app: App, board, port_list: list[str], images, options, quiet: boo
 
         try:
             return flash.flash_many(port_list, board, images, options, on_progress, on_line)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
+            from rtflash.errors import Terminated
             from rtflash.esptool_log import Cancelled
 
-            raise Cancelled("interrupted: the device stays in its bootloader; run the same command again "
-                            "to finish (it writes only what is still missing, and verifies)") from None
+            what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+            cancelled = Cancelled(f"{what}: the device stays in its bootloader; run the same command again "
+                                  "to finish (it writes only what is still missing, and verifies)")
+            cancelled.exit_code = getattr(stop, "exit_code", Cancelled.exit_code)
+            raise cancelled from None
 
 
 def load_images(app: App, board, force: bool, with_credentials: bool, cred_options: dict | None = None):
