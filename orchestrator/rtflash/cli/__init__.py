@@ -238,7 +238,7 @@ def _no_such_option(exc: click.NoSuchOption) -> None:
     look-alike option of the command instead, e.g. --board for --boards-dir)."""
     if exc.option_name in GROUP_OPTIONS and exc.ctx is not None and exc.ctx.parent is not None:
         command = exc.ctx.info_name
-        usage = click.UsageError(f"{exc.option_name} is an option of rtflash itself, not of `rtflash {command}`: "
+        usage = click.UsageError(f"{exc.option_name} is an option of rtflash itself, not of its {command} command: "
                                  f"put it before the command (rtflash {GROUP_OPTIONS[exc.option_name]} "
                                  f"{command} ...)", ctx=exc.ctx)
         usage.show()
