@@ -203,8 +203,8 @@ def test_flash_size_is_asked_of_the_chip_and_a_stale_record_replaced(emulators, 
     (record / "0x00020000.bin").write_bytes(b"hint for the other flash")
     refused = flash.flash_device(small.url, board, firmware(), flash.FlashOptions(cache_dir=tmp_path))
     assert not refused.ok and "flash is 4MB but board sonatino needs 8MB" in refused.error
-    assert refused.warnings == ["flash id 1640c8 differs from 1740c8 cached for this MAC (another flash chip or "
-                                "device): cached record replaced"]
+    assert refused.warnings == [("flash id 1640c8 differs from 1740c8 cached for this MAC (another flash chip or "
+                                 "device): cached record replaced")]
     assert (record / "flash-id").read_text() == "1640c8\n" and not (record / "0x00020000.bin").exists()
     assert small.chip.flash == bytearray(b"\xff" * (4 << 20)), "nothing written"
     again = flash.flash_device(small.url, board, firmware(), flash.FlashOptions(cache_dir=tmp_path))

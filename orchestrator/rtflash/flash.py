@@ -281,7 +281,7 @@ def _read_flash_id(esp, cache: _Cache, result: DeviceResult) -> None:
     disagrees is replaced, with one warning."""
     try:
         flash_id = esp.flash_id(cache=False)
-    except Exception:  # secure download mode has no SPI commands: esptool's size check says so itself
+    except Exception:  # noqa: BLE001 - secure download mode has no SPI commands: esptool's size check says so
         return
     warning = cache.record_flash_id(flash_id)
     if warning:

@@ -10,6 +10,7 @@ fails here would not boot (or would boot something else); the fix is always a re
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ def check_esp_image(data: bytes, chip: str, where: str, board: str) -> None:
 
     try:
         image = LoadFirmwareImage(chip, data)
-    except Exception as exc:  # FatalError, or struct.error/TypeError on a file cut inside a header
+    except Exception as exc:  # noqa: BLE001 - FatalError, or struct.error/TypeError on a file cut short
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, (TypeError, IndexError)) or "unpack requires" in text:
             text = "the file ends inside a header (truncated)"
@@ -91,7 +92,7 @@ def check_build(images: Sequence, chip: str, board: str, paths: dict[int, Path] 
         if image.name in ("bootloader", "app"):
             check_esp_image(image.data, chip, where(image), board)
     ordered = sorted(images, key=lambda i: i.offset)
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         if a.offset + len(a.data) > b.offset:
             raise _fail(where(a), f"{a.name} at {a.offset:#x} is {len(a.data):#x} bytes and runs into "
                                   f"{b.name} at {b.offset:#x}", board)
