@@ -25,7 +25,7 @@ def wall(argv: list[str], cwd: str) -> float:
     times = []
     for _ in range(RUNS):
         start = time.perf_counter()
-        subprocess.run(argv, cwd=cwd, capture_output=True, check=True)
+        subprocess.run(argv, cwd=cwd, capture_output=True, check=False)  # doctor exits 1 on a bare machine
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -45,6 +45,9 @@ def main() -> None:
             t = wall([EXE, *args], tmp)
             flag = "ok" if t <= 0.120 else "OVER 120 ms"
             print(f"rtflash {' '.join(args):<26} {t * 1000:7.1f} ms  {flag}")
+        for args in (["render", "--board", "sonatino"], ["doctor"]):  # the founders' other two startup figures
+            t = wall([EXE, *args], tmp)
+            print(f"rtflash {' '.join(args):<26} {t * 1000:7.1f} ms")
         catalog = load_catalog()
         for name in catalog.names():
             board = catalog.get(name)

@@ -59,4 +59,10 @@ def install_fake_idf(root: Path, version: str = "5.5.1") -> dict[str, str]:
     wrapper = bin_dir / "idf.py"
     wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE_IDF} \"$@\"\n")
     wrapper.chmod(0o755)
+    # export.sh puts the target's cross compiler on PATH; rtflash looks for it there before it runs idf.py.
+    # The stand-in idf.py compiles nothing, so this stand-in only answers --version as the real one does.
+    gcc = bin_dir / "xtensa-esp32s3-elf-gcc"
+    gcc.write_text('#!/bin/sh\n[ "$1" = --version ] && { echo "xtensa-esp32s3-elf-gcc (crosstool-NG '
+                   'esp-14.2.0_20241119) 14.2.0"; exit 0; }\necho "stand-in: compiles nothing" >&2; exit 1\n')
+    gcc.chmod(0o755)
     return {"IDF_PATH": str(root / "idf"), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}

@@ -46,6 +46,9 @@ class Case:
     setup: Callable[[Path], None] | None = None
     absent: tuple[str, ...] = ()     # must not exist afterwards (nothing half-written)
     keep: tuple[str, ...] = ()       # must be byte-identical afterwards
+    device: dict | None = None       # an emulated chip (testkit/esp_rom_emulator.py) at the argv's EMU:
+    #                                  its flash must be byte-identical afterwards, no write begun
+    warns: tuple[str, ...] = ()      # words of the one warning line allowed beside the error
 
 
 def _board(text: str, old: str, new: str) -> str:
@@ -74,7 +77,10 @@ def _then(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
 
 
 def _grow_app(project: Path) -> None:
-    (project / "build/sonatino/rtflash_firmware.bin").write_bytes(b"\xff" * 0x500000)
+    """A well-formed ESP32-S3 app of 4 MB: bigger than sonatino's ota_0 (0x3f0000)."""
+    from tests.test_images import esp_image
+
+    (project / "build/sonatino/rtflash_firmware.bin").write_bytes(esp_image(size=0x400000))
 
 
 def _drop_app(project: Path) -> None:
@@ -136,6 +142,50 @@ def _closed_port() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"socket://127.0.0.1:{s.getsockname()[1]}"
+
+
+APP = "build/sonatino/rtflash_firmware.bin"
+BOOT = "build/sonatino/bootloader/bootloader.bin"
+TABLE = "build/sonatino/partition_table/partition-table.bin"
+SLOT = 0x3F0000  # sonatino (8 MB): two OTA slots of this size from 0x20000
+SONATINO_ROWS = [(("nvs", 1, 2, 0x9000, 0x6000)), ("otadata", 1, 0, 0xF000, 0x2000), ("phy_init", 1, 1, 0x11000, 0x1000),
+                 ("ota_0", 0, 0x10, 0x20000, SLOT), ("ota_1", 0, 0x11, 0x20000 + SLOT, SLOT)]
+
+
+def _edit(rel: str, change: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    """Change one file of the copied build (after _copy_build)."""
+    def setup(project: Path) -> None:
+        path = project / rel
+        path.write_bytes(change(path.read_bytes()))
+    return setup
+
+
+def _broken(rel: str, change: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    return _then(_copy_build("sonatino"), _edit(rel, change))
+
+
+def _flip(at: int) -> Callable[[bytes], bytes]:
+    return lambda d: d[:at] + bytes([d[at] ^ 0x5A]) + d[at + 1:]
+
+
+def _table_of(rows) -> Callable[[bytes], bytes]:
+    """A well-formed binary table (MD5 right) holding `rows`: only its layout is wrong."""
+    from tests.test_partitions import _row, _table
+
+    return lambda _old: _table([_row(*r) for r in rows])
+
+
+def _app_for(chip: str) -> Callable[[bytes], bytes]:
+    from tests.test_images import esp_image
+
+    return lambda _old: esp_image(chip, size=64 * 1024)
+
+
+def _stale_flash_id(project: Path) -> None:
+    """The device cache says this MAC's flash is 8 MB (an earlier device); the chip now has 4 MB."""
+    folder = Path(os.environ["RTFLASH_CACHE_DIR"]) / "7cdfa1e0c0de"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "flash-id").write_text("1740c8\n")  # GD25Q64: manufacturer 0xC8, capacity 0x17 = 8 MB
 
 
 KEY_5023 = "sk-" + "a" * 5020
@@ -243,6 +293,101 @@ CASES = [
          ("rtflash_firmware.bin is missing", "rtflash build --board sonatino"), setup=_then(_copy_build("sonatino"), _drop_app)),
     Case("image-broken-flasher-args", ["flash", "-b", "sonatino", "--port", "/dev/rtflash-nope", "--no-credentials"],
          ("flasher_args.json", "unreadable", "rtflash build"), setup=_then(_copy_build("sonatino"), _break_flasher_args)),
+    # --- images checked before any byte is written (emulator's flash unchanged) ------------------------------
+    Case("image-app-truncated", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("rtflash_firmware.bin", "End of file reading segment", "rtflash build --board sonatino"),
+         setup=_broken(APP, lambda d: d[:len(d) // 2]), device={}),
+    Case("image-app-random", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("rtflash_firmware.bin", "not an ESP image", "want 0xe9", "rtflash build"),
+         setup=_broken(APP, lambda d: random.Random(5).randbytes(len(d))), device={}),
+    Case("image-app-random-e9", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("rtflash_firmware.bin", "esptool cannot read it", "rtflash build"),
+         setup=_broken(APP, lambda d: b"\xe9\x03" + random.Random(6).randbytes(len(d) - 2)), device={}),
+    Case("image-app-flipped-byte", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("rtflash_firmware.bin", "SHA-256 digest", "does not match", "rtflash build"),
+         setup=_broken(APP, _flip(0x3000)), device={}),
+    Case("image-app-digest-cut", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("rtflash_firmware.bin", "ends before its SHA-256 digest"), setup=_broken(APP, lambda d: d[:-16]), device={}),
+    Case("image-app-other-chip", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("rtflash_firmware.bin", "chip id 5 (ESP32-C3), not ESP32-S3"), setup=_broken(APP, _app_for("esp32c3")),
+         device={}),
+    Case("image-app-empty", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("rtflash_firmware.bin", "is 0 bytes"), setup=_broken(APP, lambda d: b""), device={}),
+    Case("image-bootloader-random", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("bootloader.bin", "not an ESP image", "rtflash build --board sonatino"),
+         setup=_broken(BOOT, lambda d: random.Random(7).randbytes(len(d))), device={}),
+    Case("image-bootloader-flipped-byte", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("bootloader.bin", "SHA-256 digest", "does not match"), setup=_broken(BOOT, _flip(0x800)), device={}),
+    Case("image-table-random", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("partition-table.bin", "row 0 has magic", "0x50AA", "rtflash build"),
+         setup=_broken(TABLE, lambda d: random.Random(8).randbytes(len(d))), device={}),
+    Case("image-table-md5", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("partition-table.bin", "MD5 row 5 does not match", "corrupted"), setup=_broken(TABLE, _flip(0x6C)), device={}),
+    Case("image-table-no-end", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("partition-table.bin", "row 6 has magic 0x0000"),
+         setup=_broken(TABLE, lambda d: d[:0xC0] + b"\x00" * (len(d) - 0xC0)), device={}),
+    Case("image-table-overlap", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("partition-table.bin", "'ota_1' at 0x400000 overlaps 'ota_0'"),
+         setup=_broken(TABLE, _table_of([*SONATINO_ROWS[:3], ("ota_0", 0, 0x10, 0x20000, 0x400000),
+                                         ("ota_1", 0, 0x11, 0x400000, 0x300000)])), device={}),
+    Case("image-table-app-unaligned", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("partition-table.bin", "'ota_1' at 0x418000 is not aligned to 0x10000"),
+         setup=_broken(TABLE, _table_of([*SONATINO_ROWS[:4], ("ota_1", 0, 0x11, 0x418000, 0x3D0000)])), device={}),
+    Case("image-table-app-moved", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("rtflash_firmware.bin", "app goes to 0x20000", "no partition starting there"),
+         setup=_broken(TABLE, _table_of([*SONATINO_ROWS[:3], ("ota_0", 0, 0x10, 0x30000, SLOT - 0x10000),
+                                         SONATINO_ROWS[4]])), device={}),
+    Case("image-table-slot-small", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("rtflash_firmware.bin", "partition 'ota_0' holds 0x10000", "shrink the app", "--force"),
+         setup=_broken(TABLE, _table_of([*SONATINO_ROWS[:3], ("ota_0", 0, 0x10, 0x20000, 0x10000),
+                                         ("ota_1", 0, 0x11, 0x30000, SLOT)])), device={}),
+    Case("image-table-past-flash", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("flash is 8MB but the build spans 0xc00000 bytes", "--force"),
+         setup=_broken(TABLE, _table_of([*SONATINO_ROWS[:4], ("ota_1", 0, 0x11, 0x410000, 0x7F0000)])), device={}),
+    # --- the device itself: asked at every connect, the cache never trusted for the fit check ---------------
+    Case("device-flash-small", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("EMU", "flash is 4MB but board sonatino needs 8MB", "--force"), setup=_copy_build("sonatino"),
+         device={"flash_mb": 4}),
+    Case("device-flash-small-stale-cache", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("EMU", "flash is 4MB but board sonatino needs 8MB", "--force"), setup=_then(_copy_build("sonatino"), _stale_flash_id),
+         device={"flash_mb": 4}, warns=("flash id 1640c8 differs from 1740c8 cached", "replaced")),
+    Case("device-other-chip", ["flash", "-b", "sonatino", "--port", "EMU", "--no-credentials"],
+         ("EMU", "found ESP32-C3 but board sonatino is esp32s3", "--board"), setup=_copy_build("sonatino"),
+         device={"chip": "esp32c3"}),
+    # --- a newcomer's set-up: each message names the thing and the fix ---------------------------------------
+    Case("cli-boards-dir-after-command", ["render", "--boards-dir", "mine", "-b", "custom"],
+         ("--boards-dir is an option of rtflash itself", "put it before the command", "rtflash --boards-dir DIR render"),
+         code=2, files=_mine(I2S_BOARD), absent=("build",)),
+    Case("cli-project-dir-missing", ["-C", "nowhere", "boards"], ("-C nowhere: does not exist", "project folder")),
+    Case("cli-project-dir-file", ["-C", "afile", "render", "-b", "linux"], ("'-C' / '--project'", "'afile' is a file"),
+         code=2, files={"afile": "x"}),
+    Case("port-socket-not-a-number", ["monitor", "--port", "socket://localhost:notaport", "--no-reconnect"],
+         ("socket://localhost:notaport", "port number 1-65535", "socket://127.0.0.1:3333")),
+    Case("port-regular-file-monitor", ["monitor", "--port", "afile", "--no-reconnect"],
+         ("afile is a regular file, not a serial port", "rtflash ports"), files={"afile": "x"}, keep=("afile",)),
+    Case("port-regular-file-flash", ["flash", "-b", "sonatino", "--port", "afile", "--no-credentials"],
+         ("afile is a regular file, not a serial port", "rtflash ports"),
+         setup=_then(_copy_build("sonatino"), lambda p: (p / "afile").write_text("x")), keep=("afile",)),
+    Case("idf-path-not-esp-idf", ["build", "-b", "sonatino", "--backend", "idf"],
+         ("IDF_PATH=notidf is not an ESP-IDF tree", "no tools/idf.py", "--backend pio"),
+         files={"notidf/README.md": "my notes\n"}, env={"IDF_PATH": "notidf"}, absent=("build/sonatino/log",)),
+    Case("idf-no-xtensa-toolchain", ["build", "-b", "sonatino", "--backend", "idf"],
+         ("xtensa-esp32s3-elf-gcc is not on PATH", "install.sh esp32s3", "idf_tools.py install", "--backend pio"),
+         files={"esp-idf/tools/idf.py": "# ESP-IDF's idf.py\n", "esp-idf/tools/cmake/version.cmake":
+                "set(IDF_VERSION_MAJOR 5)\nset(IDF_VERSION_MINOR 5)\nset(IDF_VERSION_PATCH 1)\n"},
+         env={"IDF_PATH": "esp-idf"}, absent=("build/sonatino/log",)),
+    Case("secrets-dotenv-garbled", ["provision", "-b", "sonatino", "--out", "private/nvs.bin"],
+         (".env:2", "not a KEY=VALUE line", "comment it out"), files={".env": f"WIFI_SSID={SSID}\nmy wifi is {PASSWORD}\n"},
+         creds=False, absent=("private/nvs.bin",)),
+    Case("secrets-dotenv-open-quote", ["provision", "-b", "sonatino", "--out", "private/nvs.bin"],
+         (".env:2 (WIFI_PASSWORD)", "quote \" is never closed"),
+         files={".env": f'WIFI_SSID={SSID}\nWIFI_PASSWORD="{PASSWORD}\n'}, creds=False, absent=("private/nvs.bin",)),
+    Case("secrets-set-64-not-hex", ["secrets", "set", "--wifi-password", "z" * 64],
+         ("Wi-Fi password from --wifi-password", "64 characters", "exactly 64 hex digits (the raw PSK)"),
+         absent=("secrets.toml",)),
+    Case("deps-from-dir-without-pin", ["deps", "--fetch", "--from", "usb"],
+         ("cannot fetch libpeer", "usb/libpeer holds no git checkout", "drop --from"),
+         files={"usb/README.md": "an empty stick\n"}, absent=("deps-cache/libpeer",)),
     # --- serial streams ------------------------------------------------------------------------------------
     Case("stream-silent", ["flash", "-b", "sonatino", "--port", "SILENT", "--no-credentials"],
          ("no ESP32 bootloader answered", "hold BOOT, tap RESET"), setup=_copy_build("sonatino")),
@@ -299,7 +444,7 @@ def _advised_options(line: str) -> set[str]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input(case: Case, invoke, project, monkeypatch):
+def test_bad_input(case: Case, invoke, project, monkeypatch, emulators):
     monkeypatch.setenv("RTFLASH_SECRETS_FILE", str(project / "secrets.toml"))
     monkeypatch.setenv("RTFLASH_DEPS_CACHE", str(project / "deps-cache"))
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no ESP-IDF, no pio on PATH: nothing slow starts
@@ -312,6 +457,10 @@ def test_bad_input(case: Case, invoke, project, monkeypatch):
     kept = {rel: (project / rel).read_bytes() for rel in case.keep}
     before = _snapshot(project)
     argv = [PLACEHOLDERS[a]() if a in PLACEHOLDERS else a for a in case.argv]
+    emu = emulators(**case.device) if case.device is not None else None
+    if emu is not None:
+        argv = [emu.url if a == "EMU" else a for a in argv]
+        flash_before = bytes(emu.chip.flash)
 
     result = invoke(*argv)
 
@@ -322,9 +471,17 @@ def test_bad_input(case: Case, invoke, project, monkeypatch):
     assert len(errors) == 1, f"want one error line, got:\n{err}"
     line = errors[0]
     for word in case.words:
+        word = emu.url if word == "EMU" and emu else word
         assert word in line, f"{word!r} not in: {line}"
+    warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == (1 if case.warns else 0), err
+    for word in case.warns:
+        assert word in warnings[0], f"{word!r} not in: {warnings[0]}"
     if case.code == 1:
-        assert len([ln for ln in err.splitlines() if ln.strip()]) == 1, f"more than the one line:\n{err}"
+        assert len([ln for ln in err.splitlines() if ln.strip()]) == 1 + len(warnings), f"more than the one line:\n{err}"
+    if emu is not None:
+        assert bytes(emu.chip.flash) == flash_before, "a refused flash changed the device's flash"
+        assert not {"FLASH_BEGIN", "FLASH_DEFL_BEGIN", "ERASE_FLASH", "ERASE_REGION"} & set(emu.chip.commands)
     if "--json" in argv:
         assert json.loads(out)["ok"] is False
     commands = [w for w in argv if not w.startswith("-")]

@@ -109,6 +109,27 @@ def test_auto_prefers_idf(fake_idf):
     assert choose("auto", board("sonatino")).name == "idf"
 
 
+def test_idf_without_the_xtensa_compiler_says_the_install_step_and_auto_takes_pio(fake_idf, project, monkeypatch):
+    """ESP-IDF active (idf.py, IDF_PATH) but export.sh never put xtensa-esp32s3-elf-gcc on PATH: --backend
+    idf is one line naming the compiler and both fixes; auto builds with PlatformIO, which can; linux
+    (host gcc) still goes to ESP-IDF."""
+    from rtflash.builder import pio
+
+    (Path(fake_idf["PATH"].split(os.pathsep)[0]) / "xtensa-esp32s3-elf-gcc").unlink()
+    with pytest.raises(ToolNotFound) as err:
+        build_board(board("sonatino"), Settings(), project, "idf")
+    line = str(err.value)
+    assert "\n" not in line and "xtensa-esp32s3-elf-gcc is not on PATH" in line
+    assert "`$IDF_PATH/install.sh esp32s3`" in line and "idf_tools.py install" in line
+    assert "--backend pio, which installs its own toolchain" in line
+    monkeypatch.setattr(pio, "pio_path", lambda: "/usr/bin/pio")
+    assert choose("auto", board("sonatino")).name == "pio"
+    assert choose("auto", board("linux")).name == "idf"
+    monkeypatch.setattr(pio, "pio_path", lambda: (_ for _ in ()).throw(ToolNotFound("pio not found")))
+    with pytest.raises(ToolNotFound, match="no build tool usable: ESP-IDF is active but its esp32s3 toolchain"):
+        choose("auto", board("sonatino"))
+
+
 def test_progress_parsing():
     assert parse_step("[12/345] Building C object x.obj").done == 12
     assert parse_step("Running ninja") is None

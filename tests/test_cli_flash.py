@@ -283,3 +283,87 @@ def test_ctrl_c_mid_write_is_one_line_and_a_rerun_finishes(rtflash_exe, built, p
     row = json.loads(again.stdout)
     assert row["bytes_skipped"] > 0, "what the cut write got onto the device is not written again"
     assert row["bytes_written"] + row["bytes_skipped"] == sum(len(d) for d in images(project, built).values())
+
+
+def test_flash_off_a_terminal_prints_progress_lines_at_most_one_a_second(invoke, built, project, emulators):
+    """stderr is not a terminal here (CliRunner, like a pipe or a CI log): no live bar, but a line per
+    second or less while the write runs, so a long write is not silent."""
+    import re
+
+    emu = emulators(baud=3_000_000)  # a wire slow enough for a write of a few seconds
+    result = invoke("flash", "--board", "sonatino", "--port", emu.url, "--no-credentials")
+    assert result.exit_code == 0, result.stderr
+    seconds = float(re.search(r"in ([0-9.]+) s, verified", result.stderr).group(1))
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith(f"{emu.url}: ") and "%" in ln]
+    assert seconds > 2 and 2 <= len(lines) <= seconds + 1, (seconds, result.stderr)
+    assert all(re.fullmatch(rf"{re.escape(emu.url)}: .+ \d+% \(\d+ of \d+\)", ln) for ln in lines), lines
+    assert "\r" not in result.stderr and "\x1b[" not in result.stderr, "no live bar redraws in a pipe"
+
+
+def test_reflash_after_ctrl_c_that_cannot_reach_the_device_says_so_within_10_s(rtflash_exe, built, project,
+                                                                                emulators):
+    """Ctrl-C mid-write, then the device stops answering (its port still open: unplugged behind a hub,
+    a wedged bridge): the re-run says so, one line with the fix, well within 10 s, and the piped first
+    run printed progress lines while it wrote."""
+    import signal
+    import socket
+    import threading
+    import time
+
+    emu = emulators(baud=115200)
+    env = {**os.environ, "COLUMNS": "200"}
+    argv = [rtflash_exe, "flash", "--board", "sonatino", "--port", emu.url, "--no-credentials"]
+    proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while emu.chip.blocks < 5 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and f"{emu.url}: writing at" in err, err
+    port = emu.port
+    emu.close()
+    silent = socket.create_server(("127.0.0.1", port))  # the same URL, now nothing answers on it
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        silent.settimeout(15)
+        try:
+            while True:
+                held.append(silent.accept()[0])
+        except OSError:
+            return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        start = time.monotonic()
+        again = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=60, check=False)
+        took = time.monotonic() - start
+    finally:
+        silent.close()
+        for conn in held:
+            conn.close()
+    assert again.returncode == 1 and took < 10, (took, again.stderr)
+    errors = [ln for ln in again.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "no ESP32 bootloader answered" in errors[0] and "hold BOOT" in errors[0], again.stderr
+
+
+def test_sigterm_mid_write_is_one_line_and_exit_143(rtflash_exe, built, project, emulators):
+    """SIGTERM (a service manager, CI's timeout) stops the write like Ctrl-C: one line, exit 143."""
+    import signal
+    import time
+
+    emu = emulators(baud=115200)
+    env = {**os.environ, "COLUMNS": "200"}
+    argv = [rtflash_exe, "flash", "--board", "sonatino", "--port", emu.url, "--no-credentials"]
+    proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while emu.chip.blocks < 5 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert errors == [("error: terminated (SIGTERM): the device stays in its bootloader; run the same command "
+                       "again to finish (it writes only what is still missing, and verifies)")], err
+    assert "Traceback" not in err

@@ -60,3 +60,15 @@ def test_run_no_monitor(invoke, fake_idf, emulators):
     result = invoke("run", "--board", "sonatino", "--port", emu.url, "--no-credentials", "--no-monitor")
     assert result.exit_code == 0, result.stderr
     assert "[3/3] flash" in result.stderr and "monitor" not in result.stderr
+
+
+def test_run_without_the_monitor_counts_three_stages(rtflash_exe, project, fake_idf, emulators):
+    """--no-monitor runs render, build and flash: numbered [1/3]..[3/3], never "/4"; the build stage
+    says which firmware tree it builds."""
+    emu = emulators()
+    result = run(rtflash_exe, "run", "--board", "sonatino", "--port", emu.url, "--no-credentials", "--no-monitor",
+                 cwd=project)
+    assert result.returncode == 0, result.stderr
+    stages = [ln.split("]")[0] + "]" for ln in result.stderr.splitlines() if ln.startswith("[")]
+    assert stages == ["[1/3]", "[2/3]", "[3/3]"] and "/4]" not in result.stderr
+    assert "building sonatino with ESP-IDF from " in result.stderr and flashed(project, emu)

@@ -164,6 +164,24 @@ def test_offline_copy_is_used_when_the_url_is_unreachable(tmp_path, upstream):
     assert git("rev-parse", "HEAD", cwd=tmp_path / "cache" / "libfoo") == upstream["first"]
 
 
+def test_from_dir_without_the_pin_never_falls_back_to_the_network(tmp_path, upstream):
+    """--from DIR is an offline fetch: with DIR/libfoo missing the pin, the URL (reachable here, a local
+    repo) is not tried, nothing lands in the cache, and the line does not advise the --from just given."""
+    empty = tmp_path / "usb-stick"
+    empty.mkdir()
+    manifest = deps.load_manifest(write_manifest(tmp_path / "deps.toml", upstream["url"], upstream["first"]))
+    with pytest.raises(ToolFailed) as err:
+        deps.fetch(manifest.get("libfoo"), tmp_path / "cache", offline_dirs=[empty])
+    line = str(err.value)
+    assert f"{empty / 'libfoo'} holds no git checkout with commit {upstream['first'][:12]}" in line
+    assert "drop --from" in line and "--from DIR" not in line
+    assert not (tmp_path / "cache" / "libfoo").exists()
+    dep = registry_manifest(tmp_path).registry[0]
+    missing = deps.fetch_registry(dep, tmp_path / "cache", offline_dirs=[empty])
+    assert missing.state == deps.MISSING and str(empty / "components" / "ns__thing") in missing.detail
+    assert "--from DIR" not in missing.detail
+
+
 def test_plain_directory_without_a_recorded_tree_cannot_be_verified(tmp_path, upstream):
     manifest = deps.load_manifest(write_manifest(tmp_path / "deps.toml", upstream["url"], upstream["first"]))
     (tmp_path / "cache" / "libfoo").mkdir(parents=True)
@@ -380,3 +398,17 @@ def test_build_passes_deps_dir_to_idf(invoke, project, fake_idf, monkeypatch, tm
     assert f"-DRT_DEPS_DIR={local}" in argv
     missing = invoke("build", "--board", "sonatino", "--backend", "idf", "--deps-dir", str(tmp_path / "nope"))
     assert missing.exit_code != 0
+
+
+@pytest.mark.parametrize("argv", [["run", "--board", "sonatino", "--backend", "idf", "--port", "socket://127.0.0.1:9",
+                                   "--no-credentials", "--no-monitor"],
+                                  ["ci", "--boards", "sonatino", "--backend", "idf", "--out", "dist"]])
+def test_run_and_ci_pass_deps_dir_to_idf(argv, invoke, project, fake_idf, monkeypatch, tmp_path):
+    """`--deps-dir` means the same on run and ci as on build: -DRT_DEPS_DIR on the idf.py line."""
+    log = tmp_path / "argv.log"
+    monkeypatch.setenv("FAKE_IDF_LOG", str(log))
+    local = tmp_path / "deps"
+    local.mkdir()
+    invoke(*argv[:1], "--deps-dir", str(local), *argv[1:])
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls and all(f"-DRT_DEPS_DIR={local}" in c for c in calls), calls

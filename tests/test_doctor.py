@@ -87,14 +87,34 @@ def test_backend_check_fails_when_nothing_can_build():
     pio = _chk("PlatformIO", doctor.OK, "/usr/bin/pio; espressif32 in ~/.platformio")
     idf = _chk("ESP-IDF", doctor.OK, "v5.5.1 at /idf")
     py = _chk("idf.py", doctor.OK, "/idf/tools/idf.py")
+    gcc = [_chk("toolchain esp32s3", doctor.OK, "/x/xtensa-esp32s3-elf-gcc"), _chk("toolchain linux", doctor.OK, "gcc")]
     none = doctor.check_backends(no_idf, no_py, no_pio, {"esp32s3", "linux"})
     assert none.status == doctor.FAIL and "pip install platformio" in none.fix
-    only_pio = doctor.check_backends(no_idf, no_py, pio, {"esp32s3", "linux"})
+    only_pio = doctor.check_backends(no_idf, no_py, pio, {"esp32s3", "linux"}, gcc)
     assert only_pio.status == doctor.WARN and "linux board needs ESP-IDF" in only_pio.detail
     assert doctor.check_backends(no_idf, no_py, pio, {"esp32s3"}).status == doctor.OK
-    assert doctor.check_backends(idf, py, no_pio, {"esp32s3", "linux"}).status == doctor.OK
+    assert doctor.check_backends(idf, py, no_pio, {"esp32s3", "linux"}, gcc).status == doctor.OK
     old = _chk("ESP-IDF", doctor.FAIL, "v5.1.1 at /idf; firmware-src needs v5.4 or newer")
     assert doctor.check_backends(old, py, no_pio, {"linux"}).status == doctor.FAIL
+
+
+def test_backend_check_says_which_board_builds_where_and_fails_without_an_xtensa_compiler():
+    """ESP-IDF active but no xtensa-esp32s3-elf-gcc and no PlatformIO: only linux builds, so doctor
+    fails (exit 1) and names the install.sh step; with PlatformIO the ESP32-S3 boards build there."""
+    idf = _chk("ESP-IDF", doctor.OK, "v5.5.1 at /idf")
+    py = _chk("idf.py", doctor.OK, "/idf/tools/idf.py")
+    no_pio = _chk("PlatformIO", doctor.WARN, doctor.PIO_MISSING)
+    pio = _chk("PlatformIO", doctor.OK, "/usr/bin/pio")
+    no_gcc = [_chk("toolchain esp32s3", doctor.WARN, "xtensa-esp32s3-elf-gcc not on PATH"),
+              _chk("toolchain linux", doctor.OK, "/usr/bin/gcc")]
+    boards = {"esp32s3": ["freenove-s3", "sonatino"], "linux": ["linux"]}
+    stuck = doctor.check_backends(idf, py, no_pio, {"esp32s3", "linux"}, no_gcc, boards)
+    assert stuck.status == doctor.FAIL
+    assert "esp32s3 (freenove-s3, sonatino): nothing; linux (linux): ESP-IDF" in stuck.detail
+    assert "xtensa-esp32s3-elf-gcc" in stuck.detail and "install.sh esp32s3" in stuck.fix
+    via_pio = doctor.check_backends(idf, py, pio, {"esp32s3", "linux"}, no_gcc, boards)
+    assert via_pio.status == doctor.OK
+    assert via_pio.detail == "esp32s3 (freenove-s3, sonatino): PlatformIO; linux (linux): ESP-IDF"
 
 
 def test_doctor_exits_1_without_a_build_backend_and_reports_on_stdout(invoke, monkeypatch):

@@ -188,8 +188,30 @@ def test_small_flash_is_refused_unless_forced(emulators, board, tmp_path):
     assert refused.error.endswith("flash is 4MB but board sonatino needs 8MB; pick the right --board, "
                                   "or --force to write anyway")
     forced = flash.flash_device(emu.url, board, firmware(), flash.FlashOptions(cache_dir=tmp_path, force=True))
-    assert forced.ok and forced.warnings == ["flash is 4MB but board sonatino needs 8MB"]
+    assert forced.ok and forced.warnings == ["flash is 4MB but board sonatino needs 8MB (--force)"]
     assert on_device(emu, firmware())
+
+
+def test_flash_size_is_asked_of_the_chip_and_a_stale_record_replaced(emulators, board, tmp_path):
+    """The cache once held this MAC's 8 MB flash id: a 4 MB chip with that MAC is still refused (the id
+    is read from the device, never taken from the cache), with one warning, and the record (its image
+    hints too) replaced by what the chip said."""
+    small = emulators(flash_mb=4)
+    record = tmp_path / "7cdfa1e0c0de"
+    record.mkdir()
+    (record / "flash-id").write_text("1740c8\n")  # 8 MB
+    (record / "0x00020000.bin").write_bytes(b"hint for the other flash")
+    refused = flash.flash_device(small.url, board, firmware(), flash.FlashOptions(cache_dir=tmp_path))
+    assert not refused.ok and "flash is 4MB but board sonatino needs 8MB" in refused.error
+    assert refused.warnings == [("flash id 1640c8 differs from 1740c8 cached for this MAC (another flash chip or "
+                                 "device): cached record replaced")]
+    assert (record / "flash-id").read_text() == "1640c8\n" and not (record / "0x00020000.bin").exists()
+    assert small.chip.flash == bytearray(b"\xff" * (4 << 20)), "nothing written"
+    again = flash.flash_device(small.url, board, firmware(), flash.FlashOptions(cache_dir=tmp_path))
+    assert again.warnings == [] and "needs 8MB" in again.error, "the record now agrees: no second warning"
+    big = emulators(flash_mb=8)  # same MAC, 8 MB again: written, record replaced once more
+    ok = flash.flash_device(big.url, board, firmware(), flash.FlashOptions(cache_dir=tmp_path))
+    assert ok.ok and len(ok.warnings) == 1 and (record / "flash-id").read_text() == "1740c8\n"
 
 
 def test_link_dropped_mid_write_then_rerun_completes(emulators, board, opts):

@@ -137,3 +137,37 @@ def test_editable_install_prints_at_most_5_warning_lines(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [ln for ln in (done.stdout + done.stderr).splitlines() if "warning" in ln.lower()]
     assert len(lines) <= 5, "\n".join(lines)
+
+
+def test_installed_rtflash_builds_the_checkouts_firmware_src(wheel, tmp_path):
+    """After `pip install .` the wheel carries its own firmware-src copy; run inside a checkout (-C, or
+    the working directory, or below it) rtflash builds the checkout's firmware-src, where the user edits,
+    and its first build line says which tree and why."""
+    import os
+
+    from testkit.shared import install_fake_idf
+
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    checkout = tmp_path / "my-rtflash"
+    (checkout / "work").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text('[project]\nname = "rtflash"\nversion = "0"\n')
+    (checkout / "firmware-src").symlink_to(REPO / "firmware-src")  # the user's clone of it
+    env = {**os.environ, **install_fake_idf(tmp_path / "idf"), "PYTHONPATH": str(site), "RTFLASH_NO_CCACHE": "1",
+           "RTFLASH_CACHE_DIR": str(tmp_path / "device-cache")}
+    code = "from rtflash.cli import main; main()"
+    done = subprocess.run([sys.executable, "-c", code, "-C", str(checkout / "work"), "build", "-b", "sonatino"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    first = done.stderr.splitlines()[0]
+    assert first == (f"building sonatino with ESP-IDF from {checkout / 'firmware-src'} (the checkout at "
+                     f"{checkout})"), done.stderr
+    project = (checkout / "work" / "build" / "sonatino" / "project" / "CMakeLists.txt").read_text()
+    assert f'"{checkout / "firmware-src"}"' in project
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-c", code, "build", "-b", "sonatino"], cwd=elsewhere, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0] == (f"building sonatino with ESP-IDF from {site / 'rtflash' / '_data' / 'firmware'}"
+                                           " (the copy installed with rtflash: no checkout at or above the project dir)")

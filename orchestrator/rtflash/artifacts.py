@@ -120,11 +120,12 @@ def last_build(board, build_dir: Path) -> Artifacts:
     raise ConfigError(f"no build of board {board.name} in {build_dir}: run rtflash build --board {board.name}")
 
 
-def check_fits(artifacts: Artifacts, partitions_csv: Path) -> None:
-    """Every image must fit the partition (or the space) it is written to."""
+def check_fits(artifacts: Artifacts, partitions_csv: Path, layout=None) -> None:
+    """Every image must fit the partition it is written to: in `layout` (the binary table the build
+    writes, when read already), else in the rendered CSV."""
     from rtflash.partitions import read_csv
 
-    layout = read_csv(partitions_csv)
+    layout = layout or read_csv(partitions_csv)
     for region in artifacts.regions:
         part = next((p for p in layout.partitions if p.offset == region.offset), None)
         size = region.path.stat().st_size

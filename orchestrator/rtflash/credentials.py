@@ -10,6 +10,7 @@ Every value resolved is registered with the redaction helper before anything els
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 from collections.abc import Callable, Mapping
@@ -60,6 +61,9 @@ def secrets_path(env: Mapping[str, str] | None = None) -> Path:
     return user_path("config", "secrets.toml", "RTFLASH_SECRETS_FILE", env)
 
 
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def read_dotenv(path: Path) -> dict[str, tuple[str, int]]:
     """KEY=VALUE lines (optional `export`, quotes, # comments) -> {KEY: (value, line)}."""
     try:
@@ -72,13 +76,19 @@ def read_dotenv(path: Path) -> dict[str, tuple[str, int]]:
     found = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
+        if not line or line.startswith("#"):
             continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        key, eq, value = line.removeprefix("export ").partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not _ENV_KEY.fullmatch(key):  # never quote the line: it may hold a secret
+            raise CredentialError(f"{path}:{number}: not a KEY=VALUE line; fix it (e.g. WIFI_SSID=MyNet) or "
+                                  "comment it out with #")
+        if value[:1] in ("'", '"'):
+            if len(value) < 2 or value[-1] != value[0]:
+                raise CredentialError(f"{path}:{number} ({key}): the quote {value[0]} is never closed; close it "
+                                      "at the end of the line")
             value = value[1:-1]
-        found[key.strip()] = (value, number)
+        found[key] = (value, number)
     return found
 
 
@@ -178,7 +188,8 @@ def validate(cred: Credential) -> None:
                                   "passphrases are printable ASCII")
         is_psk = len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
         if not (8 <= len(value) <= 63 or is_psk):
-            raise CredentialError(f"{f.label} from {where} is {len(value)} characters; WPA2 needs 8-63 "
+            also = ", or exactly 64 hex digits (the raw PSK)" if len(value) == 64 else ""
+            raise CredentialError(f"{f.label} from {where} is {len(value)} characters; WPA2 needs 8-63{also} "
                                   "(or empty for an open network)")
     elif cred.name == "openai_api_key":
         if not value.startswith("sk-") or len(value) < 20 or any(c.isspace() for c in value):

@@ -161,6 +161,11 @@ def fetch(dep: GitDep, cache: Path, offline_dirs: Sequence[Path] = ()) -> Status
         if local.is_dir() and head_of(local) is None and verify(dep, local).state == OK:
             return _copy_tree(dep.name, "git", local, target, dep.commit[:12])
     sources = [Path(d) / dep.name for d in offline_dirs if has_commit(Path(d) / dep.name, dep.commit)]
+    if offline_dirs and not sources:  # --from means offline: never fall back to the network
+        where = ", ".join(str(Path(d) / dep.name) for d in offline_dirs)
+        raise ToolFailed(f"cannot fetch {dep.name}: {where} holds no git checkout with commit {dep.commit[:12]} "
+                         f"(nor the pinned plain tree); put a clone of {dep.url} there, or drop --from to fetch "
+                         "it from the network")
     source = str(sources[0]) if sources else dep.url
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dep.name}-", dir=target.parent))
@@ -268,6 +273,10 @@ def fetch_registry(dep: RegistryDep, cache: Path, offline_dirs: Sequence[Path] =
         if check_registry(dep, Path(root)).state == OK:
             return _copy_tree(dep.name, "registry", Path(root) / "components" / dep.folder,
                               Path(cache) / "components" / dep.folder, f"=={dep.version}")
+    if offline_dirs:  # asked for offline copies: say where none was, not "use --from"
+        where = ", ".join(str(Path(d) / "components" / dep.folder) for d in offline_dirs)
+        return Status(dep.name, "registry", MISSING, f"=={dep.version} is not in {where}: copy the pinned version "
+                      "there (or drop --from: ESP-IDF's component manager then fetches it)", dep.manifest)
     return current
 
 

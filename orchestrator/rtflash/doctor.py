@@ -129,23 +129,49 @@ PIO_MISSING = "pio not found"
 PIO_PLATFORM = "6.13.0"
 
 
-def check_backends(idf: Check, idf_py: Check, pio: Check, chips: set[str]) -> Check:
-    """Can anything build? FAIL (doctor exits 1) when neither ESP-IDF nor PlatformIO is usable.
+def check_backends(idf: Check, idf_py: Check, pio: Check, chips: set[str], toolchains: list[Check] = (),
+                   boards: dict[str, list[str]] | None = None) -> Check:
+    """Which board can build where; FAIL (doctor exits 1) when no ESP32-S3 board can build at all.
 
-    Mirrors builder.choose: ESP-IDF needs a v5.4+ tree and idf.py (on PATH or in IDF_PATH/tools);
-    PlatformIO needs `pio` (it installs its platform itself) and cannot build the linux target."""
+    Mirrors builder.choose: ESP-IDF needs a v5.4+ tree, idf.py (on PATH or in IDF_PATH/tools) and, for a
+    chip, its cross compiler on PATH (`toolchains`, the toolchain checks); PlatformIO needs `pio` (it
+    installs its platform and toolchain itself) and cannot build the linux target. `boards` names the
+    boards of each chip."""
     has_idf = idf.status == OK and idf_py.detail != "not found"
     has_pio = pio.detail != PIO_MISSING
-    if has_idf:
-        return Check("build backend", OK, "ESP-IDF (idf.py)" + (", PlatformIO" if has_pio else ""))
+    compilers = {c.name.removeprefix("toolchain "): c.status == OK for c in toolchains}
     fix_idf = "install ESP-IDF v5.4+ (https://docs.espressif.com/projects/esp-idf/) and run `. $IDF_PATH/export.sh`"
-    if has_pio:
-        if "linux" in chips:
-            return Check("build backend", WARN, "PlatformIO only: it builds the ESP32-S3 boards; the linux board "
-                         "needs ESP-IDF", fix_idf)
-        return Check("build backend", OK, "PlatformIO")
-    return Check("build backend", FAIL, "no build tool usable: neither ESP-IDF v5.4+ nor PlatformIO found",
-                 f"pip install platformio, or {fix_idf}")
+    where, stuck, hardware_ok = [], [], False
+    for chip in sorted(chips):
+        tools = []
+        if has_idf and compilers.get(chip, chip == "linux"):
+            tools.append("ESP-IDF")
+        if has_pio and chip != "linux":
+            tools.append("PlatformIO")
+        names = ", ".join((boards or {}).get(chip, [])) or chip
+        label = f"{chip} ({names})" if boards else chip
+        where.append(f"{label}: {' or '.join(tools) or 'nothing'}")
+        if not tools:
+            stuck.append(chip)
+        elif chip != "linux":
+            hardware_ok = True
+    detail = "; ".join(where)
+    if not has_idf and not has_pio:
+        return Check("build backend", FAIL, f"no build tool usable: neither ESP-IDF v5.4+ nor PlatformIO found "
+                     f"({detail})", f"pip install platformio, or {fix_idf}")
+    hardware = [c for c in chips if c != "linux"]
+    if hardware and not hardware_ok:
+        missing = ", ".join(TOOLCHAIN.get(c, c) for c in hardware)
+        return Check("build backend", FAIL, f"no build tool can build the {', '.join(sorted(hardware))} boards: "
+                     f"ESP-IDF lacks {missing} and PlatformIO is not installed ({detail})",
+                     f"`$IDF_PATH/install.sh {' '.join(sorted(hardware))}` then `. $IDF_PATH/export.sh`, or "
+                     "pip install platformio (it installs its own toolchain)")
+    if stuck:
+        fix = fix_idf if stuck == ["linux"] else "see the toolchain checks above"
+        if stuck == ["linux"] and has_pio:
+            detail += " (the linux board needs ESP-IDF)"
+        return Check("build backend", WARN, detail, fix)
+    return Check("build backend", OK, detail)
 
 
 def check_serial_ports() -> list[Check]:
@@ -179,13 +205,15 @@ def check_udev() -> Check | None:
 
 
 def run_checks(chips: set[str], extra: list[Callable[[], Check | list[Check]]] = (),
-               env: dict[str, str] | None = None) -> list[Check]:
-    """Every check; `extra` lets the CLI add checks that need the project (credentials, deps)."""
+               env: dict[str, str] | None = None, boards: dict[str, list[str]] | None = None) -> list[Check]:
+    """Every check; `extra` lets the CLI add checks that need the project (credentials, deps); `boards`
+    (chip -> board names) lets the backend check say which board builds where."""
     env = dict(os.environ if env is None else env)
     idf, idf_py, pio = check_idf(env), check_idf_py(env), check_platformio(env)
     checks: list[Check] = [check_python(), check_packages(), idf, idf_py]
-    checks += check_toolchains(chips, env)
-    checks += [pio, check_backends(idf, idf_py, pio, chips)]
+    toolchains = check_toolchains(chips, env)
+    checks += toolchains
+    checks += [pio, check_backends(idf, idf_py, pio, chips, toolchains, boards)]
     checks += check_serial_ports()
     udev = check_udev()
     if udev:

@@ -38,3 +38,10 @@ class FlashError(RtflashError):
 
 class PortError(RtflashError):
     """A serial port is missing, busy or not permitted."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a service manager, `kill`, CI's timeout): stopped like a Ctrl-C, at the next safe point,
+    so every cleanup runs; exit status 143 (128 + SIGTERM), one line."""
+
+    exit_code = 143

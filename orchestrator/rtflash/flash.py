@@ -6,7 +6,9 @@ any stub upload) and write only those with `write_flash`, which verifies each wr
 the skipped ones were verified by the same question. So a reflash, a re-run after Ctrl-C or after an
 erased region, writes what is missing and nothing else. The image last written at each offset is
 kept per device (keyed by MAC) as a hint of what to ask about, never as the truth; credentials
-(nvs) are never cached. Up to `ROM_WRITE_LIMIT` bytes are written by the ROM itself (no stub
+(nvs) are never cached. Chip and flash size are always read from the device at connect (the fit
+check never uses the cache); a flash id that differs from the record replaces it, with one warning.
+The images reaching this module were checked already (`rtflash.images`, in the CLI's load_images). Up to `ROM_WRITE_LIMIT` bytes are written by the ROM itself (no stub
 upload); more goes through the stub. The baud is switched right after the ROM answers (the ESP32
 ROMs, unlike the ESP8266's, take CHANGE_BAUDRATE; the stub keeps the UART's rate), so esptool's flash
 attach sequence, the questions and the stub upload itself all go over the fast link.
@@ -117,8 +119,10 @@ def images_for(artifacts, nvs: tuple[int, bytes] | None = None) -> list[Image]:
 
 
 class _Cache:
-    """What rtflash last wrote at each offset of one device (a hint for `sectors.plan`), and its flash
-    chip's JEDEC id (soldered to the chip whose MAC names the folder, so it is asked once)."""
+    """What rtflash last wrote at each offset of one device (a hint for `sectors.plan`), and the JEDEC id
+    of its flash chip as last read. The id is never trusted: it is read from the device at every connect
+    (a board's flash can be swapped, an emulator or a module reuse a MAC), and a different one replaces
+    the record, hints and all."""
 
     def __init__(self, root: Path, mac: str) -> None:
         self.dir = root / mac.replace(":", "")
@@ -137,18 +141,27 @@ class _Cache:
             self.dir.mkdir(parents=True, exist_ok=True)
             write_atomic(self.path(image.offset), image.data)
 
-    def seed_flash_id(self, esp) -> None:
-        """Hand esptool the flash id read on an earlier run: 50-odd register round trips saved."""
+    def flash_id(self) -> int | None:
         try:
-            esp.cache["flash_id"] = int((self.dir / "flash-id").read_text(), 16)
+            return int((self.dir / "flash-id").read_text(), 16)
         except (OSError, ValueError):
-            pass
+            return None
 
-    def save_flash_id(self, esp) -> None:
-        flash_id = esp.cache.get("flash_id")
-        if flash_id is not None and not (self.dir / "flash-id").exists():
-            self.dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.dir / "flash-id", f"{flash_id:06x}\n".encode())
+    def record_flash_id(self, flash_id: int) -> str | None:
+        """Store the id the device reported; when the record said otherwise, drop the record (its image
+        hints were for that other flash) and return the one-line warning."""
+        cached = self.flash_id()
+        if cached == flash_id:
+            return None
+        warning = None
+        if cached is not None:
+            warning = (f"flash id {flash_id:06x} differs from {cached:06x} cached for this MAC (another flash "
+                       f"chip or device): cached record replaced")
+            for old in self.dir.glob("0x*.bin"):
+                old.unlink(missing_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.dir / "flash-id", f"{flash_id:06x}\n".encode())
+        return warning
 
 
 # -- one device -------------------------------------------------------------------------
@@ -176,9 +189,11 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _check_device(esp, board, result: DeviceResult, force: bool, images: bool = True) -> None:
-    """The chip must be the board's, the flash at least the board's; --force only warns, except that
-    images are never written to another chip (they cannot run there: --force would only mislead)."""
+def _check_device(esp, board, result: DeviceResult, force: bool, images: bool = True, needed: int = 0) -> None:
+    """The chip must be the board's, the flash (as the device reports it, never the cache) at least the
+    board's and at least what the images and their partition table span (`needed`); --force only warns,
+    except that images are never written to another chip (they cannot run there: --force would only
+    mislead)."""
     from esptool.cmds import detect_flash_size
     from esptool.util import flash_size_bytes
 
@@ -193,14 +208,32 @@ def _check_device(esp, board, result: DeviceResult, force: bool, images: bool = 
         rev = esp.get_chip_revision()
         problems.append(f"chip revision v{rev // 100}.{rev % 100} is older than board {board.name} needs "
                         f"(v{minimum // 100}.{minimum % 100})")
-    if not problems and board.flash_bytes:
+    if not problems and (board.flash_bytes or needed):
         found = detect_flash_size(esp)
         if found and flash_size_bytes(found) < board.flash_bytes:
             problems.append(f"flash is {found} but board {board.name} needs {board.flash_size}")
+        elif found and flash_size_bytes(found) < needed:
+            problems.append(f"flash is {found} but the build spans {needed:#x} bytes (its partition table "
+                            "or images end there)")
     for p in problems:
         if not force:
             raise FlashError(f"{result.port}: {p}; pick the right --board, or --force to write anyway")
-        result.warnings.append(p)
+        result.warnings.append(f"{p} (--force)")
+
+
+def extent(images: Sequence[Image]) -> int:
+    """How much flash a build needs: its images' ends and, when its partition table reads, the
+    partitions' ends (the bootloader refuses a table that runs past the chip's flash)."""
+    from rtflash.partitions import TableError, parse_binary
+
+    end = max((i.offset + len(i.data) for i in images), default=0)
+    table = next((i for i in images if i.name == "partition-table"), None)
+    if table is not None:
+        try:
+            end = max([end] + [p.end for p in parse_binary(table.data, table.offset).partitions])
+        except TableError:
+            pass  # the CLI refuses such a table before flashing (rtflash.images); here it spans itself
+    return end
 
 
 def _count_sent(port, result: DeviceResult) -> None:
@@ -243,8 +276,20 @@ def _write(esp, images: Sequence[Image], cache: _Cache, options: FlashOptions, r
     return esp
 
 
+def _read_flash_id(esp, cache: _Cache, result: DeviceResult) -> None:
+    """Ask the chip for its flash id (esptool keeps it for the size check and the attach); a record that
+    disagrees is replaced, with one warning."""
+    try:
+        flash_id = esp.flash_id(cache=False)
+    except Exception:  # noqa: BLE001 - secure download mode has no SPI commands: esptool's size check says so
+        return
+    warning = cache.record_flash_id(flash_id)
+    if warning:
+        result.warnings.append(warning)
+
+
 def _on_device(port: str, board, options: FlashOptions, result: DeviceResult, work: Callable,
-               progress=None, on_line: OnLine | None = None, images: bool = True) -> DeviceResult:
+               progress=None, on_line: OnLine | None = None, images: bool = True, needed: int = 0) -> DeviceResult:
     """Connect and check one device, then `work(esp, cache)` (returns the loader to reset); errors land in
     the result."""
     start = time.perf_counter()
@@ -255,10 +300,9 @@ def _on_device(port: str, board, options: FlashOptions, result: DeviceResult, wo
             result.chip = chip_key(esp.CHIP_NAME)
             result.mac = ":".join(f"{b:02x}" for b in esp.read_mac())
             cache = _Cache(options.cache_dir or default_cache_dir(), result.mac)
-            cache.seed_flash_id(esp)
-            _check_device(esp, board, result, options.force, images)
+            _read_flash_id(esp, cache, result)
+            _check_device(esp, board, result, options.force, images, needed)
             esp = work(esp, cache)
-            cache.save_flash_id(esp)
             _reset(esp, options.after)
         result.ok = True
     except (RtflashError, OSError) as exc:
@@ -278,7 +322,8 @@ def flash_device(port: str, board, images: Sequence[Image], options: FlashOption
     result = DeviceResult(port=port)
     progress = (lambda what, done, total: on_progress(port, what, done, total)) if on_progress else None
     return _on_device(port, board, options, result,
-                      lambda esp, cache: _write(esp, images, cache, options, result), progress, on_line)
+                      lambda esp, cache: _write(esp, images, cache, options, result), progress, on_line,
+                      needed=extent(images))
 
 
 def _describe(port: str, exc: Exception) -> str:

@@ -111,3 +111,96 @@ def read_csv(path: Path) -> Layout:
         return parse_csv(Path(path).read_text(encoding="utf-8"), str(path))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read partition table: {exc.strerror}; run `rtflash render`") from None
+
+
+# -- the binary table (what is written at 0x8000), read as ESP-IDF's bootloader reads it ----------
+# Format: components/partition_table/gen_esp32part.py and bootloader_support/src/flash_partitions.c:
+# 32-byte rows `<2sBBLL16sL` with magic 0x50AA, then one MD5 row (0xEBEB, 14 x 0xFF, MD5 of the rows
+# before it), then an all-0xFF row; at most 0xC00 bytes (the rest of the 4 KB sector is for a signature).
+ROW = 32
+MAX_TABLE = 0xC00
+ENTRY_MAGIC = b"\xaa\x50"
+MD5_MAGIC = b"\xeb\xeb"
+_TYPES = {0x00: "app", 0x01: "data", 0x02: "bootloader", 0x03: "partition_table"}
+_SUBTYPES = {
+    "app": {0x00: "factory", 0x20: "test", **{0x10 + n: f"ota_{n}" for n in range(16)}},
+    "data": {0x00: "ota", 0x01: "phy", 0x02: "nvs", 0x03: "coredump", 0x04: "nvs_keys", 0x05: "efuse",
+             0x06: "undefined", 0x80: "esphttpd", 0x81: "fat", 0x82: "spiffs", 0x83: "littlefs", 0x90: "tee_ota"},
+}
+
+
+class TableError(ConfigError):
+    """A binary partition table the bootloader would reject (the message says what, not where)."""
+
+
+def parse_binary(data: bytes, table_offset: int = TABLE_OFFSET) -> Layout:
+    """Read a binary partition table, refusing what ESP-IDF's bootloader refuses (bad magic, a wrong or
+    second MD5 row, no end marker, an empty table), and a table without its MD5 row (ESP-IDF writes one
+    unless CONFIG_PARTITION_TABLE_MD5 is off; rtflash never turns it off)."""
+    import hashlib
+    import struct
+
+    if len(data) > 0x1000:
+        raise TableError(f"is {len(data):#x} bytes, more than its 4 KB sector at {table_offset:#x}")
+    parts: list[Partition] = []
+    md5_seen = False
+    for index, start in enumerate(range(0, len(data), ROW)):
+        row = data[start:start + ROW]
+        if len(row) < ROW or start >= MAX_TABLE:
+            break
+        if row == b"\xff" * ROW:
+            if not parts:
+                raise TableError("is empty (its first row is blank)")
+            if not md5_seen:
+                raise TableError("has no MD5 row (0xEBEB) after its entries")
+            return _checked(Layout(tuple(parts), table_offset))
+        magic = row[:2]
+        if magic == MD5_MAGIC:
+            if md5_seen:
+                raise TableError(f"row {index} is a second MD5 row (only one is allowed)")
+            if row[16:] != hashlib.md5(data[:start]).digest():
+                raise TableError(f"MD5 row {index} does not match the {index} entries before it (corrupted)")
+            md5_seen = True
+            continue
+        if magic != ENTRY_MAGIC or md5_seen:
+            what = "an entry after the MD5 row" if magic == ENTRY_MAGIC else f"magic {int.from_bytes(magic, 'little'):#06x}"
+            raise TableError(f"row {index} has {what}, not a partition entry (magic 0x50AA)")
+        _, ptype, subtype, offset, size, name, flags = struct.unpack("<2sBBLL16sL", row)
+        kind = _TYPES.get(ptype, f"{ptype:#04x}")
+        sub = _SUBTYPES.get(kind, {}).get(subtype, f"{subtype:#04x}")
+        label = name.split(b"\x00", 1)[0].decode("ascii", "replace")
+        parts.append(Partition(label, kind, sub, offset, size, "encrypted" if flags & 1 else ""))
+    raise TableError("has no end-of-table marker (an all-0xFF row) in its first 0xC00 bytes")
+
+
+def _checked(layout: Layout) -> Layout:
+    """gen_esp32part.py's checks of a whole table: aligned offsets, app sizes in 4 KB steps, nothing
+    below the table's sector, no overlaps, at least one app partition."""
+    last: Partition | None = None
+    floor = layout.table_offset + 0x1000
+    for p in sorted(layout.partitions, key=lambda p: p.offset):
+        align = APP_ALIGN if p.type == "app" else 0x1000
+        if p.offset % align:
+            raise TableError(f"partition '{p.name}' at {p.offset:#x} is not aligned to {align:#x}")
+        if p.type == "app" and p.size % 0x1000:
+            raise TableError(f"app partition '{p.name}' size {p.size:#x} is not a multiple of 0x1000")
+        if p.size == 0:
+            raise TableError(f"partition '{p.name}' has size 0")
+        if p.offset < floor and p.type not in ("bootloader", "partition_table"):
+            raise TableError(f"partition '{p.name}' at {p.offset:#x} is below {floor:#x} (the table's own sector)")
+        if last is not None and p.offset < last.end:
+            raise TableError(f"partition '{p.name}' at {p.offset:#x} overlaps '{last.name}' "
+                             f"({last.offset:#x}-{last.end - 1:#x})")
+        last = p
+    if not any(p.type == "app" for p in layout.partitions):
+        raise TableError("has no app partition")
+    return layout
+
+
+def check_inside(layout: Layout, flash_bytes: int) -> str | None:
+    """The partition that ends past a flash of `flash_bytes` (the bootloader refuses the table), if any."""
+    for p in layout.partitions:
+        if p.end > flash_bytes:
+            return (f"partition '{p.name}' ends at {p.end:#x}, past the end of a {flash_bytes // (1024 * 1024)} MB "
+                    f"flash ({flash_bytes:#x})")
+    return None

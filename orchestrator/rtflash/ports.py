@@ -142,14 +142,60 @@ def port_error(url: str, exc: BaseException) -> PortError:
     return PortError(f"cannot open serial port {url}: {text.splitlines()[0] if text else type(exc).__name__}")
 
 
-def open_serial(url: str, baud: int, timeout: float = 0.05, **kw):
-    """Open `url` (a path or any pyserial URL) exclusively; errors become one PortError line."""
+def check_spec(url: str) -> None:
+    """What pyserial would misreport: a network URL without a numeric port (it blames its logging
+    options), a regular file given as the port (it says "Inappropriate ioctl")."""
+    import os
+    import stat
+    from urllib.parse import urlsplit
+
+    if url.startswith(("socket://", "rfc2217://")):
+        scheme = url.split("://", 1)[0]
+        try:
+            port = urlsplit(url).port
+        except ValueError:
+            port = None
+        if not urlsplit(url).hostname or port is None or not 0 < port < 65536:
+            raise PortError(f"{url}: not {scheme}://HOST:PORT with a port number 1-65535; e.g. "
+                            f"{scheme}://127.0.0.1:3333")
+        return
+    if is_url(url):
+        return
+    try:
+        mode = os.stat(url).st_mode
+    except OSError:
+        return  # missing: open() says "not found", with the fix
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a regular file"
+        raise PortError(f"{url} is {kind}, not a serial port: give the device (e.g. /dev/ttyACM0; "
+                        "`rtflash ports` lists them) or a URL such as socket://HOST:PORT")
+
+
+_FLUSHES = ("reset_input_buffer", "_reset_input_buffer")  # what pyserial's open() calls (socket://, a tty)
+
+
+def open_serial(url: str, baud: int, timeout: float = 0.05, keep_input: bool = False, **kw):
+    """Open `url` (a path or any pyserial URL) exclusively; errors become one PortError line.
+
+    `keep_input`: keep what arrived while the port opened. pyserial's open() discards it, so a device
+    that talks the moment it is opened (reset by the open's DTR/RTS, a socket:// peer that greets)
+    would lose its first line to the monitor."""
     import serial
 
+    check_spec(url)
     kw.setdefault("exclusive", None if is_url(url) else True)
     if kw["exclusive"] is None:
         del kw["exclusive"]
     try:
-        return serial.serial_for_url(url, baudrate=baud, timeout=timeout, **kw)
+        ser = serial.serial_for_url(url, baudrate=baud, timeout=timeout, do_not_open=True, **kw)
+        if keep_input:
+            for name in _FLUSHES:
+                setattr(ser, name, lambda: None)  # shadows the method for this open() only
+        try:
+            ser.open()
+        finally:
+            for name in _FLUSHES:
+                ser.__dict__.pop(name, None)
+        return ser
     except (OSError, serial.SerialException, ValueError) as exc:
         raise port_error(url, exc) from None

@@ -51,6 +51,9 @@ def choose(name: str, board: Board) -> Backend:
     if name != "auto":
         if name not in available:
             raise ConfigError(f"unknown backend '{name}'; use idf, pio or auto")
+        why = available[name].unavailable(board)
+        if why:
+            raise ToolNotFound(why)
         return available[name]
     reasons = []
     for candidate in ("idf", "pio"):
@@ -75,9 +78,10 @@ def clean(build_dir: Path) -> None:
 
 def build_board(board: Board, settings: Settings, project_dir: Path, backend: str = "auto",
                 on_line: OnLine | None = None, clean_first: bool = False, deps_dir: Path | None = None,
-                action: str = "build") -> Artifacts | None:
+                action: str = "build", on_start: Callable[[str], None] | None = None) -> Artifacts | None:
     """Render, then build `board` with the chosen backend; returns what was produced (None for
-    action "reconfigure", which only configures)."""
+    action "reconfigure", which only configures). `on_start` gets one line saying what is built
+    from which firmware tree, once the backend is chosen and usable."""
     from rtflash.render import ensure_rendered
 
     project_dir = Path(project_dir)
@@ -94,6 +98,12 @@ def build_board(board: Board, settings: Settings, project_dir: Path, backend: st
             raise ConfigError(f"--deps-dir {deps_dir} is not a directory; fetch into it with "
                               f"`rtflash deps --fetch --cache {deps_dir}`")
         extra["deps_dir"] = deps_dir
+    if on_start is not None:
+        from rtflash.resources import firmware_source
+
+        tree, why = firmware_source()
+        tool = {"idf": "ESP-IDF", "pio": "PlatformIO"}.get(chosen.name, chosen.name)
+        on_start(f"building {board.name} with {tool} from {tree} ({why})")
     return chosen.build(board, project_dir, rendered.out_dir, on_line or (lambda line: None), **extra)
 
 

@@ -35,8 +35,32 @@ def idf_py_argv() -> list[str]:
     idf_path = os.environ.get("IDF_PATH")
     if idf_path and (Path(idf_path) / "tools" / "idf.py").is_file():
         return [sys.executable, str(Path(idf_path) / "tools" / "idf.py")]
+    if idf_path:
+        raise ToolNotFound(f"IDF_PATH={idf_path} is not an ESP-IDF tree (no tools/idf.py there): point IDF_PATH "
+                           "at your esp-idf checkout and run `. $IDF_PATH/export.sh`, or unset it and use "
+                           "--backend pio")
     raise ToolNotFound("idf.py not found: install ESP-IDF v5.4+ and run `. $IDF_PATH/export.sh`, "
                        "or use --backend pio")
+
+
+XTENSA_TARGETS = ("esp32", "esp32s2", "esp32s3")
+
+
+def compiler_for(target: str) -> str | None:
+    """The cross compiler ESP-IDF's export.sh puts on PATH for a target (None for linux: the host's)."""
+    if target == "linux":
+        return None
+    return f"xtensa-{target}-elf-gcc" if target in XTENSA_TARGETS else "riscv32-esp-elf-gcc"
+
+
+def toolchain_missing(target: str, path: str | None = None) -> str | None:
+    """Why ESP-IDF cannot build `target` here for want of its compiler (one line with the fix), else None."""
+    gcc = compiler_for(target)
+    if gcc is None or shutil.which(gcc, path=path):
+        return None
+    return (f"ESP-IDF is active but its {target} toolchain is not: {gcc} is not on PATH; run "
+            f"`$IDF_PATH/install.sh {target}` (or `python $IDF_PATH/tools/idf_tools.py install`) and then "
+            "`. $IDF_PATH/export.sh`, or use --backend pio, which installs its own toolchain")
 
 
 def idf_version() -> tuple[int, int, int] | None:
@@ -82,7 +106,7 @@ class IdfBackend:
         version = idf_version()
         if version is not None and version[:2] < MIN_VERSION:
             return f"ESP-IDF v{'.'.join(map(str, version))} is too old: firmware-src needs v5.4 or newer"
-        return None
+        return toolchain_missing(board.idf_target)
 
     def argv(self, board: Board, project_dir: Path, config_dir: Path, deps_dir: Path | None = None,
              action: str = "build") -> list[str]:

@@ -166,25 +166,56 @@ def cli(ctx: click.Context, verbose: bool, boards_dir: Path | None, project_dir:
 
     Shell completion: eval "$(_RTFLASH_COMPLETE=bash_source rtflash)" (zsh_source, fish_source).
     """
+    from rtflash.resources import use_project
+
     _state["verbose"] = verbose
+    if not project_dir.is_dir():
+        from rtflash.errors import ConfigError
+
+        what = "is not a directory" if project_dir.exists() else "does not exist"
+        raise ConfigError(f"-C {project_dir}: {what}; give the project folder (where rtflash.toml and build/ "
+                          "live), or create it first")
     ctx.obj = App(project_dir=project_dir.resolve(), boards_dir=boards_dir, verbose=verbose)
+    use_project(ctx.obj.project_dir)
+
+
+GROUP_OPTIONS = {"--boards-dir": "--boards-dir DIR", "-C": "-C DIR", "--project": "--project DIR",
+                 "-v": "-v", "--verbose": "--verbose"}
+
+
+def _on_sigterm(signum, frame) -> None:
+    from rtflash.errors import Terminated
+
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the group and turn every error into one line and an exit code."""
-    from rtflash.errors import RtflashError
+    import signal
 
+    from rtflash.errors import RtflashError, Terminated
+
+    if threading_main():
+        signal.signal(signal.SIGTERM, _on_sigterm)  # like Ctrl-C: cleanups run, then one line, exit 143
     try:
         rv = cli.main(args=argv, prog_name="rtflash", standalone_mode=False)
     except RtflashError as exc:
         _report(exc)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, Terminated):  # click turns a KeyboardInterrupt into Abort
+            _stderr("error: terminated (SIGTERM)")
+            sys.exit(Terminated.exit_code)
         _stderr("aborted")
         sys.exit(130)
+    except click.NoSuchOption as exc:
+        _no_such_option(exc)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Terminated:
+        _stderr("error: terminated (SIGTERM)")
+        sys.exit(Terminated.exit_code)
     except KeyboardInterrupt:
         _stderr("interrupted")
         sys.exit(130)
@@ -194,6 +225,26 @@ def main(argv: list[str] | None = None) -> None:
         _report(exc, internal=True)
         sys.exit(70)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _no_such_option(exc: click.NoSuchOption) -> None:
+    """An option of rtflash itself given after the command: say where it goes (click suggests a
+    look-alike option of the command instead, e.g. --board for --boards-dir)."""
+    if exc.option_name in GROUP_OPTIONS and exc.ctx is not None and exc.ctx.parent is not None:
+        command = exc.ctx.info_name
+        usage = click.UsageError(f"{exc.option_name} is an option of rtflash itself, not of its {command} command: "
+                                 f"put it before the command (rtflash {GROUP_OPTIONS[exc.option_name]} "
+                                 f"{command} ...)", ctx=exc.ctx)
+        usage.show()
+        sys.exit(usage.exit_code)
+    exc.show()
+    sys.exit(exc.exit_code)
 
 
 def _report(exc: BaseException, internal: bool = False) -> None:

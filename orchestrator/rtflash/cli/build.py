@@ -31,8 +31,20 @@ def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = F
             elif app.verbose:
                 progress.console.print(line, markup=False, highlight=False)
 
+        def on_start(line: str) -> None:
+            if not quiet:
+                progress.console.print(line, markup=False, highlight=False)
+
         return build_board(board, app.settings, app.project_dir, backend or app.settings.backend, on_line, clean,
-                           deps_dir=deps_dir)
+                           deps_dir=deps_dir, on_start=on_start)
+
+
+def deps_dir_option(f):
+    """--deps-dir, shared by build, run and ci (one meaning, one help text)."""
+    return click.option("--deps-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
+                        help="Build from local copies of the firmware's pinned dependencies (DIR/<name>, "
+                             "DIR/components/<ns>__<name>, e.g. the `rtflash deps` cache): no network needed. "
+                             "Default: $RTFLASH_DEPS_DIR, else the deps cache.")(f)
 
 
 @click.command()
@@ -41,9 +53,7 @@ def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = F
               help="Build tool (default: rtflash.toml, else auto: ESP-IDF when usable, else PlatformIO).")
 @click.option("--clean", is_flag=True, help="Remove the previous build output first (keeps config/ and log/).")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts as JSON on stdout.")
-@click.option("--deps-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
-              help="Build from local copies of the firmware's pinned dependencies (DIR/<name>, e.g. the "
-                   "`rtflash deps` cache): no network needed.")
+@deps_dir_option
 @pass_app
 @json_errors
 def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:

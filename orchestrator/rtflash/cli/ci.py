@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rtflash.cli import App, json_errors, pass_app
+from rtflash.cli.build import deps_dir_option
 
 
 @click.command()
@@ -18,8 +19,9 @@ from rtflash.cli import App, json_errors, pass_app
 @click.option("--matrix", "as_matrix", is_flag=True, help="Print the GitHub Actions matrix JSON and stop.")
 @click.option("--backend", type=click.Choice(["auto", "idf", "pio"]), default=None,
               help="Build backend (default: rtflash.toml, else auto).")
+@deps_dir_option
 @pass_app
-def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None) -> None:
+def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, deps_dir: Path | None) -> None:
     """Build boards secret-free into dist/ (CI); --matrix prints the job matrix."""
     from rtflash import ci as ci_core
     from rtflash import console
@@ -36,7 +38,7 @@ def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None) -> 
 
     def build(board):
         console.info(f"building {board.name} ({board.idf_target}) ...")
-        return build_board(board, app.settings, app.project_dir, backend=chosen)
+        return build_board(board, app.settings, app.project_dir, backend=chosen, deps_dir=deps_dir)
 
     def shown(result) -> None:
         if result.ok:
@@ -63,7 +65,8 @@ def doctor(app: App, as_json: bool) -> None:
 
     good, broken = app.catalog.load_all()  # a broken board file is a finding, not the end of the report
     chips = {b.chip for b in good}
-    checks = run_checks(chips, extra=_project_checks(app))
+    by_chip = {chip: sorted(b.name for b in good if b.chip == chip) for chip in chips}
+    checks = run_checks(chips, extra=_project_checks(app), boards=by_chip)
     checks += [Check("board file", FAIL, str(e), "fix the file (see `rtflash boards`)") for e in broken]
     if as_json:
         console.emit_json([c.to_dict() for c in checks])

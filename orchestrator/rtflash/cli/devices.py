@@ -47,7 +47,7 @@ def report(app: App, results, as_json: bool) -> None:
             sys.stdout.write(redact(json.dumps(r.to_dict())) + "\n")
             continue
         for w in r.warnings:
-            console.warn(f"{r.port}: {w} (--force)")
+            console.warn(f"{r.port}: {w}")
         if r.ok:
             console.console().print(f"[green]ok[/]   {r.port}: ", end="", highlight=False)
             console.info(str(r))

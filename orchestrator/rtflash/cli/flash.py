@@ -26,20 +26,37 @@ def port_options(f):
                              "'auto' picks the only board found (default: rtflash.toml, else auto).")(f)
 
 
+PROGRESS_EVERY = 1.0  # seconds between progress lines per device when stderr is not a terminal
+
+
 def run_flash(app: App, board, port_list: list[str], images, options, quiet: bool = False):
-    """Flash with one rich progress row per device; returns the DeviceResults."""
+    """Flash with one rich progress row per device on a terminal; elsewhere (a pipe, a CI log) one
+    progress line per device at most every PROGRESS_EVERY seconds, so a long write is never silent.
+    Returns the DeviceResults."""
+    import time
+
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
     from rtflash import console, flash
 
+    live = console.console().is_terminal
     progress = Progress(TextColumn("[bold]{task.fields[port]}[/]"), BarColumn(), DownloadColumn(),
                         TimeElapsedColumn(), TextColumn("{task.description}"), console=console.console(),
-                        transient=True, disable=quiet)
+                        transient=True, disable=quiet or not live)
+    said: dict[str, float] = {}
     with progress:
         tasks = {p: progress.add_task("connecting", total=None, port=p) for p in port_list}
 
         def on_progress(port: str, what: str, done: int, total: int) -> None:
-            progress.update(tasks[port], completed=done, total=total, description=what[-40:])
+            if live:
+                progress.update(tasks[port], completed=done, total=total, description=what[-40:])
+                return
+            now = time.monotonic()
+            if quiet or not total or now - said.get(port, -PROGRESS_EVERY) < PROGRESS_EVERY:
+                return
+            said[port] = now
+            console.info(f"{port}: {(what or 'writing').rstrip(' .:').lower()} {done * 100 // total}% "
+                         f"({done} of {total})")
 
         def on_line(port: str, line: str) -> None:
             if app.verbose and line:
@@ -47,34 +64,43 @@ def run_flash(app: App, board, port_list: list[str], images, options, quiet: boo
 
         try:
             return flash.flash_many(port_list, board, images, options, on_progress, on_line)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
+            from rtflash.errors import Terminated
             from rtflash.esptool_log import Cancelled
 
-            raise Cancelled("interrupted: the device stays in its bootloader; run the same command again "
-                            "to finish (it writes only what is still missing, and verifies)") from None
+            what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+            cancelled = Cancelled(f"{what}: the device stays in its bootloader; run the same command again "
+                                  "to finish (it writes only what is still missing, and verifies)")
+            cancelled.exit_code = getattr(stop, "exit_code", Cancelled.exit_code)
+            raise cancelled from None
 
 
 def load_images(app: App, board, force: bool, with_credentials: bool, cred_options: dict | None = None):
-    """The last build's images (checked against the partition table) plus the credentials."""
+    """The last build's images plus the credentials, each checked for what it claims to be
+    (rtflash.images: never written when broken, --force or not) and checked to fit its partition
+    (--force only warns)."""
     from rtflash import console, flash
     from rtflash.artifacts import check_fits, last_build
     from rtflash.errors import ConfigError
+    from rtflash.images import check_build
 
     build_dir = app.build_dir(board.name)
     artifacts = last_build(board, build_dir)
-    try:
-        check_fits(artifacts, build_dir / "config" / "partitions.csv")
-    except ConfigError as exc:
-        if not force:
-            raise ConfigError(f"{exc} (or --force to write anyway)") from None
-        console.warn(str(exc))
     nvs = None
     if with_credentials:
         from rtflash.cli.nvs_image import nvs_image
 
         data, part = nvs_image(app, board, cred_options or {})
         nvs = (part.offset, data)
-    return flash.images_for(artifacts, nvs)
+    images = flash.images_for(artifacts, nvs)
+    checked = check_build(images, board.chip, board.name, {r.offset: r.path for r in artifacts.regions})
+    try:
+        check_fits(artifacts, build_dir / "config" / "partitions.csv", checked.layout)
+    except ConfigError as exc:
+        if not force:
+            raise ConfigError(f"{exc} (or --force to write anyway)") from None
+        console.warn(str(exc))
+    return images
 
 
 @click.command()

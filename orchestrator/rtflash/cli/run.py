@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from rtflash.cli import App, board_option, pass_app
+from rtflash.cli.build import deps_dir_option
 
 
 class Stages:
@@ -41,6 +42,7 @@ class Stages:
               help="Serial port or pyserial URL (several flash in parallel; the first is monitored). Default: auto.")
 @click.option("--backend", type=click.Choice(["auto", "idf", "pio"]), default=None, help="Build tool.")
 @click.option("--clean", is_flag=True, help="Remove the previous build output first.")
+@deps_dir_option
 @click.option("--baud", type=click.IntRange(9600, 5_000_000), default=None, help="Baud rate for flashing.")
 @click.option("--full", is_flag=True, help="Write every sector (no fast reflash).")
 @click.option("--no-credentials", is_flag=True, help="Do not write the Wi-Fi/API credentials partition.")
@@ -54,7 +56,7 @@ class Stages:
               help="Monitor: stop after SECONDS.")
 @click.pass_context
 @pass_app
-def run(app: App, ctx: click.Context, board_name, ports, backend, clean, baud, full, no_credentials, no_monitor,
+def run(app: App, ctx: click.Context, board_name, ports, backend, clean, deps_dir, baud, full, no_credentials, no_monitor,
         timestamps, filters, log_path, no_reconnect, timeout) -> None:
     """Render, build, flash and monitor a board in one; Ctrl-T F in the monitor rebuilds and reflashes."""
     from rtflash import console
@@ -68,7 +70,7 @@ def run(app: App, ctx: click.Context, board_name, ports, backend, clean, baud, f
         names = ["render", "build", "flash"] + ([] if no_monitor else ["monitor"])
     stages = Stages(names)
     _render(app, board, stages)
-    _build(app, board, stages, backend, clean)
+    _build(app, board, stages, backend, clean, deps_dir)
     if board.is_linux:
         from rtflash.cli.build import exec_
 
@@ -93,12 +95,12 @@ def _render(app: App, board, stages: Stages) -> None:
     stages.done(f"{len(result.written)} file(s) changed" if result.written else "up to date")
 
 
-def _build(app: App, board, stages: Stages, backend, clean) -> None:
+def _build(app: App, board, stages: Stages, backend, clean, deps_dir=None) -> None:
     from rtflash.artifacts import check_fits
     from rtflash.cli.build import run_build
 
     stages.begin("build", board.name)
-    artifacts = run_build(app, board, backend, clean)
+    artifacts = run_build(app, board, backend, clean, deps_dir=deps_dir)
     if not board.is_linux:
         check_fits(artifacts, app.build_dir(board.name) / "config" / "partitions.csv")
     size = sum(r.path.stat().st_size for r in artifacts.regions)

@@ -4,8 +4,8 @@ Why a thread and a queue: rendering (or an addr2line run) must never stall readi
 small serial buffer overflows and bytes are lost. The thread does nothing but read whatever is
 waiting and stamp it with the host time. When the port vanishes (a USB-Serial-JTAG board drops off
 the bus on every reset) it looks for the same device by VID/PID/serial, possibly under a new path,
-and reopens it; everything read after the reopen is queued. ("After": pyserial's open() flushes
-the input, a tty's and a socket's alike, so the reopen is the moment `open_serial` returns.)
+and reopens it; everything that arrived from the moment the port opened is queued (pyserial's
+open() would flush it, a tty's and a socket's alike: `open_serial(keep_input=True)` keeps it).
 
 Events put on the queue: ("data", bytes, time), ("gone", reason), ("back", path), ("end", reason).
 """
@@ -40,7 +40,7 @@ class SerialReader:
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
-        self.ser = ports.open_serial(self.path, self.baud)
+        self.ser = ports.open_serial(self.path, self.baud, keep_input=True)
         self._socket = self.path.startswith("socket://")
 
     def start(self) -> None:
@@ -110,7 +110,7 @@ class SerialReader:
             if path:
                 try:
                     with self._lock:
-                        self.ser = ports.open_serial(path, self.baud)
+                        self.ser = ports.open_serial(path, self.baud, keep_input=True)
                     self.path, self._socket = path, path.startswith("socket://")
                     self.events.put(("back", path, why))
                     return True

@@ -274,6 +274,10 @@ def _signals_exit():
         return
 
     def leave(signum, _frame):
+        if signum == signal.SIGTERM:
+            from rtflash.errors import Terminated
+
+            raise Terminated()  # the CLI says so in one line, exit 143
         raise SystemExit(128 + signum)
 
     saved = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}

@@ -36,6 +36,7 @@ class View:
         self._second, self._second_text = -1, ""
         self.lines_shown = 0
         self._log_open = False
+        self._out_open = False  # plain mode: the last line written is partial (its newline still to come)
 
     def show(self, lines: list[LogLine]) -> None:
         """Write the visible lines of a batch, in one write."""
@@ -45,9 +46,13 @@ class View:
             self.out.write("".join(json.dumps({"type": "line", **ln.to_dict()}) + "\n" for ln in lines))
         elif self.mode == "terminal":
             self.out.write(self._unstatus() + "".join(self._styled(ln) for ln in lines) + self._status_row())
-        else:
-            stamp = self.timestamps
-            self.out.write("".join((self._stamp(ln.host_time) + " " if stamp else "") + ln.text + "\n" for ln in lines))
+        else:  # a pipe cannot take a line back: a partial one stays open until its rest arrives
+            parts = []
+            for ln in lines:
+                head = self._stamp(ln.host_time) + " " if self.timestamps and not self._out_open else ""
+                self._out_open = ln.partial and ln.kind == "log"
+                parts.append(head + ln.text + ("" if self._out_open else "\n"))
+            self.out.write("".join(parts))
         self.lines_shown += len(lines)
         self.out.flush()
 
@@ -78,6 +83,10 @@ class View:
             self.out.write(f"{self._unstatus()}{pre}--- {text}{post}\n{self._status_row()}")
             self.out.flush()
         else:
+            if self._out_open:  # something happened (a reconnect, a reset): the open line ends here
+                self.out.write("\n")
+                self._out_open = False
+                self.out.flush()
             self.err.write(f"--- {text}\n")
             self.err.flush()
 
@@ -114,6 +123,10 @@ class View:
         if self.log is not None and self._log_open:
             self.log.write("\n")
             self._log_open = False
+        if self._out_open:
+            self.out.write("\n")
+            self._out_open = False
+            self.out.flush()
         if self.mode == "terminal" and self._status_shown:
             self.out.write(self._unstatus() + f"--- status: {self._status}\n")
             self.out.flush()
