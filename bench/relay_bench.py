@@ -312,7 +312,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def enroll_many(store_path: Path, count: int) -> list[str]:
-    from rtflash.relay.store import open_store
+    from rtflash.relay.sqlstore import open_store
 
     store = open_store(store_path)
     return [store.enroll(f"dev-{i:02d}", "sonatino") for i in range(count)]

@@ -141,11 +141,11 @@ def test_relay_token_encrypted_too_and_verbose_output_shows_no_key(invoke, proje
                                                                    monkeypatch, tmp_path):
     """Relay mode: the device token is a secret like the password; espefuse's own lines (--verbose)
     show the key as ?? and never its bytes."""
-    from rtflash.relay.store import Store
+    from rtflash.relay.sqlstore import open_store
 
     monkeypatch.setenv("RTFLASH_RELAY_STORE", str(project / "cfg" / "relay-devices.json"))
     monkeypatch.delenv("RTFLASH_OPENAI_API_KEY")
-    token = Store(project / "elsewhere.json").enroll("kitchen")
+    token = open_store(project / "elsewhere.db").enroll("kitchen")
     monkeypatch.setenv("RTFLASH_RELAY_TOKEN", token)
     emu = emulators()
     result = invoke("--verbose", "provision", "--board", "sonatino", "--port", emu.url, "--encrypt", "--yes",

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from bench.relay_bench import RelayProcess
-from rtflash.relay.store import open_store, store_location, token_hash
+from rtflash.relay.sqlstore import open_store
+from rtflash.relay.store import store_location, token_hash
 from testkit import realtime_standin as rs
 
 KEY = "sk-" + "cli-relay-KEY-canary-0123456789"

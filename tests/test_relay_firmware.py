@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from bench.relay_bench import RelayProcess
-from rtflash.relay.store import open_store as Store
+from rtflash.relay.sqlstore import open_store as Store
 from testkit import realtime_standin as rs
 
 KEY = "sk-" + "relay-fw-canary-" + "Zq8" * 8

@@ -69,7 +69,7 @@ class RelaySetup:
     def commit(self) -> None:
         """Enroll the minted token (replacing the device's old one) once the image is built."""
         if self.minted:
-            from rtflash.relay.store import open_store
+            from rtflash.relay.sqlstore import open_store
 
             open_store().enroll(self.device, self.board, replace_existing=True, token=self.token)
 
@@ -78,7 +78,8 @@ def relay_setup(board, url: str | None, device: str | None, ca_file: Path | None
     """Check --relay/--device/--relay-ca and pick the token (RTFLASH_RELAY_TOKEN, else a fresh one)."""
     from rtflash import redact
     from rtflash.errors import ConfigError
-    from rtflash.relay.store import check_name, check_token, new_token, open_store
+    from rtflash.relay.sqlstore import open_store
+    from rtflash.relay.store import check_name, check_token, new_token
 
     if not (url and device):
         raise click.UsageError("--relay URL and --device NAME go together (--relay-ca FILE with them, for a relay "

@@ -46,8 +46,8 @@ def store_option(fn):
 
 
 def _open_store(app: App | None, store_at: str | None, check_legacy: bool = True):
-    """The store the options, environment and rtflash.toml name (store.open_store)."""
-    from rtflash.relay.store import open_store
+    """The store the options, environment and rtflash.toml name (sqlstore.open_store)."""
+    from rtflash.relay.sqlstore import open_store
 
     configured = ""
     if app is not None and not store_at:

@@ -40,6 +40,8 @@ from rtflash.relay.store import (
     CallRecord,
     Device,
     Store,
+    is_postgres,
+    store_location,
     call_cutoff,
     check_name,
     check_token,
@@ -490,3 +492,18 @@ class PostgresStore(SqlStore):
                           "clock_timestamp())", (device,))
         return int(rows[0][0])
 
+
+def open_store(where: str | Path | None = None, configured: str = "", env: Mapping[str, str] | None = None,
+               check_legacy: bool = True) -> Store:
+    """The store at `where` (see store_location); SQLite unless a PostgreSQL URL. With `check_legacy`,
+    a SQLite file beside an old JSON store not imported yet is refused with the command that imports it."""
+    location = store_location(where, configured, env)
+    if is_postgres(location):
+        return PostgresStore(location)
+    store = SqliteStore(Path(location))
+    if check_legacy:
+        legacy = Path(location).with_suffix(".json")
+        if legacy.is_file() and store.imported(str(legacy)) is None:
+            raise ConfigError(f"{legacy}: the relay's devices are still in the old JSON store; import them once "
+                              f"with `rtflash relay migrate --from {legacy}` (into {location})")
+    return store

@@ -236,24 +236,6 @@ class Store(abc.ABC):
         """Close this thread's connection (the others close with their threads)."""
 
 
-def open_store(where: str | Path | None = None, configured: str = "", env: Mapping[str, str] | None = None,
-               check_legacy: bool = True) -> Store:
-    """The store at `where` (see store_location); SQLite unless a PostgreSQL URL. With `check_legacy`,
-    a SQLite file beside an old JSON store not imported yet is refused with the command that imports it."""
-    from rtflash.relay import sqlstore
-
-    location = store_location(where, configured, env)
-    if is_postgres(location):
-        return sqlstore.PostgresStore(location)
-    store = sqlstore.SqliteStore(Path(location))
-    if check_legacy:
-        legacy = Path(location).with_suffix(".json")
-        if legacy.is_file() and store.imported(str(legacy)) is None:
-            raise ConfigError(f"{legacy}: the relay's devices are still in the old JSON store; import them once "
-                              f"with `rtflash relay migrate --from {legacy}` (into {location})")
-    return store
-
-
 def read_json_store(path: Path) -> tuple[list[Device], list[CallRecord]]:
     """The old JSON store (version 1) and its `<stem>.calls.json`: what `relay migrate` imports."""
     path = Path(path)
