@@ -257,19 +257,27 @@ def test_installed_script_flash_never_leaks_the_canary(rtflash_exe, built, proje
     assert cached and all(PASSWORD.encode() not in open(p, "rb").read() for p in cached)
 
 
-def test_ctrl_c_mid_write_is_one_line_and_a_rerun_finishes(rtflash_exe, built, project, emulators):
-    import signal
+def _signal_mid_write(rtflash_exe, project, emu, sig):
+    """Start the installed `rtflash flash` on a slow emulated wire, send `sig` after 5 blocks; returns
+    (the process, its stderr, its argv, its env) so a test can check the one line and run it again."""
     import time
 
-    emu = emulators(baud=115200)  # a wire as slow as a real one, so there is time to interrupt
     env = {**os.environ, "COLUMNS": "200"}
     argv = [rtflash_exe, "flash", "--board", "sonatino", "--port", emu.url, "--no-credentials"]
     proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while emu.chip.blocks < 5 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    return proc, err, argv, env
+
+
+def test_ctrl_c_mid_write_is_one_line_and_a_rerun_finishes(rtflash_exe, built, project, emulators):
+    import signal
+
+    emu = emulators(baud=115200)  # a wire as slow as a real one, so there is time to interrupt
+    proc, err, argv, env = _signal_mid_write(rtflash_exe, project, emu, signal.SIGINT)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == ("error: interrupted: the device stays in its bootloader; run the same "
@@ -351,17 +359,9 @@ def test_reflash_after_ctrl_c_that_cannot_reach_the_device_says_so_within_10_s(r
 def test_sigterm_mid_write_is_one_line_and_exit_143(rtflash_exe, built, project, emulators):
     """SIGTERM (a service manager, CI's timeout) stops the write like Ctrl-C: one line, exit 143."""
     import signal
-    import time
 
     emu = emulators(baud=115200)
-    env = {**os.environ, "COLUMNS": "200"}
-    argv = [rtflash_exe, "flash", "--board", "sonatino", "--port", emu.url, "--no-credentials"]
-    proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while emu.chip.blocks < 5 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    proc, err, _, _ = _signal_mid_write(rtflash_exe, project, emu, signal.SIGTERM)
     assert proc.returncode == 143, err
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert errors == [("error: terminated (SIGTERM): the device stays in its bootloader; run the same command "
