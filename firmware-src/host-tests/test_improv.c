@@ -162,9 +162,20 @@ static void test_bad_packets_each_get_an_error_state(void)
     n = rpc(RT_IMPROV_CMD_WIFI_SETTINGS, with_nul, sizeof(with_nul), buf);
     expect_one_error(buf, n, RT_IMPROV_ERR_INVALID_RPC);
 
-    uint8_t state = 4;                                    /* a device-to-client type sent to the device */
-    n = client_packet(RT_IMPROV_TYPE_CURRENT_STATE, &state, 1, buf);
+    uint8_t state = 4;                                    /* a packet type no one defines */
+    n = client_packet(0x07, &state, 1, buf);
     expect_one_error(buf, n, RT_IMPROV_ERR_INVALID_RPC);
+}
+
+static void test_our_own_packets_echoed_back_are_ignored(void)
+{
+    uint8_t buf[600], state = RT_IMPROV_STATE_PROVISIONED, error = RT_IMPROV_ERR_NONE;
+    size_t n = rt_improv_packet(RT_IMPROV_TYPE_CURRENT_STATE, &state, 1, buf, sizeof(buf));
+    n += rt_improv_packet(RT_IMPROV_TYPE_ERROR_STATE, &error, 1, buf + n, sizeof(buf) - n);
+    const char *url[] = {"http://x/"};
+    n += rt_improv_rpc_result(RT_IMPROV_CMD_WIFI_SETTINGS, url, 1, buf + n, sizeof(buf) - n);
+    events_t e = feed_all(buf, n, 1);
+    CHECK(e.n == 0);   /* a terminal with echo on must not make the device answer itself forever */
 }
 
 static void test_other_versions_and_log_text_are_ignored(void)
@@ -524,6 +535,7 @@ int main(void)
     RUN(test_open_network_and_the_other_rpcs);
     RUN(test_bad_packets_each_get_an_error_state);
     RUN(test_other_versions_and_log_text_are_ignored);
+    RUN(test_our_own_packets_echoed_back_are_ignored);
     RUN(test_truncated_packet_then_a_good_one_resynchronises);
     RUN(test_builders);
     RUN(test_service_provisions_and_answers);

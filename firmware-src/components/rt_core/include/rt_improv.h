@@ -68,7 +68,9 @@ typedef struct {
 typedef void (*rt_improv_on_event)(void *ctx, const rt_improv_event_t *ev);
 
 /* Stream parser: bytes in any split (one at a time, several packets at once, log noise between),
- * one event per complete packet. After a bad packet it resynchronises on the next "IMPROV" inside
+ * one event per complete packet. Packets of the device-to-client types (current state, error state,
+ * RPC result) are dropped silently: they are our own output echoed by a terminal, and answering them
+ * would loop. After a bad packet it resynchronises on the next "IMPROV" inside
  * the bytes already taken, so a truncated packet does not swallow the good one behind it. */
 typedef struct {
     uint8_t buf[RT_IMPROV_MAX_PACKET];

@@ -112,9 +112,14 @@ static void settle(rt_improv_parser_t *p, rt_improv_on_event cb, void *ctx)
             drop(p, 1);   /* resynchronise: a good packet may start inside what was taken */
             continue;
         }
+        uint8_t type = p->buf[7];
+        bool echo = type == RT_IMPROV_TYPE_CURRENT_STATE || type == RT_IMPROV_TYPE_ERROR_STATE ||
+                    type == RT_IMPROV_TYPE_RPC_RESULT;
         decode(p->buf, &ev);
         drop(p, total);
-        cb(ctx, &ev);
+        if (!echo) {   /* a device-to-client packet (a terminal echoing our own output): not for us */
+            cb(ctx, &ev);
+        }
         memset(&ev, 0, sizeof(ev));
     }
 }
