@@ -186,6 +186,10 @@ static int read_some(uint8_t *buf, size_t cap)
         return 0;
     }
     ssize_t n = read(STDIN_FILENO, buf, cap);
+    if (n < 0 && errno == EIO) {
+        vTaskDelay(pdMS_TO_TICKS(POLL_MS));   /* a pty with no one on the other side yet: wait */
+        return 0;
+    }
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
         return 0;
     }

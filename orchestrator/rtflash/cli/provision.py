@@ -66,15 +66,25 @@ def save_nvs(app: App, board, options: dict, out: Path, relay=None):
 @click.option("--device", default=None, metavar="NAME", help="Relay mode: the device's name at the relay.")
 @click.option("--relay-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help="Relay mode: the CA of a relay with a private certificate (PEM), stored on the device.")
+@click.option("--improv", is_flag=True,
+              help="Set only Wi-Fi, through Improv serial on the running firmware (no reflash, no reset).")
 @pass_app
 def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai_api_key, relay_url, device,
-              relay_ca) -> None:
+              relay_ca, improv) -> None:
     """Write Wi-Fi and API credentials (or, with --relay, a relay token) to the device's NVS partition.
 
     Relay mode: the token comes from $RTFLASH_RELAY_TOKEN (printed by `rtflash relay enroll` on the relay
     host), else the device is enrolled in this machine's relay store with a fresh token."""
     from rtflash import console
 
+    if improv:
+        if openai_api_key or relay_url or device or relay_ca or out:
+            raise click.UsageError("--improv sets Wi-Fi only; the API key or relay token go through NVS "
+                                   "(rtflash provision without --improv)")
+        from rtflash.cli.provision_improv import provision_improv
+
+        provision_improv(app, board_name, ports, wifi_ssid, wifi_password)
+        return
     board = app.board(board_name)
     relay = None
     if relay_url or device or relay_ca:
