@@ -77,11 +77,17 @@ class Reader:
 
     buf: bytearray = field(default_factory=bytearray)
     text: bytearray = field(default_factory=bytearray)
+    _after_packet: bool = False
 
     def feed(self, data: bytes) -> list[Packet]:
         self.buf += data
         found = []
         while self.buf:
+            if self._after_packet:  # the newline that ends a packet is not log text
+                self._after_packet = False
+                if self.buf[:1] == b"\n":
+                    del self.buf[:1]
+                    continue
             if not self.buf.startswith(HEADER[:len(self.buf)]):
                 cut = self.buf.find(b"\n")
                 if cut < 0:
@@ -101,8 +107,7 @@ class Reader:
             del self.buf[:total]
             if raw[6] == VERSION and sum(raw[:-1]) & 0xFF == raw[-1]:
                 found.append(Packet(raw[7], raw[9:-1]))
-            if self.buf[:1] == b"\n":
-                del self.buf[:1]
+            self._after_packet = True
         return found
 
 
