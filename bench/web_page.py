@@ -1,6 +1,6 @@
 """The install page's weight and its time from load to ready buttons in headless Chromium.
 
-    .venv/bin/python bench/web_page.py [--dist dist] [--runs 5]
+    .venv/bin/python bench/web_page.py [--dist dist] [--runs 5] [--screenshot FILE]
 
 Needs a page (`rtflash ci --web`) and Debian's chromium. Serves dist/ with rtflash's own server on
 127.0.0.1, then loads it with a fresh headless Chromium per run (testkit/chromium.py) and prints:
@@ -27,6 +27,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dist", type=Path, default=Path("dist"))
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--screenshot", type=Path, default=None, help="Save the first run's screenshot (PNG) here.")
     args = ap.parse_args()
     server = make_server(args.dist.resolve(), 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -38,6 +39,9 @@ def main() -> None:
         server.shutdown()
         server.server_close()
     first = runs[0]
+    if args.screenshot:
+        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+        args.screenshot.write_bytes(first.screenshot)
     html_js = 0
     for req in first.requests:
         if req.endswith((".html", ".js", "/")):

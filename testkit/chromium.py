@@ -66,7 +66,11 @@ Promise.all([...document.querySelectorAll('esp-web-install-button')].map(async b
 
 
 def chromium_path() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+    """$RTFLASH_CHROMIUM, else Debian's chromium (what .ci/run installs), else a Chrome on PATH."""
+    import os
+
+    return (os.environ.get("RTFLASH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+            or shutil.which("google-chrome"))
 
 
 @dataclass
@@ -106,8 +110,11 @@ class _Cdp:
 async def _drive(exe: str, url: str, profile: Path) -> PageRun:
     import aiohttp
 
+    import os
+
+    env = {**os.environ, "TMPDIR": str(profile)}  # its own temp files go with the profile
     proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     run = PageRun(url)
     try:
         port_file = profile / "DevToolsActivePort"

@@ -215,3 +215,16 @@ def test_serving_stops_cleanly_in_process(site: Path):
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_page_only_from_merged_ci_artifacts(rtflash_exe, site: Path, tarball: Path):
+    """The Pages job: each board's CI job uploads dist/<board>/; merged, there is no one index.json."""
+    (site / "index.json").unlink()
+    (site / "index.html").unlink()
+    result = run(rtflash_exe, "web", "--dist", str(site), "--page-only", "--esp-web-tools", str(tarball),
+                 cwd=site.parent)
+    assert result.returncode == 0, result.stderr
+    html = (site / "index.html").read_text()
+    assert re.findall(r'data-board="([^"]+)"', html) == ["atoms3r-echo", "esp32-s3-box-3", "freenove-s3", "linux",
+                                                          "sonatino"]
+    assert len(re.findall(r"<esp-web-install-button ", html)) == 4

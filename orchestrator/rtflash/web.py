@@ -113,11 +113,32 @@ def _sums(board_dir: Path) -> dict[str, str]:
     return sums
 
 
+def _index_from_dirs(out_dir: Path, catalog) -> dict:
+    """No index.json (artifacts of several CI jobs merged into one dist/): each <board>/SHA256SUMS is a build."""
+    found = [d.name for d in out_dir.iterdir() if d.is_dir() and (d / "SHA256SUMS").is_file()] \
+        if out_dir.is_dir() else []
+    if not found:
+        return {"boards": []}
+    order = {name: i for i, name in enumerate(catalog.names())}
+    boards = []
+    for name in sorted(found, key=lambda n: (order.get(n, len(order)), n)):
+        try:
+            chip = catalog.get(name).chip
+        except Exception:  # a board unknown to this checkout: listed with what its manifest says
+            chip = ""
+        boards.append({"board": name, "chip": chip, "ok": True})
+    return {"boards": boards}
+
+
 def page_boards(out_dir: Path, catalog) -> list[PageBoard]:
-    """The boards of dist/index.json, with what each board's manifest.json and SHA256SUMS say."""
+    """The boards of dist/index.json (else of dist/*/SHA256SUMS), with each board's manifest and sums."""
     index_path = out_dir / "index.json"
     try:
         index = json.loads(index_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        index = _index_from_dirs(out_dir, catalog)
+        if not index["boards"]:
+            raise ConfigError(f"{out_dir}: no index.json and no <board>/SHA256SUMS; run `rtflash ci` first") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{index_path}: {getattr(exc, 'strerror', None) or exc}; run `rtflash ci` first") from None
     rows = []
