@@ -58,9 +58,21 @@ def test_ctest_suite_passes(host_build: Path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "100% tests passed" in result.stdout
-    names = {"ring", "audio_frame", "backoff", "events", "sdp", "config", "http", "wav", "link", "opus"}
+    names = {"ring", "audio_frame", "backoff", "events", "sdp", "config", "http", "wav", "link", "fingerprint", "logcap",
+             "opus", "improv"}
     for name in names:
         assert f" {name} " in result.stdout, f"ctest did not run {name}"
+
+
+def test_improv_parser_fuzz_is_valgrind_clean(host_build: Path):
+    """The Improv serial parser and its fuzz test under valgrind memcheck (CMake defines the test when
+    valgrind is installed; .ci/run installs it)."""
+    if not _tool("valgrind"):
+        pytest.skip("valgrind is not installed (.ci/run installs it with apt)")
+    result = subprocess.run(["ctest", "--test-dir", str(host_build), "-R", "^improv_valgrind$", "--output-on-failure"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "improv_valgrind" in result.stdout and "100% tests passed" in result.stdout
 
 
 class _CallsEndpoint(http.server.BaseHTTPRequestHandler):

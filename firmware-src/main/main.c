@@ -10,6 +10,7 @@
 #include "sdkconfig.h"
 
 #include "app_config.h"
+#include "improv_console.h"
 #include "rt_audio.h"
 #include "rt_audio_frame.h"
 #include "rt_session.h"
@@ -118,6 +119,7 @@ void app_main(void)
         wait_for_provisioning();
     }
 #endif
+    improv_console_start();   /* Wi-Fi settings over the console, also while waiting for them */
     if (!app_config_load(&s_cfg)) {
         wait_for_provisioning();
     }

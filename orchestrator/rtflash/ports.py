@@ -174,12 +174,14 @@ def check_spec(url: str) -> None:
 _FLUSHES = ("reset_input_buffer", "_reset_input_buffer")  # what pyserial's open() calls (socket://, a tty)
 
 
-def open_serial(url: str, baud: int, timeout: float = 0.05, keep_input: bool = False, **kw):
+def open_serial(url: str, baud: int, timeout: float = 0.05, keep_input: bool = False, no_reset: bool = False,
+                **kw):
     """Open `url` (a path or any pyserial URL) exclusively; errors become one PortError line.
 
     `keep_input`: keep what arrived while the port opened. pyserial's open() discards it, so a device
     that talks the moment it is opened (reset by the open's DTR/RTS, a socket:// peer that greets)
-    would lose its first line to the monitor."""
+    would lose its first line to the monitor.
+    `no_reset`: DTR and RTS stay low through the open, so the running firmware is not reset (Improv)."""
     import serial
 
     check_spec(url)
@@ -188,6 +190,9 @@ def open_serial(url: str, baud: int, timeout: float = 0.05, keep_input: bool = F
         del kw["exclusive"]
     try:
         ser = serial.serial_for_url(url, baudrate=baud, timeout=timeout, do_not_open=True, **kw)
+        if no_reset:
+            ser.dtr = False
+            ser.rts = False
         if keep_input:
             for name in _FLUSHES:
                 setattr(ser, name, lambda: None)  # shadows the method for this open() only

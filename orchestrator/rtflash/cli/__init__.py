@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ports": ("flash", "ports", "List serial ports with USB ids and the bridge chip."),
     "monitor": ("monitor", "monitor", "Watch the device's serial log: colours, filters, decoded panics, reconnects."),
     "ci": ("ci", "ci", "Build boards secret-free into dist/ for CI; --matrix prints the job matrix."),
+    "web": ("web", "web", "Serve dist/ (the install page of `rtflash ci --web`) on 127.0.0.1 for a look."),
     "doctor": ("ci", "doctor", "Check this machine's set-up: ESP-IDF, toolchains, ports, deps, credentials."),
     "deps": ("deps", "deps", "Show, check or fetch the firmware's pinned third-party code (deps.toml)."),
     "relay": ("relay", "relay", "Serve devices without the API key on them: relay serve|enroll|devices|revoke."),

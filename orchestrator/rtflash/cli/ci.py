@@ -19,10 +19,14 @@ from rtflash.cli.build import deps_dir_option
 @click.option("--matrix", "as_matrix", is_flag=True, help="Print the GitHub Actions matrix JSON and stop.")
 @click.option("--backend", type=click.Choice(["auto", "idf", "pio"]), default=None,
               help="Build backend (default: rtflash.toml, else auto).")
+@click.option("--web", is_flag=True, help="Also write dist/index.html: an ESP Web Tools install page (rtflash web).")
+@click.option("--esp-web-tools", "web_tools", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The pinned esp-web-tools npm tarball (default: $RTFLASH_ESP_WEB_TOOLS, .cache/npm/).")
 @deps_dir_option
 @pass_app
-def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, deps_dir: Path | None) -> None:
-    """Build boards secret-free into dist/ (CI); --matrix prints the job matrix."""
+def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, web: bool,
+       web_tools: Path | None, deps_dir: Path | None) -> None:
+    """Build boards secret-free into dist/ (CI); --matrix prints the job matrix; --web an install page."""
     from rtflash import ci as ci_core
     from rtflash import console
 
@@ -35,6 +39,12 @@ def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, dep
 
     out = out if out.is_absolute() else app.project_dir / out
     chosen = backend or app.settings.backend
+    tarball = None
+    if web:  # checked before a long build, not after it
+        from rtflash import web as web_page
+
+        tarball = web_page.find_tarball(app.project_dir, web_tools)
+        web_page.verify_tarball(tarball)
 
     def build(board):
         console.info(f"building {board.name} ({board.idf_target}) ...")
@@ -50,6 +60,9 @@ def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, dep
     report = ci_core.run_ci(boards, out, build, collect_dist, on_result=shown)
     console.info(f"{sum(r.ok for r in report.results)} of {len(report.results)} boards built; "
                  f"see {out / 'index.json'}")
+    if tarball is not None:
+        web_page.write_page(out, app.catalog, tarball)
+        console.info(f"install page: {out / 'index.html'} (look at it with `rtflash web --dist {out}`)")
     if not report.ok:
         raise click.exceptions.Exit(1)
 

@@ -26,15 +26,25 @@ from rtflash.cli.nvs_image import credential_options, nvs_image, save_nvs
               help="Encrypt the partition with a per-device key burned into an eFuse block (HMAC_UP; ESP32-S3; "
                    "irreversible; also [security] nvs_encryption = \"hmac\" in rtflash.toml).")
 @click.option("--yes", "-y", is_flag=True, help="With --encrypt: burn the eFuse key without asking (for scripts).")
+@click.option("--improv", is_flag=True,
+              help="Set only Wi-Fi, through Improv serial on the running firmware (no reflash, no reset).")
 @pass_app
 def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai_api_key, relay_url, device,
-              relay_ca, encrypt, yes) -> None:
+              relay_ca, encrypt, yes, improv) -> None:
     """Write Wi-Fi and API credentials (or, with --relay, a relay token) to the device's NVS partition.
 
     Relay mode: the token comes from $RTFLASH_RELAY_TOKEN (printed by `rtflash relay enroll` on the relay
     host), else the device is enrolled in this machine's relay store with a fresh token."""
     from rtflash import console
 
+    if improv:
+        if openai_api_key or relay_url or device or relay_ca or out or encrypt:
+            raise click.UsageError("--improv sets Wi-Fi only; the API key or relay token go through NVS "
+                                   "(rtflash provision without --improv)")
+        from rtflash.cli.provision_improv import provision_improv
+
+        provision_improv(app, board_name, ports, wifi_ssid, wifi_password)
+        return
     board = app.board(board_name)
     relay = None
     if relay_url or device or relay_ca:

@@ -1,0 +1,10 @@
+/* Improv Wi-Fi serial on the console (UART or USB-Serial-JTAG on the device, stdin/stdout on the
+ * linux target): after a browser install, ESP Web Tools sets Wi-Fi this way; so does
+ * `rtflash provision --improv`. Wi-Fi settings received are tried, then stored (NVS namespace
+ * "rtflash", keys wifi_ssid / wifi_pass, as `rtflash provision` writes them). */
+#pragma once
+
+#include <stdbool.h>
+
+/* Start the reader task. Call after NVS is initialised. false (with a log line) if it cannot run. */
+bool improv_console_start(void);
