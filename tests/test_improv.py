@@ -303,3 +303,5 @@ def test_provision_improv_with_no_improv_peer_is_one_line(rtflash_exe, tmp_path:
     assert len(errors) == 1 and f"no Improv answer from {url}" in errors[0]
     bad = run(rtflash_exe, "provision", "--improv", "--port", url, "--api-key", "sk-" + "x" * 40, cwd=tmp_path)
     assert bad.returncode == 2 and "--improv sets Wi-Fi only" in bad.stderr
+    encrypted = run(rtflash_exe, "provision", "--improv", "--encrypt", "--port", url, cwd=tmp_path)
+    assert encrypted.returncode == 2 and "--improv cannot go with --encrypt" in encrypted.stderr

@@ -38,7 +38,11 @@ def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai
     from rtflash import console
 
     if improv:
-        if openai_api_key or relay_url or device or relay_ca or out or encrypt:
+        if encrypt:
+            raise click.UsageError("--improv cannot go with --encrypt: Improv hands Wi-Fi to the running firmware, "
+                                   "which stores it in its own NVS (encrypted when that is); --encrypt writes a whole "
+                                   "partition (rtflash provision --encrypt without --improv)")
+        if openai_api_key or relay_url or device or relay_ca or out:
             raise click.UsageError("--improv sets Wi-Fi only; the API key or relay token go through NVS "
                                    "(rtflash provision without --improv)")
         from rtflash.cli.provision_improv import provision_improv
