@@ -56,8 +56,12 @@ def _not_found(argv: Sequence[str]) -> ToolNotFound:
     return ToolNotFound(f"{argv[0]} not found; {INSTALL_HINTS.get(program, f'install {program}')}")
 
 
-def _env(extra: Mapping[str, str] | None) -> dict[str, str] | None:
-    return None if extra is None else {**os.environ, **extra}
+def _env(extra: Mapping[str, str | None] | None) -> dict[str, str] | None:
+    """os.environ with `extra` over it; a None value removes that variable (e.g. one a build must not see)."""
+    if extra is None:
+        return None
+    merged = {**os.environ, **extra}
+    return {k: v for k, v in merged.items() if v is not None}
 
 
 def run(argv: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None,

@@ -85,7 +85,9 @@ def _template_line(exc: BaseException, name: str) -> str:
     return line
 
 
-def board_context(board: Board, settings: Settings, out_dir: Path) -> dict:
+def board_context(board: Board, settings: Settings, out_dir: Path, external=None) -> dict:
+    """Template variables; with `external` (an ExternalFirmware, --firmware DIR) the sdkconfig layer holds
+    only what the board decides, over DIR's own defaults, and DIR's partition table is kept if it fits."""
     from rtflash.resources import firmware_dir
 
     layout: Layout | None = None if board.is_linux else layout_for(board.flash_bytes)
@@ -99,7 +101,42 @@ def board_context(board: Board, settings: Settings, out_dir: Path) -> dict:
         "layout": layout,
         "partitions_csv": str((out_dir / "partitions.csv").resolve()),
         "main_stack": MAIN_STACK,
+        "external": external,
+        "own_partitions": True,
+        "partition_note": "",
+        "external_unset": [],
     }
+
+
+def external_names(board: Board, own_partitions: bool) -> tuple[str, ...]:
+    """What --firmware DIR needs rendered: the board layer, and rtflash's table only when DIR's does not fit."""
+    if board.is_linux:
+        return ("sdkconfig.defaults.j2",)
+    return ("sdkconfig.defaults.j2", "partitions.csv.j2") if own_partitions else ("sdkconfig.defaults.j2",)
+
+
+def render_external(board: Board, settings: Settings, out_dir: Path, external, templates: Path | None = None
+                    ) -> tuple[RenderResult, str]:
+    """Render the board layer for --firmware DIR into `out_dir`; returns it and the partition-table note."""
+    from rtflash.external import overridden_choices, partition_choice
+
+    start = time.perf_counter()
+    env = environment(templates)
+    context = board_context(board, settings, out_dir, external)
+    own, note = partition_choice(external, board)
+    context.update(own_partitions=own, partition_note=note)
+    first = render_template(env, "sdkconfig.defaults.j2", context)
+    context["external_unset"] = overridden_choices(external, first)
+    written, unchanged = [], []
+    for name in external_names(board, own):
+        path = output_path(out_dir, name)
+        (written if write_if_changed(path, render_template(env, name, context)) else unchanged).append(path)
+    if not own and not board.is_linux:  # the table DIR's build uses, where rtflash's size checks and flash read it
+        from rtflash.external import partition_source
+
+        path = output_path(out_dir, "partitions.csv.j2")
+        (written if write_if_changed(path, partition_source(external).read_bytes()) else unchanged).append(path)
+    return RenderResult(board.name, Path(out_dir), tuple(written), tuple(unchanged), time.perf_counter() - start), note
 
 
 def render_board(board: Board, settings: Settings, out_dir: Path, templates: Path | None = None) -> RenderResult:

@@ -287,9 +287,11 @@ class PioBackend:
                          + ", or use --backend idf with an installed ESP-IDF")
 
     def build(self, board: Board, project_dir: Path, config_dir: Path, on_line, deps_dir: Path | None = None,
-              action: str = "build") -> Artifacts | None:
+              action: str = "build", external=None) -> Artifacts | None:
         from rtflash.render import project_dir_of
 
+        if external is not None:
+            raise ConfigError("--firmware DIR with --backend pio is not supported yet; use --backend idf")
         why = self.unavailable(board)
         if why:
             raise ToolNotFound(why)

@@ -7,10 +7,25 @@ from pathlib import Path
 
 import click
 
-from rtflash.cli import App, board_option, json_errors, pass_app
+from rtflash.cli import App, board_option, firmware_option, json_errors, pass_app
 
 
-def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = False, deps_dir=None):
+def firmware_notices(app: App, board, bake_secrets: bool) -> None:
+    """--firmware DIR: what it is, baked secrets, audio pins, TLS and the partition table, before building."""
+    if app.firmware is None:
+        return
+    from rtflash import console
+    from rtflash.external import notices, partition_choice
+
+    lines = notices(app.firmware, board, bake_secrets)
+    if not board.is_linux:
+        lines.insert(1, partition_choice(app.firmware, board)[1])
+    for line in lines:
+        (console.warn if line.startswith(("--bake-secrets", "audio pins", "TLS")) else console.info)(line)
+
+
+def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = False, deps_dir=None,
+              bake_secrets: bool = False):
     """Build with a rich progress bar from ninja's [N/M] lines; returns Artifacts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -32,7 +47,7 @@ def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = F
                 progress.console.print(line, markup=False, highlight=False)
 
         return build_board(board, app.settings, app.project_dir, backend or app.settings.backend, on_line, clean,
-                           deps_dir=deps_dir)
+                           deps_dir=deps_dir, firmware=app.firmware, bake_secrets=bake_secrets)
 
 
 @click.command()
@@ -44,10 +59,11 @@ def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = F
 @click.option("--deps-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Build from local copies of the firmware's pinned dependencies (DIR/<name>, e.g. the "
                    "`rtflash deps` cache): no network needed.")
+@firmware_option()
 @pass_app
 @json_errors
-def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:
-    """Render the board's config and build firmware-src with idf.py or pio."""
+def build(app: App, board_name, backend, clean, as_json, deps_dir, firmware_dir, bake_secrets) -> None:
+    """Render the board's config and build firmware-src (or --firmware DIR) with idf.py or pio."""
     import time
 
     from rtflash import console
@@ -56,8 +72,11 @@ def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:
     board = app.board(board_name)
     for w in board.warnings:
         console.warn(w)
+    app.use_firmware(firmware_dir)
+    if not as_json:
+        firmware_notices(app, board, bake_secrets)
     start = time.perf_counter()
-    artifacts = run_build(app, board, backend, clean, quiet=as_json, deps_dir=deps_dir)
+    artifacts = run_build(app, board, backend, clean, quiet=as_json, deps_dir=deps_dir, bake_secrets=bake_secrets)
     if not board.is_linux:
         check_fits(artifacts, app.build_dir(board.name) / "config" / "partitions.csv")
     seconds = time.perf_counter() - start
@@ -135,9 +154,10 @@ def _exec_env(api_url: str | None, ca_file: Path | None, mic: Path | None, speak
               help="Play this 16-bit WAV (at the board's sample rate) as the microphone, then silence.")
 @click.option("--speaker-out", type=click.Path(path_type=Path), default=None, metavar="FILE.wav",
               help="Write what the model says (the speaker) to this WAV, in real time.")
+@firmware_option(bake=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_app
-def exec_(app: App, board_name, api_url, ca_file, mic, speaker_out, args) -> None:
+def exec_(app: App, board_name, api_url, ca_file, mic, speaker_out, args, firmware_dir=None) -> None:
     """Run the linux build of the firmware, the API key passed as OPENAI_API_KEY.
 
     The key is found like every credential: environment, the project's .env, the secrets file
@@ -149,11 +169,14 @@ def exec_(app: App, board_name, api_url, ca_file, mic, speaker_out, args) -> Non
     if not board.is_linux:
         raise ConfigError(f"board {board.name} is {board.chip}; exec runs linux builds: use `rtflash flash` "
                           "and `rtflash monitor` for hardware")
+    if firmware_dir is not None or app.firmware is None:
+        app.use_firmware(firmware_dir)
     build_dir = app.build_dir(board.name)
     try:
         elf = json.loads((build_dir / "project_description.json").read_text())["app_elf"]
     except (OSError, ValueError, KeyError):
-        raise ConfigError(f"no linux build in {build_dir}; run `rtflash build --board {board.name}` first") from None
+        more = f" --firmware {app.firmware.source}" if app.firmware is not None else ""
+        raise ConfigError(f"no linux build in {build_dir}; run `rtflash build --board {board.name}{more}` first") from None
     extra = _exec_env(api_url, ca_file, mic, speaker_out, board.audio.sample_rate)
     found = credentials.resolve({}, app.project_dir, names=("openai_api_key",))
     from rtflash import proc
