@@ -101,6 +101,7 @@ def board_context(board: Board, settings: Settings, out_dir: Path, external=None
         "layout": layout,
         "partitions_csv": str((out_dir / "partitions.csv").resolve()),
         "main_stack": MAIN_STACK,
+        "app_size": layout.app_size if layout else 0,
         "external": external,
         "own_partitions": True,
         "partition_note": "",
@@ -109,10 +110,12 @@ def board_context(board: Board, settings: Settings, out_dir: Path, external=None
 
 
 def external_names(board: Board, own_partitions: bool) -> tuple[str, ...]:
-    """What --firmware DIR needs rendered: the board layer, and rtflash's table only when DIR's does not fit."""
+    """What --firmware DIR needs rendered: the board layer, rtflash's table only when DIR's does not fit,
+    and platformio.ini (into the private copy, PlatformIO's project dir)."""
     if board.is_linux:
         return ("sdkconfig.defaults.j2",)
-    return ("sdkconfig.defaults.j2", "partitions.csv.j2") if own_partitions else ("sdkconfig.defaults.j2",)
+    names = ("sdkconfig.defaults.j2", "partitions.csv.j2") if own_partitions else ("sdkconfig.defaults.j2",)
+    return (*names, "platformio.ini.j2")
 
 
 def render_external(board: Board, settings: Settings, out_dir: Path, external, templates: Path | None = None
@@ -124,7 +127,18 @@ def render_external(board: Board, settings: Settings, out_dir: Path, external, t
     env = environment(templates)
     context = board_context(board, settings, out_dir, external)
     own, note = partition_choice(external, board)
-    context.update(own_partitions=own, partition_note=note)
+    copy = project_dir_of(out_dir)
+    src = next((copy / d for d in ("main", "src") if (external.source / d).is_dir()), copy / "main")
+    defaults = [p for p in (copy / "sdkconfig.defaults",) if (external.source / "sdkconfig.defaults").is_file()]
+    context.update(own_partitions=own, partition_note=note, external_src_dir=str(src),
+                   external_defaults=";".join(str(p) for p in [*defaults, Path(context["config_dir"]) / "sdkconfig.defaults"]))
+    if not board.is_linux:
+        from rtflash.external import partition_source
+        from rtflash.partitions import read_csv
+
+        table = output_path(out_dir, "partitions.csv.j2") if own else partition_source(external)
+        if table.is_file():
+            context["app_size"] = read_csv(table).app.size
     first = render_template(env, "sdkconfig.defaults.j2", context)
     context["external_unset"] = overridden_choices(external, first)
     written, unchanged = [], []

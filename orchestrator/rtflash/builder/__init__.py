@@ -133,9 +133,9 @@ def _build_external(board: Board, settings: Settings, project_dir: Path, firmwar
         build_dir.mkdir(parents=True, exist_ok=True)
         build_dir.chmod(0o700)
     config = build_dir / "config"
-    render_external(board, settings, config, firmware)
     copy = build_dir / "project"
     sync_copy(firmware.source, copy)
+    render_external(board, settings, config, firmware)  # after the copy: its platformio.ini goes into it
     layers = tuple(p for p in (project_defaults(copy), config / "sdkconfig.defaults") if p is not None)
     forget_stale_sdkconfig(build_dir, config, board.idf_target, layers)
     env: dict = {name: None for name in SECRET_VARS} if firmware.is_upstream else {}
