@@ -295,3 +295,68 @@ def test_ci_refuses_bake_secrets_and_an_sdk_it_would_have_to_bake(tmp_path, invo
     line = one_error(invoke("ci", "--boards", "linux", "--firmware", str(sdk)))
     assert "OPENAI_API_KEY" in line and "ci" in line
     assert not (project / "dist").exists()
+
+
+# --- a plain ESP-IDF project end to end with the stand-in idf.py -------------------------------------
+
+def test_plain_project_builds_out_of_tree_and_ci_collects_it(tmp_path, invoke, project, fake_idf, monkeypatch):
+    log = project / "argv.log"
+    monkeypatch.setenv("FAKE_IDF_LOG", str(log))
+    demo = make_project(tmp_path / "demo", "CONFIG_PARTITION_TABLE_CUSTOM=y\nCONFIG_FREERTOS_HZ=1000\n",
+                        {"partitions.csv": "nvs, data, nvs, 0x9000, 0x6000,\nphy_init, data, phy, 0xf000, 0x1000,\n"
+                                           "factory, app, factory, 0x10000, 0x180000,\n"})
+    before = tree_digest(demo)
+    result = invoke("build", "--board", "freenove-s3", "--firmware", str(demo), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    build_dir = project / "build" / "freenove-s3-demo"
+    assert data["elf"] == str(build_dir / "demo.elf")
+    argv = json.loads(log.read_text().splitlines()[0])
+    assert argv[argv.index("-C") + 1] == str(build_dir / "project")
+    assert argv[argv.index("-B") + 1] == str(build_dir) and "-DIDF_TARGET=esp32s3" in argv
+    defaults = next(a for a in argv if a.startswith("-DSDKCONFIG_DEFAULTS="))
+    assert defaults == (f"-DSDKCONFIG_DEFAULTS={build_dir / 'project' / 'sdkconfig.defaults'};"
+                        f"{build_dir / 'config' / 'sdkconfig.defaults'}")
+    assert not any(a.startswith("-DRT_DEPS_DIR") for a in argv)
+    sdkconfig = (build_dir / "sdkconfig").read_text()
+    assert "CONFIG_FREERTOS_HZ=1000" in sdkconfig and "CONFIG_ESPTOOLPY_FLASHSIZE_8MB=y" in sdkconfig
+    assert tree_digest(demo) == before
+    assert not (project / "build" / "freenove-s3").exists()  # firmware-src's build dir is another one
+    done = invoke("ci", "--boards", "freenove-s3", "--firmware", str(demo))
+    assert done.exit_code == 0, done.output
+    assert (project / "dist" / "freenove-s3" / "freenove-s3-factory.bin").is_file()
+    assert tree_digest(demo) == before
+
+
+def test_exec_and_flash_look_in_the_firmware_build_dir(tmp_path, invoke, project):
+    demo = make_project(tmp_path / "demo")
+    line = one_error(invoke("exec", "--board", "linux", "--firmware", str(demo)))
+    assert str(project / "build" / "linux-demo") in line and f"--firmware {demo}" in line
+    line = one_error(invoke("flash", "--board", "sonatino", "--firmware", str(demo), "--port", "socket://127.0.0.1:9"))
+    assert "sonatino-demo" in line
+
+
+def test_pio_says_at_once_when_the_project_drops_its_component(tmp_path, invoke, project, monkeypatch):
+    """The SDK set()s EXTRA_COMPONENT_DIRS and COMPONENTS: PlatformIO's espidf builder (v6.13.0,
+    builder/frameworks/espidf.py, get_project_elf/__pio_env) then fails after a minute of configure."""
+    sdk = fake_sdk(tmp_path / "sdk")
+    cmake = (sdk / "CMakeLists.txt").read_text()
+    (sdk / "CMakeLists.txt").write_text(cmake.replace("include(", 'set(COMPONENTS src)\n'
+                                                      'set(EXTRA_COMPONENT_DIRS "src" "components/peer")\ninclude(', 1))
+    monkeypatch.setenv("RTFLASH_OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("RTFLASH_WIFI_SSID", "canary-ssid")
+    monkeypatch.setenv("RTFLASH_WIFI_PASSWORD", PASSWORD)
+    line = one_error(invoke("build", "--board", "sonatino", "--backend", "pio", "--firmware", str(sdk),
+                            "--bake-secrets"))
+    assert "sets EXTRA_COMPONENT_DIRS and COMPONENTS" in line and "--backend idf" in line
+    assert external.pio_incompatible(inspect(make_project(tmp_path / "plain"))) is None
+    appended = make_project(tmp_path / "appended")
+    (appended / "CMakeLists.txt").write_text("list(APPEND EXTRA_COMPONENT_DIRS extra)\n"
+                                             'set(EXTRA_COMPONENT_DIRS ${EXTRA_COMPONENT_DIRS} more)\n' + PROJECT_CMAKE)
+    assert external.pio_incompatible(inspect(appended)) is None
+
+
+def test_real_sdk_is_pio_incompatible_as_it_stands():
+    if not (SDK / "CMakeLists.txt").is_file():
+        pytest.skip(NO_SHARED)
+    assert "EXTRA_COMPONENT_DIRS and COMPONENTS" in external.pio_incompatible(inspect(SDK))

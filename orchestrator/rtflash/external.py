@@ -381,3 +381,22 @@ def component_dirs(firmware: ExternalFirmware, target: str, idf_path: Path) -> t
             dirs.append(path)
     components = _cmake_list(text, "COMPONENTS") or None
     return dirs, components
+
+
+def pio_incompatible(firmware: ExternalFirmware) -> str | None:
+    """Why PlatformIO's espidf builder cannot build DIR, or None. The builder passes its own component
+    (`__pio_env`, holding src_dir) in -DEXTRA_COMPONENT_DIRS and needs it in the build; a top-level
+    CMakeLists.txt that `set()`s EXTRA_COMPONENT_DIRS (instead of appending) or limits COMPONENTS drops
+    it, and the builder stops after configure with "Failed to find the default IDF component"."""
+    try:
+        text = (firmware.source / "CMakeLists.txt").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    found = [name for name in ("EXTRA_COMPONENT_DIRS", "COMPONENTS")
+             if re.search(rf"set\s*\(\s*{name}\s+(?![^)]*\$\{{{name}\}})", text)]
+    if not found:
+        return None
+    return (f"PlatformIO's espidf builder cannot build {firmware.source}: its CMakeLists.txt sets "
+            f"{' and '.join(found)}, which replaces the builder's own component (__pio_env) and the builder stops "
+            "after configure; use --backend idf (or append with list(APPEND EXTRA_COMPONENT_DIRS ...) in the project)")

@@ -83,6 +83,7 @@ class ExternalSource:
     project: Path
     layers: tuple[Path, ...]
     env: dict
+    firmware: object = None  # the rtflash.external.ExternalFirmware it was made from
 
 
 def external_build_dir(project_dir: Path, board: Board, firmware) -> Path:
@@ -142,7 +143,7 @@ def _build_external(board: Board, settings: Settings, project_dir: Path, firmwar
     env.update(secrets)
     extra: dict = {} if action == "build" else {"action": action}
     return chosen.build(board, project_dir, config, on_line or (lambda line: None),
-                        external=ExternalSource(copy, layers, env), **extra)
+                        external=ExternalSource(copy, layers, env, firmware), **extra)
 
 
 GENERATED_SDKCONFIGS = ("sdkconfig", "sdkconfig.pio")  # ESP-IDF's and the PlatformIO builder's
