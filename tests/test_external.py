@@ -337,8 +337,8 @@ def test_exec_and_flash_look_in_the_firmware_build_dir(tmp_path, invoke, project
 
 
 def test_pio_says_at_once_when_the_project_drops_its_component(tmp_path, invoke, project, monkeypatch):
-    """The SDK set()s EXTRA_COMPONENT_DIRS and COMPONENTS: PlatformIO's espidf builder (v6.13.0,
-    builder/frameworks/espidf.py, get_project_elf/__pio_env) then fails after a minute of configure."""
+    """The SDK has set(COMPONENTS src) (ESP-IDF's hello_world MINIMAL_BUILD ON): PlatformIO's espidf builder
+    (v6.13.0, builder/frameworks/espidf.py, find_default_component/__pio_env) fails after configure."""
     sdk = fake_sdk(tmp_path / "sdk")
     cmake = (sdk / "CMakeLists.txt").read_text()
     (sdk / "CMakeLists.txt").write_text(cmake.replace("include(", 'set(COMPONENTS src)\n'
@@ -348,15 +348,15 @@ def test_pio_says_at_once_when_the_project_drops_its_component(tmp_path, invoke,
     monkeypatch.setenv("RTFLASH_WIFI_PASSWORD", PASSWORD)
     line = one_error(invoke("build", "--board", "sonatino", "--backend", "pio", "--firmware", str(sdk),
                             "--bake-secrets"))
-    assert "sets EXTRA_COMPONENT_DIRS and COMPONENTS" in line and "--backend idf" in line
+    assert "set(COMPONENTS ...)" in line and "__pio_env" in line and "--backend idf" in line
     assert external.pio_incompatible(inspect(make_project(tmp_path / "plain"))) is None
-    appended = make_project(tmp_path / "appended")
-    (appended / "CMakeLists.txt").write_text("list(APPEND EXTRA_COMPONENT_DIRS extra)\n"
-                                             'set(EXTRA_COMPONENT_DIRS ${EXTRA_COMPONENT_DIRS} more)\n' + PROJECT_CMAKE)
-    assert external.pio_incompatible(inspect(appended)) is None
+    minimal = make_project(tmp_path / "minimal")
+    (minimal / "CMakeLists.txt").write_text(PROJECT_CMAKE.replace("project(", "idf_build_set_property(MINIMAL_BUILD ON)\n"
+                                                                  "project("))
+    assert "MINIMAL_BUILD ON" in external.pio_incompatible(inspect(minimal))
 
 
 def test_real_sdk_is_pio_incompatible_as_it_stands():
     if not (SDK / "CMakeLists.txt").is_file():
         pytest.skip(NO_SHARED)
-    assert "EXTRA_COMPONENT_DIRS and COMPONENTS" in external.pio_incompatible(inspect(SDK))
+    assert "set(COMPONENTS ...)" in external.pio_incompatible(inspect(SDK))

@@ -134,17 +134,17 @@ def empty_submodules(source: Path) -> list[str]:
 # --- the private copy -------------------------------------------------------------------------------
 
 def _walk(source: Path):
-    """(relative path, lstat) of every file and symlink rtflash mirrors, sorted."""
+    """(relative path, lstat) of every file and symlink rtflash mirrors, sorted; a symlink to a folder
+    is mirrored as the link, not followed."""
     for root, dirs, files in os.walk(source):
-        rel_root = Path(root).relative_to(source)
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_ANY and not (rel_root == Path(".") and d in SKIP_TOP)
-                         and not (Path(root, d).is_symlink()))
-        for name in sorted(files + [d for d in os.listdir(root) if Path(root, d).is_symlink()
-                                    and Path(root, d).is_dir()]):
-            if name in SKIP_ANY:
-                continue
-            path = Path(root, name)
-            yield (rel_root / name).as_posix(), path.lstat()
+        here = Path(root)
+        top = here == source
+        linked = [d for d in dirs if (here / d).is_symlink()]
+        dirs[:] = sorted(d for d in dirs if d not in linked and d not in SKIP_ANY and not (top and d in SKIP_TOP))
+        for name in sorted(files + linked):
+            if name not in SKIP_ANY:
+                path = here / name
+                yield path.relative_to(source).as_posix(), path.lstat()
 
 
 def sync_copy(source: Path, dest: Path) -> int:
@@ -384,19 +384,22 @@ def component_dirs(firmware: ExternalFirmware, target: str, idf_path: Path) -> t
 
 
 def pio_incompatible(firmware: ExternalFirmware) -> str | None:
-    """Why PlatformIO's espidf builder cannot build DIR, or None. The builder passes its own component
-    (`__pio_env`, holding src_dir) in -DEXTRA_COMPONENT_DIRS and needs it in the build; a top-level
-    CMakeLists.txt that `set()`s EXTRA_COMPONENT_DIRS (instead of appending) or limits COMPONENTS drops
-    it, and the builder stops after configure with "Failed to find the default IDF component"."""
+    """Why PlatformIO's espidf builder cannot build DIR, or None. The builder (platform-espressif32
+    6.13.0, builder/frameworks/espidf.py) adds a component of its own, components/__pio_env in its
+    ESP-IDF, and stops after configure ("Failed to find the default IDF component") when the build
+    lacks it: a top-level CMakeLists.txt that limits COMPONENTS or turns on MINIMAL_BUILD drops it."""
     try:
         text = (firmware.source / "CMakeLists.txt").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
     text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-    found = [name for name in ("EXTRA_COMPONENT_DIRS", "COMPONENTS")
-             if re.search(rf"set\s*\(\s*{name}\s+(?![^)]*\$\{{{name}\}})", text)]
+    found = []
+    if re.search(r"set\s*\(\s*COMPONENTS\s", text):
+        found.append("set(COMPONENTS ...)")
+    if re.search(r"MINIMAL_BUILD\s+ON", text):
+        found.append("MINIMAL_BUILD ON")
     if not found:
         return None
-    return (f"PlatformIO's espidf builder cannot build {firmware.source}: its CMakeLists.txt sets "
-            f"{' and '.join(found)}, which replaces the builder's own component (__pio_env) and the builder stops "
-            "after configure; use --backend idf (or append with list(APPEND EXTRA_COMPONENT_DIRS ...) in the project)")
+    return (f"PlatformIO's espidf builder cannot build {firmware.source}: its CMakeLists.txt has "
+            f"{' and '.join(found)}, which leaves out the builder's own component (__pio_env), and the builder "
+            "stops after configure; use --backend idf")
