@@ -78,10 +78,12 @@ def upstream_sdk() -> None:
         project.mkdir()
         build = [exe, "build", "--board", "linux", "--firmware", str(ours_sdk), "--bake-secrets"]
         ours_env = {**env, "RTFLASH_OPENAI_API_KEY": key}
-        bare = [*__import__("rtflash.builder.idf", fromlist=["idf_py_argv"]).idf_py_argv(), "-C", str(bare_sdk),
-                "-B", str(bare_sdk / "build"), "-DIDF_TARGET=linux", "--preview", "build"]
+        os.environ.update(env)  # idf_py_argv finds idf.py on PATH as rtflash does
+        from rtflash.builder.idf import idf_py_argv
+
+        bare = [*idf_py_argv(), "-C", str(bare_sdk), "-B", str(bare_sdk / "build"), "-DIDF_TARGET=linux", "--preview",
+                "build"]
         bare_env = {**env, "OPENAI_API_KEY": key}
-        os.environ.update(env)
         cold_rtflash = timed(build, project, ours_env)
         cold_bare = timed(bare, bare_sdk, bare_env)
         noop_rtflash = statistics.median(timed(build, project, ours_env) for _ in range(RUNS))

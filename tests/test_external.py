@@ -163,6 +163,10 @@ def test_sdk_env_without_bake_is_stripped_and_with_it_comes_from_the_store(tmp_p
     assert layers[0] == project / "build" / "linux-openai-realtime-embedded-sdk" / "project" / "sdkconfig.defaults"
     assert layers[1] == seen["config"] / "sdkconfig.defaults"
     assert (seen["config"].parent.stat().st_mode & 0o777) == 0o700
+    copy = seen["external"].project
+    (copy / "written-by-cmake.h").write_text("x\n")
+    _build_external(board("linux"), Settings(), project, sdk, "idf", None, True, "build", True)
+    assert not (copy / "written-by-cmake.h").exists() and (copy / "CMakeLists.txt").is_file()  # --clean: afresh
 
 
 def test_proc_drops_a_variable_given_as_none(monkeypatch):

@@ -193,17 +193,23 @@ def test_elf_sends_its_offer_to_the_loopback_standin(upstream, rtflash_exe_modul
 
 
 def test_dir_unchanged_after_a_failed_build(upstream, rtflash_exe_module):
-    """The SDK's CMake runs (and rewrites config.h, in the copy) and then the configure fails."""
+    """A compile error in the SDK's own src/http.cpp: ninja prints the failing command line, which holds
+    -DOPENAI_API_KEY="<key>"; the error text and the log mask it. The SDK's CMake ran (and rewrote
+    config.h, in the copy) before the failure; DIR is unchanged."""
     broken = copy_sdk(upstream["root"] / "broken-sdk")
-    with (broken / "CMakeLists.txt").open("a") as fh:
-        fh.write('message(FATAL_ERROR "rtflash test: configure fails after the components ran")\n')
+    http = broken / "src" / "http.cpp"
+    http.write_text(http.read_text() + "\nstatic int rtflash_test_error = undeclared_on_purpose;\n")
     digest = tree_digest(broken)
     failed = rtflash(rtflash_exe_module, "build", "--board", "linux", "--firmware", str(broken), "--bake-secrets",
-                     cwd=upstream["project"], env=upstream["env"], timeout=600)
+                     cwd=upstream["project"], env=upstream["env"], timeout=1500)
     assert failed.returncode != 0
     errors = [ln for ln in failed.stderr.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1 and "rtflash test: configure fails" in errors[0] and "full log:" in errors[0]
+    assert len(errors) == 1 and "undeclared_on_purpose" in errors[0] and "full log:" in errors[0], failed.stderr[-2000:]
     assert_no_canary(failed.stdout + failed.stderr, "a failed build's error text")
+    log = Path(errors[0].rsplit("full log: ", 1)[1].rstrip(")"))
+    text = log.read_text()
+    assert "FAILED:" in text and "-DOPENAI_API_KEY=" in text  # the command line was there, its value masked
+    assert_no_canary(text, str(log))
     assert tree_digest(broken) == digest
     copy = upstream["project"] / "build" / "linux-broken-sdk" / "project"
     assert "KEEPALIVE_CONNCHECK 0" in (copy / "deps/libpeer/src/config.h").read_text()

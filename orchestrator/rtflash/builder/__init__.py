@@ -128,8 +128,9 @@ def _build_external(board: Board, settings: Settings, project_dir: Path, firmwar
     secrets = secret_env(firmware, board, project_dir, bake_secrets)  # raises before CMake without --bake-secrets
     chosen = choose(backend or "auto", board)
     build_dir = external_build_dir(project_dir, board, firmware)
-    if clean_first:
+    if clean_first:  # also the private copy (what the project's CMake wrote into it): afresh from DIR
         clean(build_dir)
+        shutil.rmtree(build_dir / "project", ignore_errors=True)
     if secrets:  # build.ninja, compile_commands.json, objects and the ELF will hold them: owner only
         build_dir.mkdir(parents=True, exist_ok=True)
         build_dir.chmod(0o700)
