@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rtflash.cli import App, json_errors, pass_app
+from rtflash.cli import App, firmware_option, json_errors, pass_app
 from rtflash.cli.build import deps_dir_option
 
 
@@ -20,12 +20,15 @@ from rtflash.cli.build import deps_dir_option
 @click.option("--backend", type=click.Choice(["auto", "idf", "pio"]), default=None,
               help="Build backend (default: rtflash.toml, else auto).")
 @deps_dir_option
+@firmware_option()
 @pass_app
-def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, deps_dir: Path | None) -> None:
+def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, deps_dir: Path | None,
+       firmware_dir: Path | None, bake_secrets: bool) -> None:
     """Build boards secret-free into dist/ (CI); --matrix prints the job matrix."""
     from rtflash import ci as ci_core
     from rtflash import console
 
+    _refuse_secrets(app, firmware_dir, bake_secrets)
     boards = ci_core.select_boards(app.catalog, spec)
     if as_matrix:
         click.echo(json.dumps(ci_core.matrix(boards), separators=(",", ":")))
@@ -38,7 +41,8 @@ def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, dep
 
     def build(board):
         console.info(f"building {board.name} ({board.idf_target}) ...")
-        return build_board(board, app.settings, app.project_dir, backend=chosen, deps_dir=deps_dir)
+        return build_board(board, app.settings, app.project_dir, backend=chosen, deps_dir=deps_dir,
+                           firmware=app.firmware)
 
     def shown(result) -> None:
         if result.ok:
@@ -52,6 +56,20 @@ def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, dep
                  f"see {out / 'index.json'}")
     if not report.ok:
         raise click.exceptions.Exit(1)
+
+
+def _refuse_secrets(app: App, firmware_dir: Path | None, bake_secrets: bool) -> None:
+    """ci publishes artifacts: never one with a secret in it (--bake-secrets, or the SDK that needs it)."""
+    from rtflash.errors import ConfigError
+
+    if bake_secrets:
+        raise ConfigError("rtflash ci never uses --bake-secrets: dist/ is published, and an artifact must never hold "
+                          "a secret; build such a binary locally with `rtflash build --bake-secrets`")
+    firmware = app.use_firmware(firmware_dir)
+    if firmware is not None and firmware.is_upstream:
+        raise ConfigError(f"rtflash ci cannot build {firmware.source}: the OpenAI Realtime SDK compiles WIFI_SSID, "
+                          "WIFI_PASSWORD and OPENAI_API_KEY into the binary, and a dist/ artifact must never hold them; "
+                          "build rtflash's own firmware in CI (credentials go to NVS with `rtflash provision`)")
 
 
 @click.command()

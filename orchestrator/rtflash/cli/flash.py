@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from rtflash.cli import App, board_option, pass_app
+from rtflash.cli import App, board_option, firmware_option, pass_app
 from rtflash.cli.devices import flash_options_from, report, resolve_ports
 
 BEFORE = click.Choice(["default-reset", "usb-reset", "no-reset"])
@@ -114,14 +114,23 @@ def load_images(app: App, board, force: bool, with_credentials: bool, cred_optio
 @click.option("--yes", "-y", is_flag=True, help="With --erase: erase the whole flash without asking; with NVS "
               "encryption ([security] in rtflash.toml): burn a new device's eFuse key without asking (for scripts).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON result object per device on stdout.")
+@firmware_option(bake=False)
 @pass_app
-def flash(app: App, board_name, ports, baud, before, after, erase, full, force, no_credentials, yes, as_json) -> None:
+def flash(app: App, board_name, ports, baud, before, after, erase, full, force, no_credentials, yes, as_json,
+          firmware_dir=None) -> None:
     """Write the last build (and the credentials) to one or more devices."""
     from rtflash.errors import ConfigError
 
     board = app.board(board_name)
     if board.is_linux:
         raise ConfigError("the linux board runs on this machine: use rtflash exec --board linux")
+    if app.use_firmware(firmware_dir) is not None and not no_credentials:
+        if not as_json:
+            from rtflash import console
+
+            console.info(f"{app.firmware.name}: the credentials partition is not written (that firmware does not "
+                         "read rtflash's NVS credentials)")
+        no_credentials = True
     from rtflash.settings import security_for
 
     security = security_for(app.settings, board.name)
