@@ -228,21 +228,6 @@ def refuse_without_bake(firmware: ExternalFirmware) -> None:
                       "rtflash's own firmware (no --firmware), which reads them from NVS (`rtflash provision`)")
 
 
-def secret_env(firmware: ExternalFirmware, board: Board, project_dir: Path, bake: bool) -> dict[str, str]:
-    """What the build gets for the SDK's variables: the stored credentials with --bake-secrets (each
-    registered for redaction first), else a refusal before CMake. For any other project the caller's
-    variables of those names are not passed through either (a project may bake them too)."""
-    if not firmware.is_upstream:
-        return {}
-    if not bake:
-        refuse_without_bake(firmware)
-    from rtflash import credentials
-
-    names = ("openai_api_key",) if board.is_linux else ("wifi_ssid", "wifi_password", "openai_api_key")
-    found = credentials.resolve({}, project_dir, names=names)  # registers each value for redaction
-    return {name.upper(): found[name].value for name in names}
-
-
 def upstream_pins(firmware: ExternalFirmware) -> dict[str, int]:
     """The `*_PIN` defines of the SDK's src/media.cpp: the audio pins the binary drives."""
     try:

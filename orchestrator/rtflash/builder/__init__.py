@@ -137,7 +137,7 @@ def _build_external(board: Board, settings: Settings, project_dir: Path, firmwar
                     on_start: Callable[[str], None] | None = None) -> Artifacts | None:
     """--firmware DIR: refuse unbaked SDK secrets before anything is written, then render the board
     layer, refresh the private copy of DIR and build it out of tree."""
-    from rtflash.external import SECRET_VARS, project_defaults, secret_env, sync_copy
+    from rtflash.external import SECRET_VARS, project_defaults, sync_copy
     from rtflash.render import render_external
 
     secrets = secret_env(firmware, board, project_dir, bake_secrets)  # raises before CMake without --bake-secrets
@@ -163,6 +163,24 @@ def _build_external(board: Board, settings: Settings, project_dir: Path, firmwar
                  f"{firmware.source} (--firmware: wins over any checkout's firmware-src)")
     return chosen.build(board, project_dir, config, on_line or (lambda line: None),
                         external=ExternalSource(copy, layers, env, firmware), **extra)
+
+
+def secret_env(firmware, board: Board, project_dir: Path, bake: bool) -> dict[str, str]:
+    """What the build gets for the SDK's variables: the stored credentials with --bake-secrets (each
+    registered for redaction first), else a refusal before CMake. For any other project the caller's
+    variables of those names are not passed through either (a project may bake them too). It lives here,
+    not in rtflash.external, which render imports: external -> credentials -> nvs -> render was a cycle."""
+    if not firmware.is_upstream:
+        return {}
+    if not bake:
+        from rtflash.external import refuse_without_bake
+
+        refuse_without_bake(firmware)
+    from rtflash import credentials
+
+    names = ("openai_api_key",) if board.is_linux else ("wifi_ssid", "wifi_password", "openai_api_key")
+    found = credentials.resolve({}, project_dir, names=names)  # registers each value for redaction
+    return {name.upper(): found[name].value for name in names}
 
 
 GENERATED_SDKCONFIGS = ("sdkconfig", "sdkconfig.pio")  # ESP-IDF's and the PlatformIO builder's
