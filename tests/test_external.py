@@ -364,3 +364,30 @@ def test_real_sdk_is_pio_incompatible_as_it_stands():
     if not (SDK / "CMakeLists.txt").is_file():
         pytest.skip(NO_SHARED)
     assert "set(COMPONENTS ...)" in external.pio_incompatible(inspect(SDK))
+
+
+def test_first_line_names_dir_and_that_firmware_wins(tmp_path, invoke, project, fake_idf):
+    """#23: a build inside a checkout builds that checkout's firmware-src and says so first; an explicit
+    --firmware DIR wins over it, and the first line says that too (then the backend line names DIR)."""
+    demo = make_project(tmp_path / "demo")
+    result = invoke("build", "--board", "sonatino", "--firmware", str(demo))
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[0].startswith(f"{demo}: an ESP-IDF project") and "--firmware, which wins over" in lines[0]
+    assert "firmware-src" in lines[0]
+    assert f"building sonatino with ESP-IDF from {demo} (--firmware)" in lines
+
+
+def test_flash_checks_the_images_of_a_firmware_build(tmp_path, invoke, project, fake_idf):
+    """#23's image checks run before any byte is written for a --firmware DIR build as for firmware-src's,
+    and the fix they name rebuilds that DIR."""
+    demo = make_project(tmp_path / "demo")
+    built = invoke("build", "--board", "sonatino", "--firmware", str(demo), "--json")
+    assert built.exit_code == 0, built.output
+    app = project / "build" / "sonatino-demo" / "demo.bin"
+    data = bytearray(app.read_bytes())
+    data[0x100] ^= 0xFF
+    app.write_bytes(bytes(data))
+    line = one_error(invoke("flash", "--board", "sonatino", "--firmware", str(demo), "--port", "socket://127.0.0.1:9"))
+    assert str(app) in line and "does not match" in line
+    assert f"rtflash build --board sonatino --firmware {demo}" in line

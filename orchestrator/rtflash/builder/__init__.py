@@ -160,9 +160,18 @@ def _build_external(board: Board, settings: Settings, project_dir: Path, firmwar
     extra: dict = {} if action == "build" else {"action": action}
     if on_start is not None:
         on_start(f"building {board.name} with {_TOOL_NAMES.get(chosen.name, chosen.name)} from "
-                 f"{firmware.source} (--firmware: wins over any checkout's firmware-src)")
+                 f"{firmware.source} (--firmware)")
     return chosen.build(board, project_dir, config, on_line or (lambda line: None),
                         external=ExternalSource(copy, layers, env, firmware), **extra)
+
+
+def precedence_note() -> str:
+    """Why --firmware DIR is built and not the firmware-src a plain build would use (#23: a project inside
+    a checkout builds that checkout's): an explicit --firmware wins."""
+    from rtflash.resources import firmware_source
+
+    tree, why = firmware_source()
+    return f"--firmware, which wins over {tree}: {why}"
 
 
 def secret_env(firmware, board: Board, project_dir: Path, bake: bool) -> dict[str, str]:

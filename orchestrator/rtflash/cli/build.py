@@ -17,7 +17,10 @@ def firmware_notices(app: App, board, bake_secrets: bool) -> None:
     from rtflash import console
     from rtflash.external import notices, partition_choice
 
+    from rtflash.builder import precedence_note
+
     lines = notices(app.firmware, board, bake_secrets)
+    lines[0] += f" ({precedence_note()})"
     if not board.is_linux:
         lines.insert(1, partition_choice(app.firmware, board)[1])
     for line in lines:

@@ -77,8 +77,8 @@ def run_flash(app: App, board, port_list: list[str], images, options, quiet: boo
 
 def load_images(app: App, board, force: bool, with_credentials: bool, cred_options: dict | None = None):
     """The last build's images plus the credentials, each checked for what it claims to be
-    (rtflash.images: never written when broken, --force or not) and checked to fit its partition
-    (--force only warns)."""
+    (rtflash.images: never written when broken, --force or not; a --firmware DIR build too) and checked
+    to fit its partition (--force only warns)."""
     from rtflash import console, flash
     from rtflash.artifacts import check_fits, last_build
     from rtflash.errors import ConfigError
@@ -93,7 +93,8 @@ def load_images(app: App, board, force: bool, with_credentials: bool, cred_optio
         data, part = nvs_image(app, board, cred_options or {})
         nvs = (part.offset, data)
     images = flash.images_for(artifacts, nvs)
-    checked = check_build(images, board.chip, board.name, {r.offset: r.path for r in artifacts.regions})
+    rebuild = board.name if app.firmware is None else f"{board.name} --firmware {app.firmware.source}"
+    checked = check_build(images, board.chip, rebuild, {r.offset: r.path for r in artifacts.regions})
     try:
         check_fits(artifacts, build_dir / "config" / "partitions.csv", checked.layout)
     except ConfigError as exc:
