@@ -391,3 +391,75 @@ def test_flash_checks_the_images_of_a_firmware_build(tmp_path, invoke, project, 
     line = one_error(invoke("flash", "--board", "sonatino", "--firmware", str(demo), "--port", "socket://127.0.0.1:9"))
     assert str(app) in line and "does not match" in line
     assert f"rtflash build --board sonatino --firmware {demo}" in line
+
+
+# --- --deps-dir fills the empty submodules of a clone without --recursive -----------------------------
+
+def _git(*args: str, cwd: Path) -> str:
+    import subprocess
+
+    done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@127.0.0.1", "-c", "init.defaultBranch=main",
+                           "-c", "commit.gpgsign=false", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def _component_checkout(root: Path, text: str) -> tuple[Path, str]:
+    """A git checkout of a component (what `rtflash deps --fetch` or a clone leaves): (folder, HEAD)."""
+    root.mkdir(parents=True)
+    (root / "CMakeLists.txt").write_text('idf_component_register(SRCS "widget.c")\n')
+    (root / "widget.c").write_text(text)
+    _git("init", "-q", cwd=root)
+    _git("add", "-A", cwd=root)
+    _git("commit", "-q", "-m", "widget", cwd=root)
+    return root, _git("rev-parse", "HEAD", cwd=root)
+
+
+def _clone_without_submodules(tmp_path: Path, commit: str) -> Path:
+    """A project whose git HEAD pins components/widget at `commit` (a gitlink), left empty as
+    `git clone` without --recursive leaves it."""
+    demo = make_project(tmp_path / "demo", extra={
+        ".gitmodules": '[submodule "components/widget"]\n\tpath = components/widget\n'
+                       "\turl = https://127.0.0.1/widget.git\n"})
+    _git("init", "-q", cwd=demo)
+    _git("add", "-A", cwd=demo)
+    _git("update-index", "--add", "--cacheinfo", f"160000,{commit},components/widget", cwd=demo)
+    _git("commit", "-q", "-m", "demo", cwd=demo)
+    (demo / "components" / "widget").mkdir(parents=True)
+    return demo
+
+
+def test_deps_dir_fills_an_empty_submodule_verified_by_commit(tmp_path, invoke, project, fake_idf):
+    deps = tmp_path / "deps"
+    widget, commit = _component_checkout(deps / "widget", "int widget(void) { return 1; }\n")
+    demo = _clone_without_submodules(tmp_path, commit)
+    before = tree_digest(demo)
+    line = one_error(invoke("build", "--board", "sonatino", "--firmware", str(demo)))
+    assert "components/widget" in line and "submodule update --init --recursive" in line and "--deps-dir" in line
+    done = invoke("build", "--board", "sonatino", "--firmware", str(demo), "--deps-dir", str(deps), "--json")
+    assert done.exit_code == 0, done.output
+    copied = project / "build" / "sonatino-demo" / "project" / "components" / "widget" / "widget.c"
+    assert copied.read_text() == (widget / "widget.c").read_text()
+    assert not (copied.parent / ".git").exists()
+    assert tree_digest(demo) == before and not any((demo / "components" / "widget").iterdir())
+    # exec/flash use the build, not DIR's sources: no --deps-dir needed there
+    line = one_error(invoke("flash", "--board", "sonatino", "--firmware", str(demo), "--port", "/dev/rtflash-nope"))
+    assert "/dev/rtflash-nope" in line
+
+
+def test_deps_dir_refuses_a_checkout_at_another_commit_or_a_plain_tree(tmp_path, invoke, project, fake_idf):
+    deps = tmp_path / "deps"
+    widget, commit = _component_checkout(deps / "widget", "int widget(void) { return 1; }\n")
+    demo = _clone_without_submodules(tmp_path, commit)
+    (widget / "widget.c").write_text("int widget(void) { return 2; }\n")
+    _git("commit", "-q", "-am", "moved on", cwd=widget)
+    moved = _git("rev-parse", "HEAD", cwd=widget)
+    line = one_error(invoke("build", "--board", "sonatino", "--firmware", str(demo), "--deps-dir", str(deps)))
+    assert f"is at {moved[:12]}" in line and f"pins {commit[:12]} for components/widget" in line
+    import shutil
+
+    shutil.rmtree(widget / ".git")
+    line = one_error(invoke("build", "--board", "sonatino", "--firmware", str(demo), "--deps-dir", str(deps)))
+    assert "not a git checkout" in line and commit[:12] in line
+    line = one_error(invoke("build", "--board", "sonatino", "--firmware", str(demo), "--deps-dir", str(tmp_path / "none")))
+    assert "has no" in line and commit[:12] in line
+    assert not (project / "build" / "sonatino-demo" / "project").exists()

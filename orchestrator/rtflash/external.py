@@ -46,6 +46,8 @@ class ExternalFirmware:
     source: Path
     kind: str  # UPSTREAM or PROJECT
     submodules: tuple[str, ...] = field(default=())
+    # empty submodules of DIR filled from --deps-dir: (path in DIR, verified git checkout, commit)
+    fills: tuple[tuple[str, Path, str], ...] = field(default=())
 
     @property
     def name(self) -> str:
@@ -65,8 +67,10 @@ class ExternalFirmware:
         return f"{self.source}: an ESP-IDF project, built out of tree from a private copy; it is never written"
 
 
-def inspect(path: Path | str) -> ExternalFirmware:
-    """Check DIR is an ESP-IDF project rtflash can build; each problem is one line with the fix."""
+def inspect(path: Path | str, deps_dir: Path | None = None, sources: bool = True) -> ExternalFirmware:
+    """Check DIR is an ESP-IDF project rtflash can build; each problem is one line with the fix. Empty
+    submodules (a clone without --recursive) are taken from `deps_dir` when given, each verified;
+    `sources` False (flash, exec: they use the build, not DIR's sources) skips that check."""
     given = Path(path).expanduser()
     source = given.resolve()
     if not source.exists():
@@ -95,13 +99,55 @@ def inspect(path: Path | str) -> ExternalFirmware:
     if not _PROJECT_CMAKE.search(text):
         raise ConfigError(f"--firmware {given}: {cmake.name} does not include ESP-IDF's tools/cmake/project.cmake, so "
                           "it is not an ESP-IDF project; give the project's top folder")
-    empty = empty_submodules(source)
-    if empty:
+    empty = empty_submodules(source) if sources else []
+    fills: tuple[tuple[str, Path, str], ...] = ()
+    if empty and deps_dir is not None:
+        fills = tuple(fill_submodule(source, given, rel, Path(deps_dir)) for rel in empty)
+    elif empty:
         raise ConfigError(f"--firmware {given}: submodule(s) {', '.join(empty)} empty (a clone without --recursive): "
-                          f"run `git -C {given} submodule update --init --recursive`")
+                          f"run `git -C {given} submodule update --init --recursive` (offline: --deps-dir D with git "
+                          "checkouts D/<name> at the commits DIR pins)")
     upstream = "OPENAI_API_KEY" in text and "OPENAI_REALTIMEAPI" in text and all(
         (source / f).is_file() for f in UPSTREAM_FILES)
-    return ExternalFirmware(source, UPSTREAM if upstream else PROJECT, tuple(submodule_paths(source)))
+    return ExternalFirmware(source, UPSTREAM if upstream else PROJECT, tuple(submodule_paths(source)), fills)
+
+
+def pinned_commit(source: Path, rel: str) -> str | None:
+    """The commit DIR's git HEAD pins for the submodule at `rel` (its gitlink), or None (not a git checkout)."""
+    from rtflash.deps import _git
+
+    if not (source / ".git").exists():
+        return None
+    listed = _git("ls-tree", "HEAD", "--", rel, cwd=source, timeout=30)
+    fields = listed.output.split()
+    return fields[2] if listed.returncode == 0 and len(fields) >= 3 and fields[0] == "160000" else None
+
+
+def fill_submodule(source: Path, given: Path, rel: str, deps_dir: Path) -> tuple[str, Path, str]:
+    """--deps-dir D for an empty submodule `rel` of DIR: D/<its folder name>, a git checkout verified by
+    commit against DIR's gitlink, as `rtflash deps` verifies its pins (rtflash.deps.head_of). A plain tree
+    has no fingerprint recorded anywhere for a user's project, so it cannot be verified: one line."""
+    from rtflash.deps import head_of
+
+    name = Path(rel).name
+    candidate = Path(deps_dir).resolve() / name
+    pinned = pinned_commit(source, rel)
+    if pinned is None:
+        raise ConfigError(f"--firmware {given}: submodule {rel} is empty and DIR is no git checkout recording its "
+                          f"commit, so {candidate} cannot be verified; run `git -C {given} submodule update --init "
+                          "--recursive` in a clone")
+    if not candidate.is_dir():
+        raise ConfigError(f"--firmware {given}: submodule {rel} is empty and --deps-dir has no {candidate}; put a git "
+                          f"checkout of it at commit {pinned[:12]} there, or run `git -C {given} submodule update "
+                          "--init --recursive`")
+    head = head_of(candidate)
+    if head is None:
+        raise ConfigError(f"--deps-dir {candidate}: not a git checkout, so it cannot be verified against commit "
+                          f"{pinned[:12]} that {given} pins for {rel}; give a git checkout at that commit")
+    if head != pinned:
+        raise ConfigError(f"--deps-dir {candidate} is at {head[:12]}, but {given} pins {pinned[:12]} for {rel}: "
+                          f"run `git -C {candidate} checkout {pinned}`")
+    return rel, candidate, pinned
 
 
 def _readme_only(name: str) -> bool:
@@ -153,16 +199,17 @@ def _walk(source: Path) -> list[tuple[str, os.stat_result]]:
     return sorted(found)
 
 
-def sync_copy(source: Path, dest: Path) -> int:
+def sync_copy(source: Path, dest: Path, manifest: Path | None = None) -> int:
     """Mirror `source` into `dest` (see the module doc); returns how many files were (re)copied.
 
-    Only `dest` is written; `source` is read. An unreadable file in DIR is one line naming it."""
+    Only `dest` is written; `source` is read. An unreadable file in DIR is one line naming it. The
+    manifest is dest's sibling MANIFEST unless given (a submodule filled into the copy keeps its own)."""
     import stat as st
 
     from rtflash.files import write_atomic
 
     dest.mkdir(parents=True, exist_ok=True)
-    manifest_path = dest.parent / MANIFEST
+    manifest_path = manifest or dest.parent / MANIFEST
     try:
         previous = json.loads(manifest_path.read_text(encoding="utf-8"))
         if previous.get("source") != str(source):

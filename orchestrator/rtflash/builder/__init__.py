@@ -152,6 +152,8 @@ def _build_external(board: Board, settings: Settings, project_dir: Path, firmwar
     config = build_dir / "config"
     copy = build_dir / "project"
     sync_copy(firmware.source, copy)
+    for rel, checkout, _commit in getattr(firmware, "fills", ()):  # --deps-dir: DIR's empty submodules, verified
+        sync_copy(checkout, copy / rel, manifest=build_dir / f".rtflash-submodule-{rel.replace('/', '__')}.json")
     render_external(board, settings, config, firmware)  # after the copy: its platformio.ini goes into it
     layers = tuple(p for p in (project_defaults(copy), config / "sdkconfig.defaults") if p is not None)
     forget_stale_sdkconfig(build_dir, config, board.idf_target, layers)

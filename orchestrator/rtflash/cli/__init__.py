@@ -86,14 +86,16 @@ class App:
             return self.project_dir / "build" / f"{board_name}-{self.firmware.name}"
         return self.project_dir / "build" / board_name
 
-    def use_firmware(self, given: Path | None):
-        """--firmware DIR, else `[firmware] path` in rtflash.toml, else None (firmware-src); checked."""
+    def use_firmware(self, given: Path | None, deps_dir: Path | None = None, sources: bool = True):
+        """--firmware DIR, else `[firmware] path` in rtflash.toml, else None (firmware-src); checked.
+        `deps_dir` (--deps-dir) may fill DIR's empty submodules, each verified by commit; `sources` False
+        for commands that use only DIR's build (flash, exec)."""
         folder = given or self.settings.firmware
         if not folder:
             return None
         from rtflash.external import inspect
 
-        self.firmware = inspect(folder)
+        self.firmware = inspect(folder, deps_dir, sources)
         return self.firmware
 
 

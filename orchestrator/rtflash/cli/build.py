@@ -86,7 +86,7 @@ def build(app: App, board_name, backend, clean, as_json, deps_dir, firmware_dir,
     board = app.board(board_name)
     for w in board.warnings:
         console.warn(w)
-    app.use_firmware(firmware_dir)
+    app.use_firmware(firmware_dir, deps_dir)
     if not as_json:
         firmware_notices(app, board, bake_secrets)
     start = time.perf_counter()
@@ -253,7 +253,7 @@ def exec_(app: App, board_name, api_url, ca_file, mic, speaker_out, relay_url, r
         raise ConfigError(f"board {board.name} is {board.chip}; exec runs linux builds: use `rtflash flash` "
                           "and `rtflash monitor` for hardware")
     if firmware_dir is not None or app.firmware is None:
-        app.use_firmware(firmware_dir)
+        app.use_firmware(firmware_dir, sources=False)
     build_dir = app.build_dir(board.name)
     try:
         elf = json.loads((build_dir / "project_description.json").read_text())["app_elf"]

@@ -28,7 +28,7 @@ def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, dep
     from rtflash import ci as ci_core
     from rtflash import console
 
-    _refuse_secrets(app, firmware_dir, bake_secrets)
+    _refuse_secrets(app, firmware_dir, bake_secrets, deps_dir)
     boards = ci_core.select_boards(app.catalog, spec)
     if as_matrix:
         click.echo(json.dumps(ci_core.matrix(boards), separators=(",", ":")))
@@ -58,14 +58,14 @@ def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, dep
         raise click.exceptions.Exit(1)
 
 
-def _refuse_secrets(app: App, firmware_dir: Path | None, bake_secrets: bool) -> None:
+def _refuse_secrets(app: App, firmware_dir: Path | None, bake_secrets: bool, deps_dir: Path | None = None) -> None:
     """ci publishes artifacts: never one with a secret in it (--bake-secrets, or the SDK that needs it)."""
     from rtflash.errors import ConfigError
 
     if bake_secrets:
         raise ConfigError("rtflash ci never uses --bake-secrets: dist/ is published, and an artifact must never hold "
                           "a secret; build such a binary locally with `rtflash build --bake-secrets`")
-    firmware = app.use_firmware(firmware_dir)
+    firmware = app.use_firmware(firmware_dir, deps_dir)
     if firmware is not None and firmware.is_upstream:
         raise ConfigError(f"rtflash ci cannot build {firmware.source}: the OpenAI Realtime SDK compiles WIFI_SSID, "
                           "WIFI_PASSWORD and OPENAI_API_KEY into the binary, and a dist/ artifact must never hold them; "

@@ -125,7 +125,7 @@ def flash(app: App, board_name, ports, baud, before, after, erase, full, force, 
     board = app.board(board_name)
     if board.is_linux:
         raise ConfigError("the linux board runs on this machine: use rtflash exec --board linux")
-    if app.use_firmware(firmware_dir) is not None and not no_credentials:
+    if app.use_firmware(firmware_dir, sources=False) is not None and not no_credentials:
         if not as_json:
             from rtflash import console
 

@@ -66,7 +66,7 @@ def run(app: App, ctx: click.Context, board_name, ports, backend, clean, deps_di
     board = app.board(board_name)
     for w in board.warnings:
         console.warn(w)
-    if app.use_firmware(firmware_dir) is not None:
+    if app.use_firmware(firmware_dir, deps_dir) is not None:
         firmware_notices(app, board, bake_secrets)
         if app.firmware.is_upstream and not bake_secrets:
             from rtflash.external import refuse_without_bake
