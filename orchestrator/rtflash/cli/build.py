@@ -63,7 +63,8 @@ def deps_dir_option(f):
     return click.option("--deps-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
                         help="Build from local copies of the firmware's pinned dependencies (DIR/<name>, "
                              "DIR/components/<ns>__<name>, e.g. the `rtflash deps` cache): no network needed. "
-                             "Default: $RTFLASH_DEPS_DIR, else the deps cache.")(f)
+                             "Default: $RTFLASH_DEPS_DIR, else the deps cache. With --firmware: the empty submodules "
+                             "of a clone without --recursive, git checkouts DIR/<name> verified by commit.")(f)
 
 
 @click.command()
