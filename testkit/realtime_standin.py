@@ -623,6 +623,7 @@ class StandIn:
         slow_seconds: float = 30.0,
         respond: bool = True,
         peer: str = "stock",
+        legacy_endpoint: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: one of {MODES}")
@@ -632,6 +633,9 @@ class StandIn:
         self.pki, self.api_key, self.host, self.port = pki, api_key, host, port
         self.mode, self.play, self.tone_hz = mode, play, tone_hz
         self.slow_seconds, self.respond = slow_seconds, respond
+        # Extra case, off by default: also serve the first WebRTC endpoint, `POST /v1/realtime?model=M`
+        # (the same SDP offer/answer exchange; what openai-realtime-embedded-sdk compiles in).
+        self.legacy_endpoint = legacy_endpoint
         self.calls: list[Call] = []
         self.requests: list[RequestRecord] = []  # create-call requests
         self.hangups: list[RequestRecord] = []  # hang-up requests
@@ -651,6 +655,8 @@ class StandIn:
         loopback_only()
         app = web.Application(client_max_size=256 * 1024)
         app.router.add_post("/v1/realtime/calls", self._create_call)
+        if self.legacy_endpoint:
+            app.router.add_post("/v1/realtime", self._create_call)
         app.router.add_post("/v1/realtime/calls/{call_id}/hangup", self._hangup)
         # shutdown_timeout: a "slow" request still sleeping must not hold stop() for aiohttp's default 60 s
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)

@@ -301,3 +301,38 @@ def test_probe_reads_the_overlay(pio_env):
                           "sonatino"], env=env, capture_output=True, text=True, check=False, timeout=120).stdout
     data = json.loads(out.strip().splitlines()[-1])
     assert data["platform_installed"] and data["scons"] and data["packages"] == [] and data["penv"] is None
+
+
+def test_real_builder_builds_a_firmware_dir_out_of_tree(pio_env, rtflash_exe, tmp_path):
+    """--firmware DIR with --backend pio: ESP-IDF's own hello_world (from ../shared/esp-idf), configured by
+    the real espidf builder from rtflash's private copy, its TU compiled, DIR untouched. Its MINIMAL_BUILD
+    line is dropped in the test's copy: with it the builder's own __pio_env component is left out and
+    PlatformIO cannot build it at all (rtflash says so in one line, tests/test_external.py)."""
+    from rtflash.external import tree_digest
+    from testkit.shared import SHARED_IDF
+
+    root, env = pio_env
+    hello = tmp_path / "hello_world"
+    shutil.copytree(SHARED_IDF / "examples" / "get-started" / "hello_world", hello)
+    cmake = hello / "CMakeLists.txt"
+    cmake.write_text("".join(ln for ln in cmake.read_text().splitlines(True) if "MINIMAL_BUILD" not in ln))
+    before = tree_digest(hello)
+    work = root / "firmware-dir"
+    work.mkdir()
+    tu_log = root / "hello-tu.log"
+    result = subprocess.run([rtflash_exe, "build", "--board", "sonatino", "--backend", "pio", "--firmware", str(hello)],
+                            cwd=work, env={**env, "PIO_STANDIN_TU_LOG": str(tu_log)}, capture_output=True, text=True,
+                            check=False, timeout=1800)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "compile-only stand-in toolchain" in out and "Traceback" not in out, out[-2000:]
+    build_dir = work / "build" / "sonatino-hello_world"
+    log = max((build_dir / "log").glob("build-*-pio.log")).read_text()
+    assert "Reading CMake configuration..." in log and "rtflash: firmware target: main" in log
+    count, bad = judge_tus(tu_log)
+    compiled = [ln.split("\t")[:2] for ln in tu_log.read_text().splitlines()
+                if "/CMakeFiles/" not in ln and "\t/usr/share/cmake" not in ln]
+    assert count == 1 and not bad and [(rc, Path(src).name) for rc, src in compiled] == [("0", "hello_world_main.c")]
+    assert Path(compiled[0][1]).is_relative_to(build_dir / "project")  # the private copy, not DIR
+    assert (build_dir / "sdkconfig.pio").is_file() and "CONFIG_ESPTOOLPY_FLASHSIZE_8MB=y" in (
+        build_dir / "sdkconfig.pio").read_text()
+    assert tree_digest(hello) == before

@@ -121,6 +121,13 @@ def idf_tree(idf_path: Path, firmware: Path, target: str = "esp32s3", build_dir:
         dirs = [firmware / "main", firmware / "components", *extra_dirs]
         found = components.expand(idf_path, target, [d for d in dirs if d.is_dir()], LINUX_COMPONENTS
                                   if target == "linux" else None)
+    return tree_of(idf_path, found, target)
+
+
+def tree_of(idf_path: Path, found, target: str) -> Tree:
+    """The Kconfig tree of a known component set (rtflash.components.BuildComponents)."""
+    if not (idf_path / "Kconfig").is_file():
+        raise ConfigError(f"IDF_PATH={idf_path} has no Kconfig; point IDF_PATH at an ESP-IDF checkout")
     dirs = found.dirs
     renames = [p for d in dirs for p in (d / "sdkconfig.rename", d / f"sdkconfig.rename.{target}") if p.is_file()]
     return Tree(

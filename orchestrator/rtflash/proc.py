@@ -56,10 +56,13 @@ def _not_found(argv: Sequence[str]) -> ToolNotFound:
     return ToolNotFound(f"{argv[0]} not found; {INSTALL_HINTS.get(program, f'install {program}')}")
 
 
-def _env(extra: Mapping[str, str] | None, unset: Sequence[str] = ()) -> dict[str, str] | None:
+def _env(extra: Mapping[str, str | None] | None, unset: Sequence[str] = ()) -> dict[str, str] | None:
+    """os.environ with `extra` over it, without the `unset` names; a None value in `extra` also removes
+    that variable (e.g. one a build must not see)."""
     if extra is None and not unset:
         return None
-    return {k: v for k, v in {**os.environ, **(extra or {})}.items() if k not in unset}
+    merged = {**os.environ, **(extra or {})}
+    return {k: v for k, v in merged.items() if v is not None and k not in unset}
 
 
 def run(argv: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None,

@@ -85,7 +85,9 @@ def _template_line(exc: BaseException, name: str) -> str:
     return line
 
 
-def board_context(board: Board, settings: Settings, out_dir: Path) -> dict:
+def board_context(board: Board, settings: Settings, out_dir: Path, external=None) -> dict:
+    """Template variables; with `external` (an ExternalFirmware, --firmware DIR) the sdkconfig layer holds
+    only what the board decides, over DIR's own defaults, and DIR's partition table is kept if it fits."""
     from rtflash.resources import firmware_dir
 
     layout: Layout | None = None if board.is_linux else layout_for(board.flash_bytes)
@@ -100,7 +102,56 @@ def board_context(board: Board, settings: Settings, out_dir: Path) -> dict:
         "partitions_csv": str((out_dir / "partitions.csv").resolve()),
         "main_stack": MAIN_STACK,
         "security": security_for(settings, board.name),
+        "app_size": layout.app_size if layout else 0,
+        "external": external,
+        "own_partitions": True,
+        "partition_note": "",
+        "external_unset": [],
     }
+
+
+def external_names(board: Board, own_partitions: bool) -> tuple[str, ...]:
+    """What --firmware DIR needs rendered: the board layer, rtflash's table only when DIR's does not fit,
+    and platformio.ini (into the private copy, PlatformIO's project dir)."""
+    if board.is_linux:
+        return ("sdkconfig.defaults.j2",)
+    names = ("sdkconfig.defaults.j2", "partitions.csv.j2") if own_partitions else ("sdkconfig.defaults.j2",)
+    return (*names, "platformio.ini.j2")
+
+
+def render_external(board: Board, settings: Settings, out_dir: Path, external, templates: Path | None = None
+                    ) -> tuple[RenderResult, str]:
+    """Render the board layer for --firmware DIR into `out_dir`; returns it and the partition-table note."""
+    from rtflash.external import overridden_choices, partition_choice
+
+    start = time.perf_counter()
+    env = environment(templates)
+    context = board_context(board, settings, out_dir, external)
+    own, note = partition_choice(external, board)
+    copy = project_dir_of(out_dir)
+    src = next((copy / d for d in ("main", "src") if (external.source / d).is_dir()), copy / "main")
+    defaults = [p for p in (copy / "sdkconfig.defaults",) if (external.source / "sdkconfig.defaults").is_file()]
+    context.update(own_partitions=own, partition_note=note, external_src_dir=str(src),
+                   external_defaults=";".join(str(p) for p in [*defaults, Path(context["config_dir"]) / "sdkconfig.defaults"]))
+    if not board.is_linux:
+        from rtflash.external import partition_source
+        from rtflash.partitions import read_csv
+
+        table = output_path(out_dir, "partitions.csv.j2") if own else partition_source(external)
+        if table.is_file():
+            context["app_size"] = read_csv(table).app.size
+    first = render_template(env, "sdkconfig.defaults.j2", context)
+    context["external_unset"] = overridden_choices(external, first)
+    written, unchanged = [], []
+    for name in external_names(board, own):
+        path = output_path(out_dir, name)
+        (written if write_if_changed(path, render_template(env, name, context)) else unchanged).append(path)
+    if not own and not board.is_linux:  # the table DIR's build uses, where rtflash's size checks and flash read it
+        from rtflash.external import partition_source
+
+        path = output_path(out_dir, "partitions.csv.j2")
+        (written if write_if_changed(path, partition_source(external).read_bytes()) else unchanged).append(path)
+    return RenderResult(board.name, Path(out_dir), tuple(written), tuple(unchanged), time.perf_counter() - start), note
 
 
 def render_board(board: Board, settings: Settings, out_dir: Path, templates: Path | None = None) -> RenderResult:

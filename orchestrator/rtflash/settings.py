@@ -39,6 +39,7 @@ class Settings:
     voice: str = "alloy"
     instructions: str = "You are a helpful, concise voice assistant."
     api_url: str = DEFAULT_API_URL
+    firmware: str = ""  # [firmware] path = "DIR": build that ESP-IDF project (rtflash.external), resolved
     relay: dict = field(default_factory=dict, compare=False)  # [relay.boards|devices.NAME] (rtflash.relay.config)
     security: dict = field(default_factory=dict, compare=False)  # [security] and [security.boards.NAME]
     path: str = ""
@@ -61,6 +62,19 @@ def load_settings(project_dir: Path) -> Settings:
     return parse_settings(raw, path)
 
 
+def parse_firmware_table(value: Any, path: Path) -> str:
+    """`[firmware]` with `path = "DIR"` (relative to rtflash.toml): the project --firmware builds."""
+    if not isinstance(value, dict):
+        raise ConfigError(f'{path}: firmware: must be a table, [firmware] with path = "DIR"')
+    unknown = sorted(set(value) - {"path"})
+    if unknown:
+        raise ConfigError(f"{path}: firmware.{unknown[0]}: unknown setting; allowed: path")
+    folder = value.get("path", "")
+    if not isinstance(folder, str) or not folder:
+        raise ConfigError(f'{path}: firmware.path: must be a non-empty string (in quotes), e.g. path = "../sdk"')
+    return str((path.parent / Path(folder).expanduser()).resolve())
+
+
 def parse_settings(raw: dict[str, Any], path: Path) -> Settings:
     known = {f.name: f.type for f in fields(Settings) if f.name != "path"}
     values: dict[str, Any] = {}
@@ -68,6 +82,9 @@ def parse_settings(raw: dict[str, Any], path: Path) -> Settings:
         if key.lower() in _SECRET_KEYS or "password" in key.lower():
             raise ConfigError(f"{path}: {key}: secrets do not belong in {FILENAME} (it gets committed); "
                               "remove it and use `rtflash secrets set` or environment variables")
+        if key == "firmware":
+            values["firmware"] = parse_firmware_table(value, path)
+            continue
         if key == "relay":
             from rtflash.relay.config import parse_relay_table
 

@@ -184,7 +184,7 @@ def build(opts: dict, project: Path, build_dir: Path, configure_only: bool = Fal
     if target == "linux":
         linux_outputs(build_dir, name, project)
     else:
-        code = flash_outputs(build_dir, name, config, target)
+        code = flash_outputs(build_dir, name, config, target, project)
         if code:
             return code
     description(build_dir, name, target, project, sdkconfig)
@@ -192,8 +192,10 @@ def build(opts: dict, project: Path, build_dir: Path, configure_only: bool = Fal
     return done(target, build_dir, name)
 
 
-def flash_outputs(build_dir: Path, name: str, config: dict, target: str) -> int:
-    csv_path = Path(config.get("CONFIG_PARTITION_TABLE_CUSTOM_FILENAME", '""').strip('"'))
+def flash_outputs(build_dir: Path, name: str, config: dict, target: str, project: Path) -> int:
+    csv_path = Path(config.get("CONFIG_PARTITION_TABLE_CUSTOM_FILENAME", '"partitions.csv"').strip('"'))
+    if not csv_path.is_absolute():  # as partition_table/project_include.cmake: relative to the project dir
+        csv_path = project / csv_path
     table, parts = partition_table(csv_path)
     flash_size = next((k.rsplit("_", 1)[1] for k in config if k.startswith("CONFIG_ESPTOOLPY_FLASHSIZE_")), "2MB")
     app_part = next(p for p in parts if p["type"] == "app")

@@ -92,6 +92,15 @@ def build_env(board: Board, deps_dir: Path | None) -> dict[str, str]:
     return env
 
 
+def linux_stubs_present(board: Board) -> None:
+    """The upstream SDK's linux build adds $IDF_PATH/examples/protocols/linux_stubs/esp_stubs, which a
+    trimmed ESP-IDF may lack: one line instead of CMake's obscure component error."""
+    idf_path = os.environ.get("IDF_PATH")
+    if board.is_linux and idf_path and not (Path(idf_path) / "examples/protocols/linux_stubs/esp_stubs").is_dir():
+        raise ToolNotFound(f"{idf_path}/examples/protocols/linux_stubs/esp_stubs is missing (a trimmed ESP-IDF): the "
+                           "SDK's linux build needs it; use a full ESP-IDF v5.5 checkout")
+
+
 class IdfBackend:
     name = "idf"
 
@@ -109,15 +118,22 @@ class IdfBackend:
         return toolchain_missing(board.idf_target)
 
     def argv(self, board: Board, project_dir: Path, config_dir: Path, deps_dir: Path | None = None,
-             action: str = "build") -> list[str]:
+             action: str = "build", external=None) -> list[str]:
         from rtflash.render import project_dir_of
 
-        firmware = firmware_dir()
-        build_dir = project_dir / "build" / board.name
-        layers = [p for p in (firmware / "sdkconfig.defaults", config_dir / "sdkconfig.defaults") if p.is_file()]
-        argv = [*idf_py_argv(), "-C", str(project_dir_of(config_dir)), "-B", str(build_dir),
-                f"-DSDKCONFIG={build_dir / 'sdkconfig'}", f"-DSDKCONFIG_DEFAULTS={';'.join(str(p) for p in layers)}",
-                f"-DRT_DEPS_DIR={deps_dir or ''}"]  # cmake/rt_deps.cmake: local copies (offline), or the cache
+        build_dir = config_dir.parent
+        if external is not None:  # --firmware DIR: its private copy, its defaults then the board's, the target
+            argv = [*idf_py_argv(), "-C", str(external.project), "-B", str(build_dir),
+                    f"-DSDKCONFIG={build_dir / 'sdkconfig'}",
+                    f"-DSDKCONFIG_DEFAULTS={';'.join(str(p) for p in external.layers)}",
+                    f"-DIDF_TARGET={board.idf_target}"]  # as an environment variable alone the SDK's linux CMake fails
+        else:
+            firmware = firmware_dir()
+            layers = [p for p in (firmware / "sdkconfig.defaults", config_dir / "sdkconfig.defaults") if p.is_file()]
+            argv = [*idf_py_argv(), "-C", str(project_dir_of(config_dir)), "-B", str(build_dir),
+                    f"-DSDKCONFIG={build_dir / 'sdkconfig'}",
+                    f"-DSDKCONFIG_DEFAULTS={';'.join(str(p) for p in layers)}",
+                    f"-DRT_DEPS_DIR={deps_dir or ''}"]  # cmake/rt_deps.cmake: local copies (offline), or the cache
         if board.is_linux:
             argv.append("--preview")
         from rtflash.builder.progress import ccache_available
@@ -127,19 +143,23 @@ class IdfBackend:
         return [*argv, action]
 
     def build(self, board: Board, project_dir: Path, config_dir: Path, on_line, deps_dir: Path | None = None,
-              action: str = "build") -> Artifacts | None:
+              action: str = "build", external=None) -> Artifacts | None:
         why = self.unavailable(board)
         if why:
             raise ToolNotFound(why)
-        build_dir = project_dir / "build" / board.name
+        build_dir = config_dir.parent
         existing = configured_target(build_dir / "sdkconfig")
         if existing and existing != board.idf_target:
             raise ConfigError(f"{build_dir} was configured for {existing}, board {board.name} is {board.idf_target}; "
                               f"rerun with --clean")
         if action not in ACTIONS:
             raise ConfigError(f"unknown idf.py action '{action}'; use one of {', '.join(ACTIONS)}")
-        run_logged(self.argv(board, project_dir, config_dir, deps_dir, action), build_dir, "idf", board.name, on_line,
-                   env=build_env(board, deps_dir))
+        env = build_env(board, deps_dir)
+        if external is not None:
+            env.update(external.env)
+            linux_stubs_present(board)
+        run_logged(self.argv(board, project_dir, config_dir, deps_dir, action, external), build_dir, "idf",
+                   board.name, on_line, env=env)
         if action != "build":
             return None
         if board.is_linux:

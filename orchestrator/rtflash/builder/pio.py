@@ -286,17 +286,24 @@ class PioBackend:
                          + ", or use --backend idf with an installed ESP-IDF")
 
     def build(self, board: Board, project_dir: Path, config_dir: Path, on_line, deps_dir: Path | None = None,
-              action: str = "build") -> Artifacts | None:
+              action: str = "build", external=None) -> Artifacts | None:
         from rtflash.render import project_dir_of
+
 
         why = self.unavailable(board)
         if why:
             raise ToolNotFound(why)
         if action != "build":
             raise ConfigError(f"the pio backend only builds (action '{action}'); use --backend idf to {action}")
+        if external is not None:
+            from rtflash.external import pio_incompatible
+
+            why = pio_incompatible(external.firmware)
+            if why:
+                raise ConfigError(why)
         pio = pio_path()
-        project = project_dir_of(config_dir)
-        build_dir = Path(project_dir) / "build" / board.name
+        project = project_dir_of(config_dir)  # --firmware DIR: the private copy, platformio.ini rendered into it
+        build_dir = config_dir.parent
         refuse_spaces(build_dir.resolve(), firmware_dir(), core_dir())
         packages = local_packages()
         standin = standin_toolchain(packages)
@@ -305,14 +312,17 @@ class PioBackend:
             config = project / "platformio-offline.ini"
             write_if_changed(config, overlay_text(board, packages, standin is not None))
         needs = probe(sys.executable, project, config, board.name)
-        needs = Needs(needs.platform, needs.platform_installed, needs.packages, needs.scons, needs.penv,
-                      registry_components_missing(project, deps_dir, board.idf_target),
-                      git_deps_missing(deps_dir, board.idf_target))
+        if external is None:  # firmware-src's pinned deps; a --firmware project brings its own
+            needs = Needs(needs.platform, needs.platform_installed, needs.packages, needs.scons, needs.penv,
+                          registry_components_missing(project, deps_dir, board.idf_target),
+                          git_deps_missing(deps_dir, board.idf_target))
         self.check_needs(needs, project, board)
         argv = [pio, "run", "-d", str(project), "-c", str(config), "-e", board.name]
         env = {"RTFLASH_DEPS_DIR": str(deps_dir or "")}  # platformio.ini: -DRT_DEPS_DIR=${sysenv...}, every run
         if deps_dir is not None and (deps_dir / "components").is_dir():
             env["IDF_COMPONENT_MANAGER"] = "0"
+        if external is not None:
+            env.update(external.env)
         if standin is not None:
             argv += ["-t", FIRMWARE_TARGET]
             env["SCONSFLAGS"] = " ".join(filter(None, [os.environ.get("SCONSFLAGS", ""), "-k"]))

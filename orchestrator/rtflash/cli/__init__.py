@@ -53,6 +53,7 @@ class App:
     verbose: bool = False
     _settings: object = field(default=None, repr=False)
     _catalog: object = field(default=None, repr=False)
+    firmware: object = None  # rtflash.external.ExternalFirmware once use_firmware found one (--firmware DIR)
 
     @property
     def settings(self):
@@ -82,7 +83,21 @@ class App:
         return self.catalog.get(name)
 
     def build_dir(self, board_name: str) -> Path:
+        if self.firmware is not None:
+            return self.project_dir / "build" / f"{board_name}-{self.firmware.name}"
         return self.project_dir / "build" / board_name
+
+    def use_firmware(self, given: Path | None, deps_dir: Path | None = None, sources: bool = True):
+        """--firmware DIR, else `[firmware] path` in rtflash.toml, else None (firmware-src); checked.
+        `deps_dir` (--deps-dir) may fill DIR's empty submodules, each verified by commit; `sources` False
+        for commands that use only DIR's build (flash, exec)."""
+        folder = given or self.settings.firmware
+        if not folder:
+            return None
+        from rtflash.external import inspect
+
+        self.firmware = inspect(folder, deps_dir, sources)
+        return self.firmware
 
 
 pass_app = click.make_pass_decorator(App)
@@ -117,6 +132,20 @@ def complete_board(ctx, param, incomplete):
     from rtflash.resources import boards_dir
 
     return [p.stem for p in sorted(boards_dir().glob("*.toml")) if p.stem.startswith(incomplete)]
+
+
+def firmware_option(bake: bool = True):
+    """--firmware DIR (and --bake-secrets): build a user's ESP-IDF project instead of firmware-src."""
+    def decorate(f):
+        if bake:
+            f = click.option("--bake-secrets", is_flag=True,
+                             help="With --firmware DIR of the OpenAI Realtime SDK: let its CMake compile WIFI_SSID, "
+                                  "WIFI_PASSWORD and OPENAI_API_KEY (from `rtflash secrets`) into the binary.")(f)
+        return click.option("--firmware", "firmware_dir", type=click.Path(path_type=Path), default=None,
+                            metavar="DIR", help="Build this ESP-IDF project (e.g. a clone of openai-realtime-"
+                            "embedded-sdk) out of tree instead of rtflash's firmware (default: [firmware] path "
+                            "in rtflash.toml).")(f)
+    return decorate
 
 
 def board_option(required: bool = False):

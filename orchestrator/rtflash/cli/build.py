@@ -7,10 +7,28 @@ from pathlib import Path
 
 import click
 
-from rtflash.cli import App, board_option, json_errors, pass_app
+from rtflash.cli import App, board_option, firmware_option, json_errors, pass_app
 
 
-def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = False, deps_dir=None):
+def firmware_notices(app: App, board, bake_secrets: bool) -> None:
+    """--firmware DIR: what it is, baked secrets, audio pins, TLS and the partition table, before building."""
+    if app.firmware is None:
+        return
+    from rtflash import console
+    from rtflash.external import notices, partition_choice
+
+    from rtflash.builder import precedence_note
+
+    lines = notices(app.firmware, board, bake_secrets)
+    lines[0] += f" ({precedence_note()})"
+    if not board.is_linux:
+        lines.insert(1, partition_choice(app.firmware, board)[1])
+    for line in lines:
+        (console.warn if line.startswith(("--bake-secrets", "audio pins", "TLS")) else console.info)(line)
+
+
+def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = False, deps_dir=None,
+              bake_secrets: bool = False):
     """Build with a rich progress bar from ninja's [N/M] lines; returns Artifacts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -36,7 +54,8 @@ def run_build(app: App, board, backend: str | None, clean: bool, quiet: bool = F
                 progress.console.print(line, markup=False, highlight=False)
 
         return build_board(board, app.settings, app.project_dir, backend or app.settings.backend, on_line, clean,
-                           deps_dir=deps_dir, on_start=on_start)
+                           deps_dir=deps_dir, on_start=on_start,
+                           firmware=app.firmware, bake_secrets=bake_secrets)
 
 
 def deps_dir_option(f):
@@ -44,7 +63,8 @@ def deps_dir_option(f):
     return click.option("--deps-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
                         help="Build from local copies of the firmware's pinned dependencies (DIR/<name>, "
                              "DIR/components/<ns>__<name>, e.g. the `rtflash deps` cache): no network needed. "
-                             "Default: $RTFLASH_DEPS_DIR, else the deps cache.")(f)
+                             "Default: $RTFLASH_DEPS_DIR, else the deps cache. With --firmware: the empty submodules "
+                             "of a clone without --recursive, git checkouts DIR/<name> verified by commit.")(f)
 
 
 @click.command()
@@ -54,10 +74,11 @@ def deps_dir_option(f):
 @click.option("--clean", is_flag=True, help="Remove the previous build output first (keeps config/ and log/).")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts as JSON on stdout.")
 @deps_dir_option
+@firmware_option()
 @pass_app
 @json_errors
-def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:
-    """Render the board's config and build firmware-src with idf.py or pio."""
+def build(app: App, board_name, backend, clean, as_json, deps_dir, firmware_dir, bake_secrets) -> None:
+    """Render the board's config and build firmware-src (or --firmware DIR) with idf.py or pio."""
     import time
 
     from rtflash import console
@@ -66,8 +87,11 @@ def build(app: App, board_name, backend, clean, as_json, deps_dir) -> None:
     board = app.board(board_name)
     for w in board.warnings:
         console.warn(w)
+    app.use_firmware(firmware_dir, deps_dir)
+    if not as_json:
+        firmware_notices(app, board, bake_secrets)
     start = time.perf_counter()
-    artifacts = run_build(app, board, backend, clean, quiet=as_json, deps_dir=deps_dir)
+    artifacts = run_build(app, board, backend, clean, quiet=as_json, deps_dir=deps_dir, bake_secrets=bake_secrets)
     if not board.is_linux:
         check_fits(artifacts, app.build_dir(board.name) / "config" / "partitions.csv")
     seconds = time.perf_counter() - start
@@ -211,9 +235,11 @@ def _exec_env(api_url: str | None, ca_file: Path | None, mic: Path | None, speak
 @click.option("--relay-ca", type=click.Path(path_type=Path), default=None, metavar="FILE",
               help="PEM CA of the relay's certificate (default: $RTFLASH_RELAY_CA as `provision --relay` prints it, "
                    "else the certificate bundle).")
+@firmware_option(bake=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_app
-def exec_(app: App, board_name, api_url, ca_file, mic, speaker_out, relay_url, relay_ca, args) -> None:
+def exec_(app: App, board_name, api_url, ca_file, mic, speaker_out, relay_url, relay_ca, args,
+          firmware_dir=None) -> None:
     """Run the linux build of the firmware, the API key passed as OPENAI_API_KEY (or, with --relay, the
     relay's URL, this device's token and the relay's CA, and no key at all).
 
@@ -227,11 +253,14 @@ def exec_(app: App, board_name, api_url, ca_file, mic, speaker_out, relay_url, r
     if not board.is_linux:
         raise ConfigError(f"board {board.name} is {board.chip}; exec runs linux builds: use `rtflash flash` "
                           "and `rtflash monitor` for hardware")
+    if firmware_dir is not None or app.firmware is None:
+        app.use_firmware(firmware_dir, sources=False)
     build_dir = app.build_dir(board.name)
     try:
         elf = json.loads((build_dir / "project_description.json").read_text())["app_elf"]
     except (OSError, ValueError, KeyError):
-        raise ConfigError(f"no linux build in {build_dir}; run `rtflash build --board {board.name}` first") from None
+        more = f" --firmware {app.firmware.source}" if app.firmware is not None else ""
+        raise ConfigError(f"no linux build in {build_dir}; run `rtflash build --board {board.name}{more}` first") from None
     if relay_url is not None and api_url is not None:
         raise click.UsageError("--relay and --api-url exclude each other: the relay chooses the upstream")
     if relay_ca is not None and relay_url is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rtflash.cli import App, json_errors, pass_app
+from rtflash.cli import App, firmware_option, json_errors, pass_app
 from rtflash.cli.build import deps_dir_option
 
 
@@ -23,13 +23,16 @@ from rtflash.cli.build import deps_dir_option
 @click.option("--esp-web-tools", "web_tools", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The pinned esp-web-tools npm tarball (default: $RTFLASH_ESP_WEB_TOOLS, .cache/npm/).")
 @deps_dir_option
+@firmware_option()
 @pass_app
 def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, web: bool,
-       web_tools: Path | None, deps_dir: Path | None) -> None:
+       web_tools: Path | None, deps_dir: Path | None, firmware_dir: Path | None,
+       bake_secrets: bool) -> None:
     """Build boards secret-free into dist/ (CI); --matrix prints the job matrix; --web an install page."""
     from rtflash import ci as ci_core
     from rtflash import console
 
+    _refuse_secrets(app, firmware_dir, bake_secrets, deps_dir)
     boards = ci_core.select_boards(app.catalog, spec)
     if as_matrix:
         click.echo(json.dumps(ci_core.matrix(boards), separators=(",", ":")))
@@ -48,7 +51,8 @@ def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, web
 
     def build(board):
         console.info(f"building {board.name} ({board.idf_target}) ...")
-        return build_board(board, app.settings, app.project_dir, backend=chosen, deps_dir=deps_dir)
+        return build_board(board, app.settings, app.project_dir, backend=chosen, deps_dir=deps_dir,
+                           firmware=app.firmware)
 
     def shown(result) -> None:
         if result.ok:
@@ -65,6 +69,20 @@ def ci(app: App, spec: str, out: Path, as_matrix: bool, backend: str | None, web
         console.info(f"install page: {out / 'index.html'} (look at it with `rtflash web --dist {out}`)")
     if not report.ok:
         raise click.exceptions.Exit(1)
+
+
+def _refuse_secrets(app: App, firmware_dir: Path | None, bake_secrets: bool, deps_dir: Path | None = None) -> None:
+    """ci publishes artifacts: never one with a secret in it (--bake-secrets, or the SDK that needs it)."""
+    from rtflash.errors import ConfigError
+
+    if bake_secrets:
+        raise ConfigError("rtflash ci never uses --bake-secrets: dist/ is published, and an artifact must never hold "
+                          "a secret; build such a binary locally with `rtflash build --bake-secrets`")
+    firmware = app.use_firmware(firmware_dir, deps_dir)
+    if firmware is not None and firmware.is_upstream:
+        raise ConfigError(f"rtflash ci cannot build {firmware.source}: the OpenAI Realtime SDK compiles WIFI_SSID, "
+                          "WIFI_PASSWORD and OPENAI_API_KEY into the binary, and a dist/ artifact must never hold them; "
+                          "build rtflash's own firmware in CI (credentials go to NVS with `rtflash provision`)")
 
 
 @click.command()

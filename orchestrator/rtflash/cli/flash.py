@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from rtflash.cli import App, board_option, pass_app
+from rtflash.cli import App, board_option, firmware_option, pass_app
 from rtflash.cli.devices import flash_options_from, report, resolve_ports
 
 BEFORE = click.Choice(["default-reset", "usb-reset", "no-reset"])
@@ -77,8 +77,8 @@ def run_flash(app: App, board, port_list: list[str], images, options, quiet: boo
 
 def load_images(app: App, board, force: bool, with_credentials: bool, cred_options: dict | None = None):
     """The last build's images plus the credentials, each checked for what it claims to be
-    (rtflash.images: never written when broken, --force or not) and checked to fit its partition
-    (--force only warns)."""
+    (rtflash.images: never written when broken, --force or not; a --firmware DIR build too) and checked
+    to fit its partition (--force only warns)."""
     from rtflash import console, flash
     from rtflash.artifacts import check_fits, last_build
     from rtflash.errors import ConfigError
@@ -93,7 +93,8 @@ def load_images(app: App, board, force: bool, with_credentials: bool, cred_optio
         data, part = nvs_image(app, board, cred_options or {})
         nvs = (part.offset, data)
     images = flash.images_for(artifacts, nvs)
-    checked = check_build(images, board.chip, board.name, {r.offset: r.path for r in artifacts.regions})
+    rebuild = board.name if app.firmware is None else f"{board.name} --firmware {app.firmware.source}"
+    checked = check_build(images, board.chip, rebuild, {r.offset: r.path for r in artifacts.regions})
     try:
         check_fits(artifacts, build_dir / "config" / "partitions.csv", checked.layout)
     except ConfigError as exc:
@@ -114,14 +115,23 @@ def load_images(app: App, board, force: bool, with_credentials: bool, cred_optio
 @click.option("--yes", "-y", is_flag=True, help="With --erase: erase the whole flash without asking; with NVS "
               "encryption ([security] in rtflash.toml): burn a new device's eFuse key without asking (for scripts).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON result object per device on stdout.")
+@firmware_option(bake=False)
 @pass_app
-def flash(app: App, board_name, ports, baud, before, after, erase, full, force, no_credentials, yes, as_json) -> None:
+def flash(app: App, board_name, ports, baud, before, after, erase, full, force, no_credentials, yes, as_json,
+          firmware_dir=None) -> None:
     """Write the last build (and the credentials) to one or more devices."""
     from rtflash.errors import ConfigError
 
     board = app.board(board_name)
     if board.is_linux:
         raise ConfigError("the linux board runs on this machine: use rtflash exec --board linux")
+    if app.use_firmware(firmware_dir, sources=False) is not None and not no_credentials:
+        if not as_json:
+            from rtflash import console
+
+            console.info(f"{app.firmware.name}: the credentials partition is not written (that firmware does not "
+                         "read rtflash's NVS credentials)")
+        no_credentials = True
     from rtflash.settings import security_for
 
     security = security_for(app.settings, board.name)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from rtflash.cli import App, board_option, pass_app
+from rtflash.cli import App, board_option, firmware_option, pass_app
 from rtflash.cli.build import deps_dir_option
 
 
@@ -54,23 +54,32 @@ class Stages:
 @click.option("--no-reconnect", is_flag=True, help="Monitor: exit when the port goes away.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="Monitor: stop after SECONDS.")
+@firmware_option()
 @click.pass_context
 @pass_app
 def run(app: App, ctx: click.Context, board_name, ports, backend, clean, deps_dir, baud, full, no_credentials, no_monitor,
-        timestamps, filters, log_path, no_reconnect, timeout) -> None:
+        timestamps, filters, log_path, no_reconnect, timeout, firmware_dir=None, bake_secrets=False) -> None:
     """Render, build, flash and monitor a board in one; Ctrl-T F in the monitor rebuilds and reflashes."""
     from rtflash import console
+    from rtflash.cli.build import firmware_notices
 
     board = app.board(board_name)
     for w in board.warnings:
         console.warn(w)
+    if app.use_firmware(firmware_dir, deps_dir) is not None:
+        firmware_notices(app, board, bake_secrets)
+        if app.firmware.is_upstream and not bake_secrets:
+            from rtflash.external import refuse_without_bake
+
+            refuse_without_bake(app.firmware)
+        no_credentials = True  # a --firmware project does not read rtflash's NVS credentials
     if board.is_linux:
         names = ["render", "build", "exec"]
     else:
         names = ["render", "build", "flash"] + ([] if no_monitor else ["monitor"])
     stages = Stages(names)
     _render(app, board, stages)
-    _build(app, board, stages, backend, clean, deps_dir)
+    _build(app, board, stages, backend, clean, deps_dir, bake_secrets)
     if board.is_linux:
         from rtflash.cli.build import exec_
 
@@ -91,16 +100,21 @@ def _render(app: App, board, stages: Stages) -> None:
     from rtflash.render import ensure_rendered
 
     stages.begin("render", board.name)
-    result = ensure_rendered(board, app.settings, app.project_dir)
+    if app.firmware is not None:  # --firmware DIR: the board layer over DIR's own defaults
+        from rtflash.render import render_external
+
+        result = render_external(board, app.settings, app.build_dir(board.name) / "config", app.firmware)[0]
+    else:
+        result = ensure_rendered(board, app.settings, app.project_dir)
     stages.done(f"{len(result.written)} file(s) changed" if result.written else "up to date")
 
 
-def _build(app: App, board, stages: Stages, backend, clean, deps_dir=None) -> None:
+def _build(app: App, board, stages: Stages, backend, clean, deps_dir=None, bake_secrets: bool = False) -> None:
     from rtflash.artifacts import check_fits
     from rtflash.cli.build import run_build
 
     stages.begin("build", board.name)
-    artifacts = run_build(app, board, backend, clean, deps_dir=deps_dir)
+    artifacts = run_build(app, board, backend, clean, deps_dir=deps_dir, bake_secrets=bake_secrets)
     if not board.is_linux:
         check_fits(artifacts, app.build_dir(board.name) / "config" / "partitions.csv")
     size = sum(r.path.stat().st_size for r in artifacts.regions)
