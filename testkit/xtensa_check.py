@@ -165,15 +165,20 @@ def group_of(source: Path, firmware_dir: Path, deps_dir: Path) -> str | None:
     return None
 
 
+def _entry_source(entry: dict) -> Path:
+    """A compile_commands.json entry's source file, absolute and resolved (its "file" may be relative)."""
+    source = Path(entry["file"])
+    if not source.is_absolute():
+        source = Path(entry["directory"]) / source
+    return source.resolve()
+
+
 def select_units(compile_commands: Path, firmware_dir: Path, deps_dir: Path) -> list[Unit]:
     """The C translation units of firmware-src and the pinned deps, as the build compiles them."""
     firmware_dir, deps_dir = firmware_dir.resolve(), deps_dir.resolve()
     units = []
     for entry in json.loads(compile_commands.read_text()):
-        source = Path(entry["file"])
-        if not source.is_absolute():
-            source = Path(entry["directory"]) / source
-        source = source.resolve()
+        source = _entry_source(entry)
         if source.suffix != ".c" or not source.is_file():
             continue
         group = group_of(source, firmware_dir, deps_dir)
@@ -358,6 +363,23 @@ def standin_bin(pio_offline: Path) -> Path:
     return pio_offline / "packages" / "toolchain-xtensa-esp-elf" / "bin"
 
 
+def tool_env(pio_offline: Path) -> tuple[dict[str, str], list[str]]:
+    """The real ESP-IDF's environment with the stand-in Xtensa tool set first on PATH, and what of
+    that `.ci/run` installs is missing (each with how to get it): CI fails on those, never skips."""
+    from testkit.shared import idf_venv, real_idf_env
+
+    standin = standin_bin(pio_offline)
+    missing = [what for ok, what in (
+        ((idf_venv() / "bin" / "python").is_file(), f"ESP-IDF Python env at {idf_venv()} (bash .ci/run)"),
+        ((standin / "xtensa-esp32s3-elf-gcc").is_file(), f"stand-in Xtensa tool set at {standin} (bash .ci/run)"),
+        (shutil.which(CLANG) is not None, f"{CLANG} (apt-get install {CLANG})"),
+        (shutil.which("xtensa-lx106-elf-gcc") is not None, "xtensa-lx106-elf-gcc (apt-get install gcc-xtensa-lx106)"),
+    ) if not ok]
+    env = real_idf_env()
+    env["PATH"] = f"{standin}:{env['PATH']}"
+    return env, missing
+
+
 def reconfigure(board_name: str, project_dir: Path, deps_dir: Path, settings=None) -> Path:
     """`idf.py reconfigure` for `board_name` through rtflash's own build path, offline from `deps_dir`;
     the compile_commands.json it wrote. The environment must already hold the real ESP-IDF and the
@@ -386,10 +408,7 @@ def select_project_units(compile_commands: Path, root: Path) -> list[Unit]:
     root = root.resolve()
     units = []
     for entry in json.loads(compile_commands.read_text()):
-        source = Path(entry["file"])
-        if not source.is_absolute():
-            source = Path(entry["directory"]) / source
-        source = source.resolve()
+        source = _entry_source(entry)
         if source.suffix not in (".c", ".cpp", ".cc") or not source.is_relative_to(root):
             continue
         parts = source.relative_to(root).parts

@@ -10,7 +10,6 @@ Needs ../shared (skips only where it is absent), clang-22 and gcc-xtensa-lx106 (
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,7 @@ from testkit.shared import (
     REPO,
     SHARED_DEPS,
     SHARED_IDF,
-    idf_venv,
     pio_offline_dir,
-    real_idf_env,
 )
 
 BOARDS = ("sonatino", "freenove-s3", "atoms3r-echo", "esp32-s3-box-3")
@@ -50,17 +47,9 @@ def xtensa_env():
     """The real ESP-IDF, the stand-in Xtensa tool set on PATH and the two front ends, for the session."""
     if not (SHARED_IDF / "tools" / "idf.py").is_file() or not (SHARED_DEPS / "libpeer").is_dir():
         pytest.skip(NO_SHARED)
-    standin = xc.standin_bin(pio_offline_dir())
-    missing = [what for ok, what in (
-        ((idf_venv() / "bin" / "python").is_file(), f"ESP-IDF Python env at {idf_venv()} (bash .ci/run)"),
-        ((standin / "xtensa-esp32s3-elf-gcc").is_file(), f"stand-in Xtensa tool set at {standin} (bash .ci/run)"),
-        (shutil.which(xc.CLANG) is not None, "clang-22 (apt-get install clang-22)"),
-        (shutil.which("xtensa-lx106-elf-gcc") is not None, "xtensa-lx106-elf-gcc (apt-get install gcc-xtensa-lx106)"),
-    ) if not ok]
+    env, missing = xc.tool_env(pio_offline_dir())
     if missing:
         pytest.fail("missing: " + "; ".join(missing))
-    env = real_idf_env()
-    env["PATH"] = f"{standin}:{env['PATH']}"
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {**env, "RTFLASH_NO_CCACHE": "1"}.items():
             mp.setenv(key, value)

@@ -67,6 +67,16 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return {**base, **extra}
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM (the firmware's own clean exit), SIGKILL if it has not gone in 3 s."""
+    proc.terminate()
+    try:
+        proc.wait(3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 class PtyFirmware:
     """The firmware with a pty as its console: it holds the master, the tests open the slave's path."""
 
@@ -79,12 +89,7 @@ class PtyFirmware:
         os.close(master)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        _stop(self.proc)
         os.close(self.slave)
 
 
@@ -139,16 +144,11 @@ class SocketFirmware:
 
     def stop(self) -> None:
         self.server.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        _stop(self.proc)
 
 
 def run(exe, *args, cwd, env=None, timeout=60):
-    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env(env or {}))
+    return subprocess.run([exe, *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env(env or {}))
 
 
 def _read_settings(path: Path) -> dict[str, str]:
