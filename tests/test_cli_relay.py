@@ -174,23 +174,72 @@ def test_provision_revoked_device_refused(invoke, relay_env, project, wifi):
     assert result.exit_code == 1 and "is revoked" in result.stderr and not out.exists()
 
 
-def test_provision_linux_relay_says_how_to_run_the_firmware(invoke, relay_env, project, pki, wifi, monkeypatch):
-    """The linux board has no NVS: one line with the environment its firmware reads instead."""
+def test_provision_linux_relay_stores_url_token_ca_for_exec(invoke, relay_env, project, pki, wifi, monkeypatch):
+    """The linux board has no NVS: provision keeps the relay URL, a freshly enrolled token and the CA in the
+    secrets file (0600), says so in one line without the token, and `secrets show` masks it."""
+    import stat
+
+    from rtflash.credentials import stored_relay
+
     url = "https://relay.lan:8443/v1/realtime/calls"
     args = ("provision", "--board", "linux", "--relay", url, "--device", "kitchen")
     result = invoke(*args, "--relay-ca", str(pki.ca_file))
     assert result.exit_code == 0, result.stderr
     ca = base64.b64encode(ssl.PEM_cert_to_DER_cert(pki.ca_file.read_text())).decode()
+    secrets_file = project / "secrets.toml"
     assert result.stderr.splitlines() == [(
-        "the linux board has no NVS partition: run its firmware (`rtflash build --board linux`) against the relay "
-        f"with RTFLASH_RELAY_URL={url} RTFLASH_RELAY_TOKEN=<the token `rtflash relay enroll kitchen` prints> "
-        f"RTFLASH_RELAY_CA={ca} build/linux/rtflash_firmware.elf; nothing written")]
-    assert not store_files(relay_env) and not (project / "build" / "linux" / "nvs.bin").exists()  # nothing enrolled
-    token = Store(project / "elsewhere.json").enroll("kitchen")
-    monkeypatch.setenv("RTFLASH_RELAY_TOKEN", token)
+        "the linux board has no NVS partition: device kitchen enrolled with a fresh token; its relay URL, token, "
+        f"the relay's CA stored in {secrets_file} (mode 0600): run `rtflash exec --relay {url}`")]
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    stored, _ = stored_relay()
+    assert stored["relay_url"] == url and stored["relay_ca"] == ca
+    token = stored["relay_token"]
+    assert open_store(relay_env).authenticate(token).name == "kitchen"  # enrolled: the relay takes it
+    assert token not in result.output and KEY not in result.output and KEY not in secrets_file.read_text()
+    assert not (project / "build" / "linux" / "nvs.bin").exists()
+    shown = invoke("secrets", "show")
+    assert shown.exit_code == 0 and "relay_token" in shown.output and token not in shown.output
+    # a token from $RTFLASH_RELAY_TOKEN (a relay on another host): stored as given, nothing enrolled here
+    other = open_store(project / "elsewhere.json").enroll("kitchen")
+    monkeypatch.setenv("RTFLASH_RELAY_TOKEN", other)
     given = invoke(*args)
-    assert given.exit_code == 0 and "RTFLASH_RELAY_TOKEN=<the token in $RTFLASH_RELAY_TOKEN> build/linux/" in given.stderr
-    assert "RTFLASH_RELAY_CA" not in given.stderr and token not in given.output and KEY not in given.output + result.output
+    assert given.exit_code == 0 and "with the token in $RTFLASH_RELAY_TOKEN" in given.stderr
+    assert "CA" not in given.stderr and other not in given.output
+    stored, _ = stored_relay()
+    assert stored == {"relay_url": url, "relay_token": other}  # replaced: the old CA does not linger
+    assert invoke("secrets", "clear", "relay").exit_code == 0 and stored_relay()[0] == {}
+
+
+def _fake_linux_build(project: Path) -> None:
+    """The files `exec` reads to find a linux build; never run by these tests (they fail before it)."""
+    build = project / "build" / "linux"
+    build.mkdir(parents=True, exist_ok=True)
+    (build / "project_description.json").write_text(json.dumps({"app_elf": "rtflash_firmware.elf"}))
+
+
+def test_exec_relay_without_a_token_names_where_it_looked(invoke, relay_env, project):
+    _fake_linux_build(project)
+    url = "https://127.0.0.1:9/v1/realtime/calls"
+    result = invoke("exec", "--relay", url)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.stderr
+    assert "--relay needs this device's token: none in $RTFLASH_RELAY_TOKEN" in lines[0]
+    assert str(project / ".env") in lines[0] and str(project / "secrets.toml") in lines[0]
+    assert f"rtflash provision --board linux --relay {url} --device NAME" in lines[0]
+
+
+def test_exec_relay_refuses_a_stored_token_of_another_relay(invoke, relay_env, project, pki):
+    from rtflash.credentials import store_relay
+    from rtflash.relay.store import new_token
+
+    _fake_linux_build(project)
+    token = new_token()
+    store_relay("https://relay.lan:8443/v1/realtime/calls", token)
+    result = invoke("exec", "--relay", "https://127.0.0.1:9/v1/realtime/calls")
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.stderr
+    assert "holds a token for the relay https://relay.lan:8443/v1/realtime/calls, not this one" in lines[0]
+    assert token not in result.output
 
 
 # --- the installed script, end to end -----------------------------------------------------------------

@@ -245,14 +245,57 @@ def test_rtflash_exec_relay_mode_calls_through_the_relay_without_a_key(linux_fir
         assert KEY not in text and world.token not in text
 
 
+def test_rtflash_exec_relay_mode_takes_token_and_ca_from_provision(linux_firmware, pki, world: World,
+                                                                   rtflash_exe) -> None:
+    """`rtflash provision --board linux --relay URL --device NAME --relay-ca FILE` (the installed script,
+    enrolling a fresh token in the relay's store), then `rtflash exec --relay URL` with no token in the
+    environment and no --relay-ca: exec finds both where provision stored them (the secrets file, 0600), the
+    firmware calls through the relay in front of the stock stand-in and the data channel opens. The minted
+    token and the canary key appear in no output or log."""
+    secrets_file = world.work / "secrets.toml"
+    env = {k: v for k, v in linux_firmware.env.items() if not k.startswith("RTFLASH_")}
+    env.update({"OPENAI_API_KEY": KEY, "RTFLASH_SECRETS_FILE": str(secrets_file),
+                "RTFLASH_RELAY_STORE": str(world.store), "NO_COLOR": "1"})
+    provisioned = subprocess.run([rtflash_exe, "provision", "--board", "linux", "--relay", world.relay.url,
+                                  "--device", "linux-den", "--relay-ca", str(pki.ca_file)], cwd=linux_firmware.project,
+                                 env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert provisioned.returncode == 0, provisioned.stderr
+    assert f"stored in {secrets_file} (mode 0600): run `rtflash exec --relay {world.relay.url}`" in provisioned.stderr
+    token = re.search(r'relay_token = "([^"]+)"', secrets_file.read_text()).group(1)
+    assert token != world.token and (secrets_file.stat().st_mode & 0o077) == 0
+    log_path = world.work / "exec-relay-stored.log"
+    proc = subprocess.Popen([rtflash_exe, "exec", "--relay", world.relay.url], cwd=linux_firmware.project, env=env,
+                            stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    environ = b""
+    try:
+        opened = world.server.wait_until(lambda: "datachannel open: oai-events" in log_path.read_text(errors="replace"), 30)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split() if proc.poll() is None else []
+        if children:
+            environ = Path(f"/proc/{children[0]}/environ").read_bytes()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+    log = log_path.read_text(errors="replace")
+    relay_log = world.relay.stop()
+    assert opened, log[-3000:]
+    assert "mode: relay (" in log and re.search(r"relay_ca: \d+-byte certificate trusted for the relay", log)
+    assert environ and f"RTFLASH_RELAY_TOKEN={token}".encode() in environ and b"RTFLASH_RELAY_CA=" in environ
+    assert KEY.encode() not in environ and b"OPENAI_API_KEY" not in environ
+    assert "linux-den: 201 call rtc_" in relay_log
+    for text in (log, relay_log, provisioned.stdout + provisioned.stderr):
+        assert KEY not in text and token not in text
+
+
 def test_rtflash_exec_relay_mode_without_a_token_is_one_line(linux_firmware, tmp_path: Path, rtflash_exe) -> None:
     env = {k: v for k, v in linux_firmware.env.items() if not k.startswith("RTFLASH_RELAY")}
+    env["RTFLASH_SECRETS_FILE"] = str(tmp_path / "no-secrets.toml")
     done = subprocess.run([rtflash_exe, "-C", str(linux_firmware.project), "exec", "--relay",
                            "https://127.0.0.1:9/v1/realtime/calls"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=60, check=False)
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert done.returncode == 1 and len(lines) == 1, done.stderr
-    assert "--relay needs this device's token: export RTFLASH_RELAY_TOKEN" in lines[0] and "Traceback" not in done.stderr
+    assert "--relay needs this device's token: none in $RTFLASH_RELAY_TOKEN" in lines[0] and "Traceback" not in done.stderr
+    assert str(tmp_path / "no-secrets.toml") in lines[0] and "rtflash provision --board linux --relay" in lines[0]
 
 
 # --- read-flash: what an attacker with the board gets -------------------------------------------------------

@@ -46,6 +46,10 @@ FIELDS = (
 )
 BY_NAME = {f.name: f for f in FIELDS}
 SECRET_NAMES = ("wifi_password", "openai_api_key")
+# Relay mode's settings for the linux firmware, stored by `provision --board linux --relay` and read by
+# `exec --relay` (the relay URL they belong to, the device token, the relay's CA as base64 DER). Kept apart
+# from FIELDS: no device needs them, so doctor/provision never ask for them.
+RELAY_KEYS = ("relay_url", "relay_token", "relay_ca")
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,12 @@ def read_secrets_file(path: Path) -> dict[str, str]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise CredentialError(f"{path}: unreadable secrets file ({exc.__class__.__name__}); fix or delete it") from None
-    unknown = set(data) - set(BY_NAME)
+    unknown = set(data) - set(BY_NAME) - set(RELAY_KEYS)
     if unknown:
-        raise CredentialError(f"{path}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(BY_NAME)}")
+        raise CredentialError(f"{path}: unknown key {sorted(unknown)[0]!r}; allowed: "
+                              f"{', '.join((*BY_NAME, *RELAY_KEYS))}")
+    if "relay_token" in data:
+        redact.register(str(data["relay_token"]))
     return {k: str(v) for k, v in data.items()}
 
 
@@ -212,6 +219,22 @@ def store_secrets(values: Mapping[str, str], env: Mapping[str, str] | None = Non
         current[name] = value
     write_atomic(path, "".join(f"{k} = {_toml_string(v)}\n" for k, v in current.items()), mode=0o600)
     return path
+
+
+def store_relay(url: str, token: str, ca: str = "", env: Mapping[str, str] | None = None) -> Path:
+    """Keep relay mode's settings (one relay) in the secrets file, 0600, replacing any earlier ones: what
+    `exec --relay URL` reads when $RTFLASH_RELAY_TOKEN is not set. `ca`: base64 DER, or "" for none."""
+    path = secrets_path(env)
+    current = {k: v for k, v in read_secrets_file(path).items() if k not in RELAY_KEYS}
+    current.update({"relay_url": url, "relay_token": token, **({"relay_ca": ca} if ca else {})})
+    write_atomic(path, "".join(f"{k} = {_toml_string(v)}\n" for k, v in current.items()), mode=0o600)
+    return path
+
+
+def stored_relay(env: Mapping[str, str] | None = None) -> tuple[dict[str, str], Path]:
+    """Relay mode's settings from the secrets file ({} when none) and the file's path."""
+    path = secrets_path(env)
+    return {k: v for k, v in read_secrets_file(path).items() if k in RELAY_KEYS}, path
 
 
 def clear_secrets(names: tuple[str, ...], env: Mapping[str, str] | None = None) -> Path:

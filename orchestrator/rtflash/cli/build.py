@@ -125,26 +125,38 @@ RELAY_CA_ENV = "RTFLASH_RELAY_CA"
 KEY_ENVS = ("OPENAI_API_KEY", "RTFLASH_OPENAI_API_KEY")
 
 
-def _relay_token(project_dir: Path) -> str:
-    """The device token: $RTFLASH_RELAY_TOKEN (what `relay enroll` prints and `provision --relay` names), else
-    the project's .env. Registered for redaction before anything else."""
+def _relay_token(relay_url: str, project_dir: Path) -> tuple[str, str]:
+    """The device token and the relay CA stored with it: $RTFLASH_RELAY_TOKEN (what `relay enroll` prints),
+    else the project's .env, else the secrets file where `provision --board linux --relay` keeps them (for
+    this relay URL only: a token is good at one relay). ("", no CA) for the env and .env: the CA then comes
+    from --relay-ca or $RTFLASH_RELAY_CA. Registered for redaction before anything else."""
     import os
 
     from rtflash import credentials, redact
     from rtflash.errors import CredentialError
     from rtflash.relay.store import check_token
 
-    token, where = os.environ.get(RELAY_TOKEN_ENV, "").strip(), f"${RELAY_TOKEN_ENV}"
+    token, where, ca = os.environ.get(RELAY_TOKEN_ENV, "").strip(), f"${RELAY_TOKEN_ENV}", ""
     if not token:
         dotenv = credentials.read_dotenv(project_dir / ".env")
         if RELAY_TOKEN_ENV in dotenv:
             token, line = dotenv[RELAY_TOKEN_ENV]
             where = f"{project_dir / '.env'}:{line} ({RELAY_TOKEN_ENV})"
+    stored, path = credentials.stored_relay() if not token else ({}, None)
+    if not token and stored.get("relay_token"):
+        redact.register(stored["relay_token"])
+        if stored.get("relay_url", "").rstrip("/") != relay_url.rstrip("/"):
+            raise CredentialError(f"--relay {relay_url}: the secrets file {path} holds a token for the relay "
+                                  f"{stored.get('relay_url') or '(no URL)'}, not this one; give that URL, or run "
+                                  f"`rtflash provision --board linux --relay {relay_url} --device NAME`")
+        token, where, ca = stored["relay_token"], f"secrets file {path} (relay_token)", stored.get("relay_ca", "")
     if not token:
-        raise CredentialError(f"--relay needs this device's token: export {RELAY_TOKEN_ENV} (the token `rtflash relay "
-                              f"enroll NAME` prints) or put {RELAY_TOKEN_ENV}=... in {project_dir / '.env'}")
+        raise CredentialError(f"--relay needs this device's token: none in ${RELAY_TOKEN_ENV}, {project_dir / '.env'} "
+                              f"or the secrets file {path}; run `rtflash provision --board linux --relay {relay_url} "
+                              f"--device NAME` (stores it there) or export {RELAY_TOKEN_ENV} (the token `rtflash "
+                              "relay enroll NAME` prints)")
     redact.register(token)
-    return check_token(token, where)
+    return check_token(token, where), ca
 
 
 def _relay_env(relay_url: str, relay_ca: Path | None, project_dir: Path) -> dict[str, str]:
@@ -159,7 +171,8 @@ def _relay_env(relay_url: str, relay_ca: Path | None, project_dir: Path) -> dict
     if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
         raise ConfigError(f"--relay {relay_url}: not an https:// URL; give the relay's calls endpoint, e.g. "
                           "https://relay.lan:8443/v1/realtime/calls")
-    env = {"RTFLASH_RELAY_URL": relay_url, RELAY_TOKEN_ENV: _relay_token(project_dir)}
+    token, stored_ca = _relay_token(relay_url, project_dir)
+    env = {"RTFLASH_RELAY_URL": relay_url, RELAY_TOKEN_ENV: token}
     if relay_ca is not None:
         if not relay_ca.is_file():
             raise ConfigError(f"--relay-ca {relay_ca}: cannot read it; give the PEM CA that signed the relay's "
@@ -168,6 +181,8 @@ def _relay_env(relay_url: str, relay_ca: Path | None, project_dir: Path) -> dict
         env[RELAY_CA_ENV] = ca_der_base64(relay_ca)
     elif os.environ.get(RELAY_CA_ENV):  # as `provision --board linux --relay` prints it: base64 DER, one line
         env[RELAY_CA_ENV] = os.environ[RELAY_CA_ENV].strip()
+    elif stored_ca:  # the CA `provision --board linux --relay --relay-ca` stored with the token
+        env[RELAY_CA_ENV] = stored_ca
     if _is_loopback_url(relay_url):
         env["RTFLASH_ICE_IFACE"] = "lo"
     return env
@@ -231,10 +246,11 @@ def _exec_env(api_url: str | None, ca_file: Path | None, mic: Path | None, speak
               help="Write what the model says (the speaker) to this WAV, in real time.")
 @click.option("--relay", "relay_url", metavar="URL", default=None,
               help="Relay mode: set up calls through this `rtflash relay serve` URL with the device token "
-                   "($RTFLASH_RELAY_TOKEN or the project's .env); no API key is needed or passed.")
+                   "($RTFLASH_RELAY_TOKEN, the project's .env, or the secrets file where `provision --board linux "
+                   "--relay` stores it); no API key is needed or passed.")
 @click.option("--relay-ca", type=click.Path(path_type=Path), default=None, metavar="FILE",
-              help="PEM CA of the relay's certificate (default: $RTFLASH_RELAY_CA as `provision --relay` prints it, "
-                   "else the certificate bundle).")
+              help="PEM CA of the relay's certificate (default: $RTFLASH_RELAY_CA, else the CA stored with the "
+                   "token by `provision --board linux --relay --relay-ca`, else the certificate bundle).")
 @firmware_option(bake=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_app

@@ -58,10 +58,12 @@ def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai
 
         relay = relay_setup(board, relay_url, device, relay_ca)
     if board.is_linux and relay is not None:
-        from rtflash.cli.provision_relay import LINUX_ELF, linux_hint
+        from rtflash import credentials
+        from rtflash.cli.provision_relay import linux_hint
 
-        elf = (app.build_dir(board.name) / LINUX_ELF).relative_to(app.project_dir)
-        console.info(linux_hint(relay, str(elf)))
+        path = credentials.store_relay(relay.url, relay.token, relay.ca_pem)  # the linux board's "NVS"
+        relay.commit()  # a minted token is enrolled only once it is held somewhere
+        console.info(linux_hint(relay, path))
         return
     if board.is_linux:
         console.info("the linux board has no NVS partition: `rtflash exec` passes it the API key (from the "

@@ -5,7 +5,8 @@ relay on another host: give it to `provision` there as $RTFLASH_RELAY_TOKEN). `p
 --device NAME` without $RTFLASH_RELAY_TOKEN enrolls the device in this machine's store itself, with a
 fresh token written straight into the NVS image (re-provisioning replaces the token: the old copy
 stops working); a revoked device is refused until `relay enroll NAME --replace` lets it back in. The
-linux board has no NVS: it reads the same three settings from its environment (linux_hint).
+linux board has no NVS: the same three settings go to the secrets file (0600), and `rtflash exec --relay`
+passes them to the firmware's environment (linux_hint).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from urllib.parse import urlsplit
 import click
 
 TOKEN_ENV = "RTFLASH_RELAY_TOKEN"
-LINUX_ELF = "rtflash_firmware.elf"  # firmware-src/CMakeLists.txt: project(rtflash_firmware)
 
 
 def ca_context(path: Path, option: str) -> ssl.SSLContext:
@@ -107,12 +107,10 @@ def relay_setup(board, url: str | None, device: str | None, ca_file: Path | None
     return RelaySetup(url, device, token, board.name, ca_pem, minted=True)
 
 
-def linux_hint(setup: RelaySetup, elf: str) -> str:
-    """How to run the linux firmware against the relay, in one line: the environment variables it reads
-    instead of NVS (firmware-src/main/app_config.c). No token is shown or enrolled here: the one minted
-    would be held by nothing, so it comes from `relay enroll` (or is the one in $RTFLASH_RELAY_TOKEN)."""
-    token = (f"<the token `rtflash relay enroll {setup.device}` prints>" if setup.minted
-             else f"<the token in ${TOKEN_ENV}>")
-    ca = f" RTFLASH_RELAY_CA={setup.ca_pem}" if setup.ca_pem else ""
-    return (f"the linux board has no NVS partition: run its firmware (`rtflash build --board linux`) against the "
-            f"relay with RTFLASH_RELAY_URL={setup.url} {TOKEN_ENV}={token}{ca} {elf}; nothing written")
+def linux_hint(setup: RelaySetup, stored: Path) -> str:
+    """What `provision --board linux --relay` did, in one line: the linux board has no NVS, so the relay URL,
+    token and CA went to the secrets file (0600), where `rtflash exec --relay URL` finds them. Never the token."""
+    how = "enrolled with a fresh token" if setup.minted else f"with the token in ${TOKEN_ENV}"
+    ca = ", the relay's CA" if setup.ca_pem else ""
+    return (f"the linux board has no NVS partition: device {setup.device} {how}; its relay URL, token{ca} stored in "
+            f"{stored} (mode 0600): run `rtflash exec --relay {setup.url}`")

@@ -75,6 +75,10 @@ def show(app: App, as_json: bool) -> None:
         cred = found.get(f.name)
         shown = "" if cred is None else (cred.value if f.name == "wifi_ssid" else mask(cred.value))
         rows.append({"name": f.name, "value": shown, "source": cred.source if cred else "missing"})
+    stored, path = credentials.stored_relay()  # relay mode (linux board), from `provision --board linux --relay`
+    if stored.get("relay_token"):
+        rows.append({"name": "relay_token", "value": mask(stored["relay_token"]),
+                     "source": f"secrets file {path} (for {stored.get('relay_url', '?')})"})
     if as_json:
         console.emit_json(rows)
         return
@@ -83,12 +87,13 @@ def show(app: App, as_json: bool) -> None:
 
 
 @secrets.command("clear")
-@click.argument("names", nargs=-1, type=click.Choice(["wifi_ssid", "wifi_password", "openai_api_key"]))
+@click.argument("names", nargs=-1, type=click.Choice(["wifi_ssid", "wifi_password", "openai_api_key", "relay"]))
 def clear(names) -> None:
-    """Remove credentials from the secrets file (all when none named)."""
+    """Remove credentials from the secrets file (all when none named; `relay`: the relay URL, token and CA)."""
     from rtflash import console, credentials
 
-    chosen = names or tuple(credentials.BY_NAME)
+    chosen = tuple(n for n in names if n != "relay") + (credentials.RELAY_KEYS if "relay" in names else ())
+    chosen = chosen or (*credentials.BY_NAME, *credentials.RELAY_KEYS)
     path = credentials.clear_secrets(chosen)
     console.info(f"cleared {', '.join(chosen)} from {path}")
 

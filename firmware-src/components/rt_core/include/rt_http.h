@@ -1,7 +1,7 @@
 /* HTTP/1.1 pieces for the SDP POST: the request text and a response parser.
  *
- * Why pure C: the same request is sent by esp_http_client on the device and by the small POSIX
- * client used on the host, and the parser must cope with what a server really sends (status
+ * Why pure C: the same request is sent over esp-tls on the device (rt_signal_esp.c) and by the small
+ * POSIX client used on the host, and the parser must cope with what a server really sends (status
  * line, headers in any case, Content-Length or chunked body, a 4xx JSON error instead of SDP).
  */
 #pragma once

@@ -1,8 +1,9 @@
 /* Signalling: POST our SDP offer to the Realtime API's calls endpoint and get the SDP answer.
  *
- * Two transports behind this one function: ESP-IDF's esp_http_client (TLS verified with the
- * certificate bundle) on the device and the linux target, and a small POSIX-socket HTTP/1.1
- * client (plain http only) for the host tests against a local server.
+ * Two transports behind this one function: HTTP/1.1 over esp-tls on our own TCP_NODELAY socket (TLS
+ * verified with the certificate bundle; rt_signal_esp.c) on the device and the linux target, and a small
+ * POSIX-socket HTTP/1.1 client (plain http only) for the host tests against a local server. Both send
+ * rt_http.c's request.
  */
 #pragma once
 

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "esp_event.h"
 #include "esp_log.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
@@ -444,14 +443,6 @@ bool rt_session_start(const rt_session_params_t *params)
     }
     if (peer_init() != 0) {
         SLOGE("libpeer init failed");
-        return false;
-    }
-    /* esp_http_client posts its events to the default event loop: without one every request logs
-     * "Failed to post http_client event ... ESP_ERR_INVALID_STATE". On the device Wi-Fi has created
-     * it already (ESP_ERR_INVALID_STATE here means exactly that); on linux nothing else does. */
-    esp_err_t loop_err = esp_event_loop_create_default();
-    if (loop_err != ESP_OK && loop_err != ESP_ERR_INVALID_STATE) {
-        SLOGE("default event loop: %s", esp_err_to_name(loop_err));
         return false;
     }
     return spawn("rt_peer", peer_task, CONFIG_RT_PEER_TASK_STACK, 5, s) &&
