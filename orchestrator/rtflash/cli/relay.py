@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import click
 
 from rtflash.cli import App, board_option, json_errors, pass_app
-from rtflash.cli.provision_relay import TOKEN_ENV, ca_context
+from rtflash.cli.provision_relay import TOKEN_ENV, ca_context, configured_store
 
 _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -49,9 +49,7 @@ def _open_store(app: App | None, store_at: str | None, check_legacy: bool = True
     """The store the options, environment and rtflash.toml name (sqlstore.open_store)."""
     from rtflash.relay.sqlstore import open_store
 
-    configured = ""
-    if app is not None and not store_at:
-        configured = (getattr(app.settings, "relay", None) or {}).get("store", "")
+    configured = configured_store(app.settings) if app is not None and not store_at else ""
     return open_store(store_at, configured, check_legacy=check_legacy)
 
 
