@@ -270,7 +270,9 @@ class SqlStore(Store):
         refused = []
         with self._tx() as cur:
             cur.execute(self._sql("DELETE FROM calls WHERE started < ?"), (call_cutoff(),))
-            for call in calls:
+            # in device order, as record_use updates them: two relays' transactions lock the rows of
+            # the devices in one order, so neither waits on the other in a cycle (a PostgreSQL deadlock)
+            for call in sorted(calls, key=lambda c: (c.device, c.call_id)):
                 # FOR SHARE: a revoke committing meanwhile waits for this transaction, then finds the call
                 cur.execute(self._sql(f"SELECT revoked FROM devices WHERE name = ?{self.for_share}"), (call.device,))
                 row = cur.fetchone()
