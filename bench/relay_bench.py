@@ -186,8 +186,8 @@ class UpstreamProcess:
 class LoopThread:
     """An asyncio loop in a thread (servers for synchronous callers); run(coro) waits for the result."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, new_loop=asyncio.new_event_loop) -> None:
+        self.loop = new_loop()  # uvloop.new_event_loop: the loop `relay serve` runs on
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
 

@@ -207,8 +207,26 @@ def _run(config, host: str, port: int, server_ssl, enrolled: int, store_where: s
         console.info(f"relay stopped ({sum(relay_.statuses.values())} request(s), "
                      f"{relay_.statuses.get(201, 0)} call(s) set up{' by the first worker' if children else ''})")
 
-    children = _fork_workers(workers - 1, lambda i: asyncio.run(main(i))) if workers > 1 else []
-    asyncio.run(main())
+    run = _loop_runner()
+    children = _fork_workers(workers - 1, lambda i: run(main(i))) if workers > 1 else []
+    run(main())
+
+
+def _loop_runner():
+    """uvloop's `run` where it is installed (a dependency off Windows), else asyncio's. Why: the relay's
+    CPU per offer is mostly asyncio's own TLS and transport code in Python; uvloop does both in C
+    (libuv, Cython), about a third less CPU per offer in bench/relay_bench.py. $RTFLASH_RELAY_LOOP=asyncio
+    keeps the stock loop (a comparison, or a platform where uvloop misbehaves)."""
+    import asyncio
+
+    if os.environ.get("RTFLASH_RELAY_LOOP", "") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run
+    return asyncio.run
 
 
 async def _serve_until_signal(relay_) -> None:
