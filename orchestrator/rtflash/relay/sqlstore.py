@@ -267,7 +267,7 @@ class SqlStore(Store):
     # calls -----------------------------------------------------------------------------------------
 
     def record_calls(self, calls: list[CallRecord]) -> list[CallRecord]:
-        refused = []
+        refused: list[CallRecord] = []
         with self._tx() as cur:
             cur.execute(self._sql("DELETE FROM calls WHERE started < ?"), (call_cutoff(),))
             # in device order, as record_use updates them: two relays' transactions lock the rows of
@@ -282,7 +282,7 @@ class SqlStore(Store):
                     cur.execute(self._sql(f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
                                           "ON CONFLICT (device, call_id) DO NOTHING"),
                                 (call.device, call.call_id, call.started, call.upstream, call.upstream_ca))
-        return refused
+        return [call for call in calls if call in refused]  # in the order given
 
     def calls_of(self, name: str) -> list[CallRecord]:
         if self._absent():
