@@ -291,8 +291,11 @@ def test_help_lists_relay(rtflash_exe):
     assert sys.executable
 
 
-def test_installed_relay_with_two_workers_serves_and_keeps_limits_shared(project, pki):
-    """`relay serve --workers 2`: both processes serve one socket, a device's burst is admitted once."""
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_installed_relay_with_two_workers_serves_and_keeps_limits_shared(project, pki, monkeypatch, loop):
+    """`relay serve --workers 2`: both processes serve one socket, a device's burst is admitted once; on
+    asyncio's loop (the default) and on uvloop ($RTFLASH_RELAY_LOOP=uvloop)."""
+    monkeypatch.setenv("RTFLASH_RELAY_LOOP", loop)
     from collections import Counter
 
     from bench.relay_bench import LoopThread, MiniUpstream, enroll_many, wave
@@ -313,7 +316,7 @@ def test_installed_relay_with_two_workers_serves_and_keeps_limits_shared(project
     finally:
         servers.run(upstream.stop())
         servers.close()
-    assert alive and "; 2 workers)" in log and relay.proc.returncode == 0
+    assert alive and ("; 2 workers; uvloop)" if loop == "uvloop" else "; 2 workers)") in log and relay.proc.returncode == 0
     assert Counter(r.status for r in results) == {201: 20, 429: 20}
     assert set(Counter(r.device for r in results if r.status == 201).values()) == {2}
     assert len(upstream.seen) == 20 and all(s.authorization == f"Bearer {KEY}" for s in upstream.seen)

@@ -194,7 +194,8 @@ def _run(config, host: str, port: int, server_ssl, enrolled: int, store_where: s
             await _serve_until_signal(relay_)
             return
         console.info(f"relay listening on {relay_.url} -> {config.upstream} ({enrolled} device(s) in {store_where}"
-                     f"{f'; {workers} workers' if workers > 1 else ''}); Ctrl-C stops it")
+                     f"{f'; {workers} workers' if workers > 1 else ''}{'; uvloop' if run is not asyncio.run else ''});"
+                     " Ctrl-C stops it")
         if not enrolled:
             console.warn("no device enrolled yet: `rtflash relay enroll NAME` or `rtflash provision --relay URL "
                          "--device NAME`")
@@ -213,20 +214,25 @@ def _run(config, host: str, port: int, server_ssl, enrolled: int, store_where: s
 
 
 def _loop_runner():
-    """uvloop's `run` where it is installed (a dependency off Windows), else asyncio's. Why: the relay's
-    CPU per offer is mostly asyncio's own TLS and transport code in Python; uvloop does both in C
-    (libuv, Cython), about a third less CPU per offer in bench/relay_bench.py. $RTFLASH_RELAY_LOOP=asyncio
-    keeps the stock loop (a comparison, or a platform where uvloop misbehaves)."""
+    """asyncio's `run`, or uvloop's with $RTFLASH_RELAY_LOOP=uvloop (`pip install uvloop`). Not the default:
+    on this project's 2-core bench its CPU per offer was 5-30 % lower in quiet runs but no better
+    under load, and its 200-offer burst p50 was worse (it accepts the whole burst at once); the
+    connection gate (relay/conn.py) works on both."""
     import asyncio
 
-    if os.environ.get("RTFLASH_RELAY_LOOP", "") != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.run
-    return asyncio.run
+    from rtflash.errors import ConfigError
+
+    choice = os.environ.get("RTFLASH_RELAY_LOOP", "asyncio").strip() or "asyncio"
+    if choice == "asyncio":
+        return asyncio.run
+    if choice != "uvloop":
+        raise ConfigError(f"$RTFLASH_RELAY_LOOP={choice!r}: use asyncio (the default) or uvloop")
+    try:
+        import uvloop
+    except ImportError:
+        raise ConfigError("$RTFLASH_RELAY_LOOP=uvloop: uvloop is not installed here; pip install uvloop, or unset "
+                          "it for asyncio's loop") from None
+    return uvloop.run
 
 
 async def _serve_until_signal(relay_) -> None:
