@@ -121,11 +121,14 @@ class _Gate(asyncio.Protocol):
         assert self.ssl_context is not None
         if tcp.is_closing():
             return
-        upgrade = asyncio.ensure_future(loop.start_tls(tcp, handler, self.ssl_context, server_side=True,
-                                                       ssl_handshake_timeout=self.deadlines.timeout))
-        await asyncio.sleep(0)  # start_tls' first step has run: the TLS protocol is the transport's now,
-        # reading paused, its connection_made and resume_reading queued; queued after them: what came early
-        loop.call_soon(self._hand_early, tcp)
+        upgrade = loop.start_tls(tcp, handler, self.ssl_context, server_side=True,
+                                 ssl_handshake_timeout=self.deadlines.timeout)
+        if tcp.is_reading() or self.early:  # uvloop: reading again, maybe read already (see the class)
+            upgrade = asyncio.ensure_future(upgrade)
+            await asyncio.sleep(0)  # start_tls' first step has run: the TLS protocol has the transport,
+            # reading paused, its connection_made and resume_reading queued; queued after them, before
+            # anything read next: what came early
+            loop.call_soon(self._hand_early, tcp)
         try:
             tls = await upgrade
         except ConnectionAbortedError:  # asyncio's handshake timeout
