@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -69,12 +70,13 @@ def _free_port() -> int:
 class Nginx:
     def __init__(self, relay_port: int, cert: Path, key: Path) -> None:
         self.prefix = Path(tempfile.mkdtemp(prefix="rtflash-nginx-"))
-        self.port = _free_port()
+        self.relay_port = relay_port
+        self.cert_der = ssl.PEM_cert_to_DER_cert(Path(cert).read_text())
         shutil.copy(cert, self.prefix / "cert.pem")
         shutil.copy(key, self.prefix / "key.pem")
-        (self.prefix / "nginx.conf").write_text(CONFIG.format(prefix=self.prefix, port=self.port,
-                                                              relay_port=relay_port))
         self._as: list[str] = []
+        self.port = 0
+        self._configure()
         if os.geteuid() == 0:
             self._as = ["runuser", "-u", "nobody", "--"]
             for p in [self.prefix, *self.prefix.iterdir()]:
@@ -82,26 +84,55 @@ class Nginx:
         os.chmod(self.prefix / "key.pem", 0o600)
         self.proc: subprocess.Popen | None = None
 
+    def _configure(self) -> None:
+        """A free port, written into the config (nginx binds it a moment later: see start)."""
+        self.port = _free_port()
+        (self.prefix / "error.log").unlink(missing_ok=True)  # what the next start says, only
+        conf = self.prefix / "nginx.conf"
+        conf.write_text(CONFIG.format(prefix=self.prefix, port=self.port, relay_port=self.relay_port))
+        if self._as:
+            shutil.chown(conf, "nobody", "nogroup")
+
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}/v1/realtime/calls"
 
     def start(self, timeout: float = 15.0) -> Nginx:
-        argv = [*self._as, NGINX, "-p", str(self.prefix), "-e", str(self.prefix / "error.log"),
-                "-c", str(self.prefix / "nginx.conf")]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+        """Start nginx and return once it answers TLS on its port with our certificate. The port was free
+        when picked; on this shared machine another process may bind it first: a connect to it then
+        reaches that process (not ready: the certificate tells), and nginx gives up binding and exits
+        ("Address already in use"): then a new port and a new start (bounded)."""
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited {self.proc.returncode}: {self.proc.stderr.read()} {self.errors()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
+        for _attempt in range(5):
+            argv = [*self._as, NGINX, "-p", str(self.prefix), "-e", str(self.prefix / "error.log"),
+                    "-c", str(self.prefix / "nginx.conf")]
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, text=True)
+            while time.monotonic() < end:
+                if self.proc.poll() is not None:
+                    why = f"{self.proc.stderr.read() if self.proc.stderr else ''} {self.errors()}"
+                    if "Address already in use" not in why:
+                        raise RuntimeError(f"nginx exited {self.proc.returncode}: {why}")
+                    self._configure()
+                    break
+                if self._ours():
+                    return self
                 time.sleep(0.05)
+            else:
+                break
         self.stop()
         raise RuntimeError(f"nginx did not listen in {timeout} s: {self.errors()}")
+
+    def _ours(self) -> bool:
+        """True when the port answers a TLS handshake with this proxy's certificate (nginx is up on it)."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # compared byte for byte below instead
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw, \
+                    ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                return tls.getpeercert(binary_form=True) == self.cert_der
+        except (OSError, ssl.SSLError):
+            return False
 
     def errors(self) -> str:
         log = self.prefix / "error.log"

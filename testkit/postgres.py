@@ -64,10 +64,21 @@ class PgServer:
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", USER, "--auth=scram-sha-256",
                   f"--pwfile={pwfile}", "--no-sync", "-E", "UTF8")
         pwfile.unlink()
-        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off -c max_connections=200"
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w",
-                  "-t", "60", "start")
-        return self
+        # the port is picked free, then bound by the server a moment later: another process on this busy
+        # machine can take it in between. The server then refuses to start ("could not bind"); pick
+        # another port and start again (bounded), rather than fail the session's tests
+        for attempt in range(5):
+            opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off -c max_connections=200"
+            try:
+                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w",
+                          "-t", "60", "start")
+                return self
+            except RuntimeError as exc:
+                if attempt == 4 or "could not bind" not in str(exc) + self.log.read_text(errors="replace"):
+                    raise
+                self.log.unlink()  # the next attempt's log says only what happened to it
+                self.port = _free_port()
+        raise AssertionError("unreachable")
 
     def url(self, db: str = "postgres") -> str:
         return f"postgresql://{USER}:{quote(PASSWORD)}@127.0.0.1:{self.port}/{db}"

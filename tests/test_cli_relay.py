@@ -139,6 +139,33 @@ def test_provision_relay_image_holds_token_url_ca_and_no_key(invoke, relay_env, 
     assert Store(relay_env).authenticate(token) is None
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_provision_relay_enrolls_in_the_store_rtflash_toml_names(invoke, project, wifi, monkeypatch, request, kind):
+    """`[relay] store` in rtflash.toml (no --store, no $RTFLASH_RELAY_STORE): provision --relay checks and
+    enrolls the device there, as `relay serve` on this project reads it, and never in the default file."""
+    monkeypatch.delenv("RTFLASH_RELAY_STORE", raising=False)
+    monkeypatch.delenv("RTFLASH_RELAY_TOKEN", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(project / "xdg"))  # where the default store would go
+    where = str(project / "fleet" / "relay.db") if kind == "sqlite" else request.getfixturevalue("pg_url")
+    (project / "rtflash.toml").write_text(f'[relay]\nstore = "{where}"\n')
+    out = project / "private" / "nvs.bin"
+    args = ("provision", "--board", "sonatino", "--out", str(out), "--relay", "https://relay.lan:8443/v1/realtime/calls",
+            "--device", "kitchen")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.stderr
+    values = {i["key"]: i["value"] for i in json.loads(invoke("nvs", "show", str(out), "--reveal", "--json").stdout)["items"]}
+    device = open_store(where).authenticate(values["relay_token"])
+    assert device is not None and device.name == "kitchen" and device.board == "sonatino"
+    assert not (project / "xdg").exists()  # nothing in the default store
+    listed = invoke("relay", "devices", "--json")
+    assert listed.exit_code == 0 and [d["name"] for d in json.loads(listed.stdout)] == ["kitchen"], listed.output
+    # a revoke through that store reaches provision too
+    assert invoke("relay", "revoke", "kitchen").exit_code == 0
+    again = invoke(*args)
+    assert again.exit_code == 1 and "is revoked" in again.stderr
+    assert values["relay_token"] not in result.output + again.output
+
+
 def test_provision_relay_token_from_env_leaves_the_store_alone(invoke, relay_env, project, wifi, monkeypatch):
     token = Store(project / "elsewhere.json").enroll("kitchen")  # enrolled on the relay host
     monkeypatch.setenv("RTFLASH_RELAY_TOKEN", token)
@@ -313,8 +340,11 @@ def test_help_lists_relay(rtflash_exe):
     assert sys.executable
 
 
-def test_installed_relay_with_two_workers_serves_and_keeps_limits_shared(project, pki):
-    """`relay serve --workers 2`: both processes serve one socket, a device's burst is admitted once."""
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_installed_relay_with_two_workers_serves_and_keeps_limits_shared(project, pki, monkeypatch, loop):
+    """`relay serve --workers 2`: both processes serve one socket, a device's burst is admitted once; on
+    asyncio's loop (the default) and on uvloop ($RTFLASH_RELAY_LOOP=uvloop)."""
+    monkeypatch.setenv("RTFLASH_RELAY_LOOP", loop)
     from collections import Counter
 
     from bench.relay_bench import LoopThread, MiniUpstream, enroll_many, wave
@@ -335,7 +365,7 @@ def test_installed_relay_with_two_workers_serves_and_keeps_limits_shared(project
     finally:
         servers.run(upstream.stop())
         servers.close()
-    assert alive and "; 2 workers)" in log and relay.proc.returncode == 0
+    assert alive and ("; 2 workers; uvloop)" if loop == "uvloop" else "; 2 workers)") in log and relay.proc.returncode == 0
     assert Counter(r.status for r in results) == {201: 20, 429: 20}
     assert set(Counter(r.device for r in results if r.status == 201).values()) == {2}
     assert len(upstream.seen) == 20 and all(s.authorization == f"Bearer {KEY}" for s in upstream.seen)

@@ -52,8 +52,14 @@ def store_bytes(store: SqliteStore) -> str:
 
 
 @pytest.fixture
-def loop():
-    thread = LoopThread()
+def loop(request):
+    """The relay's loop in a thread: asyncio's, or (parametrized indirectly) uvloop's, as `relay serve` runs it."""
+    if getattr(request, "param", "asyncio") == "uvloop":
+        import uvloop
+
+        thread = LoopThread(uvloop.new_event_loop)
+    else:
+        thread = LoopThread()
     yield thread
     thread.close()
 
@@ -597,6 +603,7 @@ def stall(port: int, pki: rs.Pki | None, send: bytes, limit: float) -> tuple[flo
     return time.monotonic() - t0, got, local
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"], indirect=True)
 @pytest.mark.parametrize("tls", [True, False])
 def test_slow_clients_are_closed_while_offers_are_served(loop, pki, store, mini, tls):
     from concurrent.futures import ThreadPoolExecutor
@@ -631,6 +638,28 @@ def test_slow_clients_are_closed_while_offers_are_served(loop, pki, store, mini,
     assert_clean("\n".join(lines), KEY, token, where="the relay's log")
 
 
+@pytest.mark.parametrize("loop", ["uvloop"], indirect=True)
+def test_on_uvloop_a_client_hello_read_before_start_tls_is_not_lost(loop, pki, store, mini):
+    """uvloop reads a new connection at once, whatever its first protocol did: a ClientHello that arrives
+    before start_tls has the transport lands in the gate, which hands it on. Fresh TLS connections one
+    after the other (each sends its ClientHello at once, as a device does): every one served."""
+    token = store.enroll("dev")
+    running = Running(loop, pki, store, mini.url, limits=LimitConfig(per_minute=6000, burst=100, concurrent=2))
+    try:
+        async def many() -> list:
+            out = []
+            for _ in range(40):
+                out.append(await offer(running.url, token, pki.client_context(), 0))
+            return out
+
+        results = asyncio.run(many())
+    finally:
+        running.stop()
+    assert [r.status for r in results] == [201] * 40, {r.body for r in results if r.status != 201}
+    assert running.relay.deadlines.slow == 0
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"], indirect=True)
 def test_clients_that_leave_or_speak_no_tls_are_not_called_slow(loop, pki, store, mini):
     """A TCP health check (connect, close) and plain HTTP on the TLS port: dropped at once, no slow line."""
     running = Running(loop, pki, store, mini.url, read_timeout=1.0)

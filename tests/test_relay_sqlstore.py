@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -87,6 +88,35 @@ def test_both_stores_keep_hashes_revoke_and_limits(where):
         store.acquire("kitchen", cfg, 30)
     assert rate.value.reason == "rate" and rate.value.retry_after > 60
     store.ping()
+
+
+def test_a_slot_its_process_never_released_expires_after_its_hold(where):
+    """A process that dies mid-offer never releases its concurrency slot: on either store, by the store's
+    own clock (PostgreSQL: the server's), the device is refused while the slot holds and admitted again,
+    by another process, once its hold is over; and not before."""
+    store, other = open_store(where), open_store(where)
+    one = LimitConfig(per_minute=600, burst=50, concurrent=1)
+    hold = 1.5
+    start = time.monotonic()
+    store.acquire("kitchen", one, hold)  # never released
+    store.close()  # its process is gone
+    with pytest.raises(Refused) as busy:
+        other.acquire("kitchen", one, hold)
+    assert busy.value.reason == "concurrent" and other.in_flight("kitchen") == 1
+    refused_at = []
+    while True:  # bounded: the hold is 1.5 s; 10 s is a failure, not a wait
+        try:
+            slot = other.acquire("kitchen", one, 30)
+            break
+        except Refused as again:
+            assert again.reason == "concurrent" and time.monotonic() - start < 10, "the slot never expired"
+            refused_at.append(time.monotonic() - start)
+            time.sleep(0.05)
+    admitted_at = time.monotonic() - start
+    assert admitted_at >= hold - 0.05 and refused_at and max(refused_at) < admitted_at
+    assert other.in_flight("kitchen") == 1  # the new slot only: the expired one is gone
+    other.release(slot)
+    assert other.in_flight("kitchen") == 0
 
 
 def test_postgres_store_errors_name_the_store_without_its_password(pg_server):

@@ -54,9 +54,9 @@ def provision(app: App, board_name, ports, out, wifi_ssid, wifi_password, openai
     if relay_url or device or relay_ca:
         if openai_api_key:
             raise click.UsageError("--api-key cannot go with --relay: in relay mode the device holds no API key")
-        from rtflash.cli.provision_relay import relay_setup
+        from rtflash.cli.provision_relay import configured_store, relay_setup
 
-        relay = relay_setup(board, relay_url, device, relay_ca)
+        relay = relay_setup(board, relay_url, device, relay_ca, configured_store(app.settings))
     if board.is_linux and relay is not None:
         from rtflash import credentials
         from rtflash.cli.provision_relay import linux_hint

@@ -59,6 +59,7 @@ class RelaySetup:
     board: str
     ca_pem: str = ""  # base64 of the DER (ca_der_base64): NVS key relay_ca
     minted: bool = False  # True: commit() enrolls it in this machine's store
+    store: str = ""  # rtflash.toml's `[relay] store` ($RTFLASH_RELAY_STORE still wins): where commit() enrolls
     pairs: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -71,11 +72,17 @@ class RelaySetup:
         if self.minted:
             from rtflash.relay.sqlstore import open_store
 
-            open_store().enroll(self.device, self.board, replace_existing=True, token=self.token)
+            open_store(configured=self.store).enroll(self.device, self.board, replace_existing=True, token=self.token)
 
 
-def relay_setup(board, url: str | None, device: str | None, ca_file: Path | None) -> RelaySetup:
-    """Check --relay/--device/--relay-ca and pick the token (RTFLASH_RELAY_TOKEN, else a fresh one)."""
+def configured_store(settings: object) -> str:
+    """rtflash.toml's `[relay] store` ("" when unset): the store every command on this project uses."""
+    return (getattr(settings, "relay", None) or {}).get("store", "")
+
+
+def relay_setup(board, url: str | None, device: str | None, ca_file: Path | None, store: str = "") -> RelaySetup:
+    """Check --relay/--device/--relay-ca and pick the token (RTFLASH_RELAY_TOKEN, else a fresh one,
+    enrolled in `store`: rtflash.toml's `[relay] store`, as `rtflash relay` uses it)."""
     from rtflash import redact
     from rtflash.errors import ConfigError
     from rtflash.relay.sqlstore import open_store
@@ -98,13 +105,13 @@ def relay_setup(board, url: str | None, device: str | None, ca_file: Path | None
         check_token(token, f"${TOKEN_ENV}")
         redact.register(token)
         return RelaySetup(url, device, token, board.name, ca_pem)
-    known = open_store().devices().get(device)
+    known = open_store(configured=store).devices().get(device)
     if known is not None and known.revoked:
         raise ConfigError(f"device {device!r} is revoked; `rtflash relay enroll {device} --replace` lets it back in "
                           "(then provision it with that token in $" + TOKEN_ENV + ")")
     token = new_token()
     redact.register(token)
-    return RelaySetup(url, device, token, board.name, ca_pem, minted=True)
+    return RelaySetup(url, device, token, board.name, ca_pem, minted=True, store=store)
 
 
 def linux_hint(setup: RelaySetup, stored: Path) -> str:

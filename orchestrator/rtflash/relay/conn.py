@@ -94,13 +94,17 @@ class Deadlines:
 
 class _Gate(asyncio.Protocol):
     """An accepted TCP connection until aiohttp's handler has it (plain HTTP: at once; HTTPS: after the
-    handshake). Reading is paused meanwhile, so no byte reaches this protocol."""
+    handshake). Reading is paused meanwhile. asyncio's loop keeps it paused; uvloop starts reading right
+    after `connection_made` whatever it did (uvloop handles/basetransport.pyx `_call_connection_made`),
+    so there the ClientHello may land here before `start_tls` takes the transport over: it is kept and
+    handed to the TLS protocol first, before anything read after it."""
 
     def __init__(self, deadlines: Deadlines, server: web.Server, ssl_context: ssl.SSLContext | None) -> None:
         self.deadlines, self.server, self.ssl_context = deadlines, server, ssl_context
+        self.early = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        assert isinstance(transport, asyncio.Transport) or hasattr(transport, "pause_reading")  # uvloop's: no subclass
         peer = peer_text(transport)
         handler = self.server()
         if self.ssl_context is None:
@@ -117,9 +121,16 @@ class _Gate(asyncio.Protocol):
         assert self.ssl_context is not None
         if tcp.is_closing():
             return
+        upgrade = loop.start_tls(tcp, handler, self.ssl_context, server_side=True,
+                                 ssl_handshake_timeout=self.deadlines.timeout)
+        if tcp.is_reading() or self.early:  # uvloop: reading again, maybe read already (see the class)
+            upgrade = asyncio.ensure_future(upgrade)
+            await asyncio.sleep(0)  # start_tls' first step has run: the TLS protocol has the transport,
+            # reading paused, its connection_made and resume_reading queued; queued after them, before
+            # anything read next: what came early
+            loop.call_soon(self._hand_early, tcp)
         try:
-            tls = await loop.start_tls(tcp, handler, self.ssl_context, server_side=True,
-                                       ssl_handshake_timeout=self.deadlines.timeout)
+            tls = await upgrade
         except ConnectionAbortedError:  # asyncio's handshake timeout
             self.deadlines._slow(tcp, peer, "no TLS handshake")
             return
@@ -130,8 +141,25 @@ class _Gate(asyncio.Protocol):
             return
         self.deadlines._hand_over(handler, tls, peer)
 
-    def data_received(self, data: bytes) -> None:  # pragma: no cover - reading is paused (see above)
-        pass
+    def _hand_early(self, tcp: asyncio.Transport) -> None:
+        """Give the TLS protocol the bytes read before it had the transport (uvloop only; see the class)."""
+        data, self.early = bytes(self.early), bytearray()
+        proto = tcp.get_protocol()
+        if not data or proto is self or tcp.is_closing():
+            return
+        if isinstance(proto, asyncio.BufferedProtocol) or hasattr(proto, "get_buffer"):  # both SSLProtocols are
+            view = memoryview(data)
+            while view:
+                buf = proto.get_buffer(len(view))
+                n = min(len(buf), len(view))
+                buf[:n] = view[:n]
+                proto.buffer_updated(n)
+                view = view[n:]
+        else:
+            proto.data_received(data)
+
+    def data_received(self, data: bytes) -> None:
+        self.early += data  # uvloop: read before start_tls paused the transport (see the class)
 
     def connection_lost(self, exc: Exception | None) -> None:  # pragma: no cover - start_tls' protocol has it
         pass

@@ -267,10 +267,12 @@ class SqlStore(Store):
     # calls -----------------------------------------------------------------------------------------
 
     def record_calls(self, calls: list[CallRecord]) -> list[CallRecord]:
-        refused = []
+        refused: list[CallRecord] = []
         with self._tx() as cur:
             cur.execute(self._sql("DELETE FROM calls WHERE started < ?"), (call_cutoff(),))
-            for call in calls:
+            # in device order, as record_use updates them: two relays' transactions lock the rows of
+            # the devices in one order, so neither waits on the other in a cycle (a PostgreSQL deadlock)
+            for call in sorted(calls, key=lambda c: (c.device, c.call_id)):
                 # FOR SHARE: a revoke committing meanwhile waits for this transaction, then finds the call
                 cur.execute(self._sql(f"SELECT revoked FROM devices WHERE name = ?{self.for_share}"), (call.device,))
                 row = cur.fetchone()
@@ -280,7 +282,7 @@ class SqlStore(Store):
                     cur.execute(self._sql(f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
                                           "ON CONFLICT (device, call_id) DO NOTHING"),
                                 (call.device, call.call_id, call.started, call.upstream, call.upstream_ca))
-        return refused
+        return [call for call in calls if call in refused]  # in the order given
 
     def calls_of(self, name: str) -> list[CallRecord]:
         if self._absent():
