@@ -7,8 +7,9 @@
  * usb_serial_jtag_driver_install, usb_serial_jtag_is_driver_installed, usb_serial_jtag_read_bytes,
  * usb_serial_jtag_vfs_use_driver; components/esp_driver_uart/include/driver/uart.h + uart_vfs.h:
  * uart_is_driver_installed, uart_driver_install, uart_read_bytes, uart_vfs_dev_use_driver;
- * nvs.h: nvs_open(NVS_READWRITE), nvs_set_str, nvs_get_str, nvs_commit, nvs_close; esp_system.h
- * esp_restart).
+ * nvs.h: nvs_open(NVS_READWRITE), nvs_set_str, nvs_get_str, nvs_commit, nvs_close; freertos/semphr.h
+ * xSemaphoreCreateBinary, xSemaphoreGive, xSemaphoreTake).
+ * New settings wake app_main (improv_console_wait_settings), which loads them and goes on: no reboot.
  * Linux target: stdin/stdout (a pty or pipes), polled so the FreeRTOS POSIX port never blocks in
  * read(); the settings go to $RTFLASH_SETTINGS_FILE (0600; the linux stand-in for NVS, same keys).
  * The password is never logged: only the SSID and the password's length. */
@@ -20,6 +21,7 @@
 
 #include "esp_log.h"
 #include "freertos/FreeRTOS.h"
+#include "freertos/semphr.h"
 #include "freertos/task.h"
 #include "sdkconfig.h"
 
@@ -32,7 +34,6 @@
 #include <poll.h>
 #include <unistd.h>
 #else
-#include "esp_system.h"
 #include "nvs.h"
 #include "wifi_sta.h"
 #if CONFIG_ESP_CONSOLE_USB_SERIAL_JTAG
@@ -60,6 +61,7 @@ static const char *TAG = "improv";
 static rt_improv_service_t s_svc;
 static rt_improv_ops_t s_ops;
 static bool s_was_provisioned;
+static SemaphoreHandle_t s_settings;   /* given each time Wi-Fi settings are stored */
 
 static void console_write(void *ctx, const uint8_t *data, size_t len)
 {
@@ -76,6 +78,9 @@ static void on_change(void *ctx, rt_improv_state_t state, rt_improv_error_t erro
         ESP_LOGW(TAG, "error: %s (state %s)", rt_improv_error_name(error), rt_improv_state_name(state));
     } else if (ssid != NULL) {
         ESP_LOGI(TAG, "state: %s (Wi-Fi \"%s\")", rt_improv_state_name(state), ssid);
+        if (state == RT_IMPROV_STATE_PROVISIONED && s_settings != NULL) {
+            xSemaphoreGive(s_settings);   /* tried and stored: app_main may be waiting for them */
+        }
     } else {
         ESP_LOGI(TAG, "state: %s", rt_improv_state_name(state));
     }
@@ -336,14 +341,6 @@ static void reader_task(void *arg)
             rt_improv_service_idle(&s_svc);
             quiet_ms = 0;
         }
-#if !CONFIG_IDF_TARGET_LINUX
-        if (!s_was_provisioned && s_svc.state == RT_IMPROV_STATE_PROVISIONED) {
-            /* boot stopped for want of Wi-Fi settings: start again with them (the answer is out) */
-            ESP_LOGI(TAG, "Wi-Fi settings stored; restarting to use them");
-            vTaskDelay(pdMS_TO_TICKS(1000));
-            esp_restart();
-        }
-#endif
     }
     vTaskDelete(NULL);
 }
@@ -362,7 +359,8 @@ bool improv_console_start(void)
                               .on_change = on_change, .firmware = "rtflash", .version = RT_FIRMWARE_VERSION,
                               .chip = chip, .device_name = name, .redirect_url = CONFIG_RT_IMPROV_REDIRECT_URL};
     rt_improv_service_init(&s_svc, &s_ops, s_was_provisioned);
-    if (!console_open()) {
+    s_settings = xSemaphoreCreateBinary();
+    if (s_settings == NULL || !console_open()) {
         return false;
     }
     if (xTaskCreate(reader_task, "improv", 4096, NULL, 3, NULL) != pdPASS) {
@@ -371,4 +369,13 @@ bool improv_console_start(void)
     }
     ESP_LOGI(TAG, "Improv Wi-Fi serial on the console (%s)", s_was_provisioned ? "provisioned" : "waiting for Wi-Fi settings");
     return true;
+}
+
+bool improv_console_wait_settings(uint32_t timeout_ms)
+{
+    if (s_settings == NULL) {
+        vTaskDelay(pdMS_TO_TICKS(timeout_ms));
+        return false;
+    }
+    return xSemaphoreTake(s_settings, pdMS_TO_TICKS(timeout_ms)) == pdTRUE;
 }

@@ -5,6 +5,12 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Start the reader task. Call after NVS is initialised. false (with a log line) if it cannot run. */
 bool improv_console_start(void);
+
+/* Wait up to timeout_ms for Wi-Fi settings newly stored over Improv: true when they came, and the
+ * caller loads its settings again and goes on (no reboot: the browser's Improv dialog has its answer
+ * and the device keeps its console). Sleeps the whole timeout when Improv is not running. */
+bool improv_console_wait_settings(uint32_t timeout_ms);

@@ -102,6 +102,29 @@ static void wait_for_provisioning(void)
     }
 }
 
+/* The settings, and on the device Wi-Fi up with them. While they are incomplete, wait for Improv to
+ * store new ones and load again (no reboot: a browser install sets Wi-Fi this way), saying so every
+ * minute. A wrong network is no set-up error: wifi_sta_start retries it with back-off until Improv
+ * replaces it. */
+static void load_settings(void)
+{
+    for (;;) {
+        if (app_config_load(&s_cfg)) {
+#if CONFIG_IDF_TARGET_LINUX
+            return;
+#else
+            if (wifi_sta_start(s_cfg.wifi_ssid, s_cfg.wifi_pass)) {
+                return;
+            }
+#endif
+        }
+        while (!improv_console_wait_settings(60000)) {
+            ESP_LOGW(TAG, "still waiting for settings: Improv Wi-Fi (rtflash provision --improv), or provision "
+                          "them and reset the board");
+        }
+    }
+}
+
 static bool make_ring(rt_ring_t *ring, uint32_t rate)
 {
     size_t bytes = (size_t)rate / 1000 * RING_MS * sizeof(int16_t);
@@ -120,14 +143,7 @@ void app_main(void)
     }
 #endif
     improv_console_start();   /* Wi-Fi settings over the console, also while waiting for them */
-    if (!app_config_load(&s_cfg)) {
-        wait_for_provisioning();
-    }
-#if !CONFIG_IDF_TARGET_LINUX
-    if (!wifi_sta_start(s_cfg.wifi_ssid, s_cfg.wifi_pass)) {
-        wait_for_provisioning();
-    }
-#endif
+    load_settings();
     uint32_t rate = rt_audio_rate();
     if (!rt_opus_rate_ok(rate) || !make_ring(&s_mic, rate) || !make_ring(&s_spk, rate)) {
         ESP_LOGE(TAG, "audio buffers: rate %u Hz unsupported or out of memory", (unsigned)rate);
