@@ -28,7 +28,7 @@ import aiohttp
 
 from rtflash import redact
 from rtflash.errors import RtflashError
-from rtflash.relay.store import CALL_ID_RE, CallRecord, Store
+from rtflash.relay.store import CALL_ID_RE, CallRecord, Store, in_store
 
 HANGUP_TIMEOUT = 10.0
 log = logging.getLogger("rtflash.relay")
@@ -158,7 +158,7 @@ class CallRecorder:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                refused = await asyncio.to_thread(self.store.record_calls, batch)
+                refused = await in_store(self.store, self.store.record_calls, batch)
             except RtflashError as exc:
                 log.warning(redact.redact(f"could not record {len(batch)} call(s) for `relay revoke`: {exc}"))
                 continue
