@@ -139,8 +139,7 @@ def revoke_calls(store: Store, name: str, api_key: Callable[[], str]) -> list[st
 
 
 class CallRecorder:
-    """In the relay: answered calls go to the store in batches, in a thread (a database call), off the
-    request path; a call the store refuses because its device was revoked meanwhile is hung up here,
+    """In the relay: answered calls go to the store in batches (store.in_store), off the request path; a call the store refuses because its device was revoked meanwhile is hung up here,
     with the relay's own upstream session (`http()`)."""
 
     def __init__(self, store: Store, api_key: str, http: Callable[[], aiohttp.ClientSession | None]) -> None:

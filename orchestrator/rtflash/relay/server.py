@@ -29,8 +29,9 @@ ever holds it for the hash) and the key is registered as a secret.
 
 Around that: connection deadlines before a request exists (conn.py: TLS handshake, request headers),
 and each answered call recorded for `relay revoke` to hang up (calls.py). The store (store.py) is
-asked in a thread (a database call must not stall the loop): the token's device and the per-device
-limits in one go before anything is read, the slot released after.
+asked through `store.in_store` (SQLite on the loop: its transactions cost less than a thread hand-off;
+PostgreSQL in a thread: a network round trip must not stall the loop): the token's device and the
+per-device limits in one go before anything is read, the slot released after.
 
 Other routes: `GET /healthz` (JSON: store reachable, upstream reachable, version; 200 when both are,
 else 503) for a load balancer, `GET /metrics` (Prometheus text, metrics.py). With `behind_proxy` the
