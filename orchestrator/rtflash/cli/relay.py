@@ -128,6 +128,11 @@ def _listen(cert, key_file, behind_proxy, host, port):
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"--cert {cert} / --key {key_file}: cannot load the certificate and key ({exc.__class__.__name__}:"
                           f" {getattr(exc, 'reason', None) or exc}); give a PEM chain and its matching key") from None
+    # No TLS 1.3 session tickets: a device opens a fresh connection per call and never resumes (the
+    # firmware's esp_http_client keeps no ticket), so the two tickets OpenSSL sends by default after
+    # every handshake were pure cost: their encryption and one more write per connection
+    # (bench/relay_bench.py, CPU per offer).
+    ctx.num_tickets = 0
     return ctx, host or "0.0.0.0", 8443 if port is None else port
 
 

@@ -28,7 +28,7 @@ import aiohttp
 
 from rtflash import redact
 from rtflash.errors import RtflashError
-from rtflash.relay.store import CALL_ID_RE, CallRecord, Store
+from rtflash.relay.store import CALL_ID_RE, CallRecord, Store, in_store
 
 HANGUP_TIMEOUT = 10.0
 log = logging.getLogger("rtflash.relay")
@@ -139,8 +139,7 @@ def revoke_calls(store: Store, name: str, api_key: Callable[[], str]) -> list[st
 
 
 class CallRecorder:
-    """In the relay: answered calls go to the store in batches, in a thread (a database call), off the
-    request path; a call the store refuses because its device was revoked meanwhile is hung up here,
+    """In the relay: answered calls go to the store in batches (store.in_store), off the request path; a call the store refuses because its device was revoked meanwhile is hung up here,
     with the relay's own upstream session (`http()`)."""
 
     def __init__(self, store: Store, api_key: str, http: Callable[[], aiohttp.ClientSession | None]) -> None:
@@ -158,7 +157,7 @@ class CallRecorder:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                refused = await asyncio.to_thread(self.store.record_calls, batch)
+                refused = await in_store(self.store, self.store.record_calls, batch)
             except RtflashError as exc:
                 log.warning(redact.redact(f"could not record {len(batch)} call(s) for `relay revoke`: {exc}"))
                 continue

@@ -29,8 +29,9 @@ ever holds it for the hash) and the key is registered as a secret.
 
 Around that: connection deadlines before a request exists (conn.py: TLS handshake, request headers),
 and each answered call recorded for `relay revoke` to hang up (calls.py). The store (store.py) is
-asked in a thread (a database call must not stall the loop): the token's device and the per-device
-limits in one go before anything is read, the slot released after.
+asked through `store.in_store` (SQLite on the loop: its transactions cost less than a thread hand-off;
+PostgreSQL in a thread: a network round trip must not stall the loop): the token's device and the
+per-device limits in one go before anything is read, the slot released after.
 
 Other routes: `GET /healthz` (JSON: store reachable, upstream reachable, version; 200 when both are,
 else 503) for a load balancer, `GET /metrics` (Prometheus text, metrics.py). With `behind_proxy` the
@@ -62,7 +63,7 @@ from rtflash.relay.calls import CallRecorder, call_id_from
 from rtflash.relay.conn import Deadlines, DeadlineSite
 from rtflash.relay.limits import LimitConfig, Refused
 from rtflash.relay.metrics import CONTENT_TYPE, Metrics
-from rtflash.relay.store import CallRecord, Device, Store, now_iso
+from rtflash.relay.store import CallRecord, Device, Store, in_store, now_iso
 
 DEFAULT_UPSTREAM = "https://api.openai.com/v1/realtime/calls"
 CALLS_PATH = "/v1/realtime/calls"
@@ -178,7 +179,7 @@ class Relay:
         uses, self._uses = self._uses, {}
         if uses:
             try:
-                await asyncio.to_thread(self.config.store.record_use, uses)
+                await in_store(self.config.store, self.config.store.record_use, uses)
             except RtflashError as exc:
                 log.warning(redact.redact(f"could not record last use: {exc}"))
 
@@ -201,7 +202,7 @@ class Relay:
         from rtflash import __version__
 
         try:
-            await asyncio.to_thread(self.config.store.ping)
+            await in_store(self.config.store, self.config.store.ping)
             store = "ok"
         except RtflashError as exc:
             store = redact.redact(str(exc))
@@ -242,7 +243,7 @@ class Relay:
                 resp = await self._offer(request, device, start)
             finally:
                 try:
-                    await asyncio.to_thread(self.config.store.release, slot)
+                    await in_store(self.config.store, self.config.store.release, slot)
                 except RtflashError as exc:  # the slot expires by itself (RelayConfig.hold)
                     self._log(logging.WARNING, f"{device.name}: could not release its limit slot: {exc}")
         except _Fail as fail:
@@ -260,7 +261,7 @@ class Relay:
                         f"no Bearer token (from {peer})")
         store, limits, hold = self.config.store, self.config.limits, self.config.hold
 
-        def in_store() -> tuple[Device | None, str | Refused]:
+        def check() -> tuple[Device | None, str | Refused]:
             device = store.authenticate(token.strip())
             if device is None or device.revoked:
                 return device, ""
@@ -270,7 +271,7 @@ class Relay:
                 return device, r
 
         try:
-            device, slot = await asyncio.to_thread(in_store)
+            device, slot = await in_store(store, check)
         except RtflashError as exc:
             raise _Fail(503, "relay_store_unreadable", "the relay cannot read its device store; try again later",
                         f"device store: {exc}") from None

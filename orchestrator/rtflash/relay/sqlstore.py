@@ -373,6 +373,8 @@ class SqlStore(Store):
 class SqliteStore(SqlStore):
     """The default store: one SQLite file (0600) beside the rest of the user's rtflash config."""
 
+    local = True  # called on the relay's loop (store.in_store)
+
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self.clock = clock
