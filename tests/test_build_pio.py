@@ -398,5 +398,6 @@ def test_real_builder_builds_the_upstream_sdk(pio_env, rtflash_exe, pio_sdk, nam
     SDK_TUS[name] = (count, len(bad))
     print(f"\n{name}: {count} SDK TUs compiled by the real espidf builder, {len(bad)} real failures")
     assert not bad, f"{name}: SDK TUs failing with real errors:\n" + "\n".join(bad[:40])
-    assert f"CONFIG_ESPTOOLPY_FLASHSIZE_{load_catalog().get(name).flash_size}=y" in (build_dir / "sdkconfig.pio").read_text()
+    flash = load_catalog().get(name).flash_size
+    assert f"CONFIG_ESPTOOLPY_FLASHSIZE_{flash}=y" in (build_dir / "sdkconfig.pio").read_text()
     assert tree_digest(sdk) == digest

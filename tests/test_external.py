@@ -371,7 +371,8 @@ def test_pio_adds_its_component_to_the_copy_only(tmp_path):
     minimal = make_project(tmp_path / "minimal")
     (minimal / "CMakeLists.txt").write_text(PROJECT_CMAKE.replace("project(", "idf_build_set_property(MINIMAL_BUILD ON)\n"
                                                                   "project("))
-    assert external.pio_incompatible(inspect(minimal)) is None and "MINIMAL_BUILD ON" in external.pio_note(inspect(minimal))
+    assert external.pio_incompatible(inspect(minimal)) is None
+    assert "MINIMAL_BUILD ON" in external.pio_note(inspect(minimal))
 
 
 def test_rendered_ini_passes_the_pio_component_switch(tmp_path):

@@ -460,7 +460,8 @@ def pio_incompatible(firmware: ExternalFirmware) -> str | None:
     include = _PROJECT_CMAKE.search(code)
     call = _TOP_PROJECT.search(code, include.end() if include else 0)
     if re.search(r"set\s*\(\s*COMPONENT_DIRS\s", code):
-        found = "set(COMPONENT_DIRS ...), which drops ESP-IDF's components/ folder holding the builder's own component (__pio_env)"
+        found = ("set(COMPONENT_DIRS ...), which drops ESP-IDF's components/ folder holding the builder's own "
+                 "component (__pio_env)")
     elif call is None and (re.search(r"set\s*\(\s*COMPONENTS\s", code) or re.search(r"MINIMAL_BUILD\s+ON", code)):
         found = ("a COMPONENTS list or MINIMAL_BUILD but no top-level project() line after its include of "
                  "project.cmake, where rtflash would add the builder's own component (__pio_env)")

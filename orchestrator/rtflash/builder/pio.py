@@ -301,7 +301,7 @@ class PioBackend:
             why = pio_incompatible(external.firmware)
             if why:
                 raise ConfigError(why)
-            pio_add_component(external.project)  # the private copy only (said by external.pio_note); DIR is never written
+            pio_add_component(external.project)  # the private copy only (said by pio_note); DIR is never written
         pio = pio_path()
         project = project_dir_of(config_dir)  # --firmware DIR: the private copy, platformio.ini rendered into it
         build_dir = config_dir.parent
