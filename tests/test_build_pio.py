@@ -305,17 +305,15 @@ def test_probe_reads_the_overlay(pio_env):
 
 def test_real_builder_builds_a_firmware_dir_out_of_tree(pio_env, rtflash_exe, tmp_path):
     """--firmware DIR with --backend pio: ESP-IDF's own hello_world (from ../shared/esp-idf), configured by
-    the real espidf builder from rtflash's private copy, its TU compiled, DIR untouched. Its MINIMAL_BUILD
-    line is dropped in the test's copy: with it the builder's own __pio_env component is left out and
-    PlatformIO cannot build it at all (rtflash says so in one line, tests/test_external.py)."""
+    the real espidf builder from rtflash's private copy, its TU compiled, DIR untouched. Its MINIMAL_BUILD ON
+    would leave out the builder's own __pio_env component; the lines rtflash adds to its copy put it back."""
     from rtflash.external import tree_digest
     from testkit.shared import SHARED_IDF
 
     root, env = pio_env
     hello = tmp_path / "hello_world"
     shutil.copytree(SHARED_IDF / "examples" / "get-started" / "hello_world", hello)
-    cmake = hello / "CMakeLists.txt"
-    cmake.write_text("".join(ln for ln in cmake.read_text().splitlines(True) if "MINIMAL_BUILD" not in ln))
+    assert "MINIMAL_BUILD ON" in (hello / "CMakeLists.txt").read_text()
     before = tree_digest(hello)
     work = root / "firmware-dir"
     work.mkdir()
@@ -336,3 +334,70 @@ def test_real_builder_builds_a_firmware_dir_out_of_tree(pio_env, rtflash_exe, tm
     assert (build_dir / "sdkconfig.pio").is_file() and "CONFIG_ESPTOOLPY_FLASHSIZE_8MB=y" in (
         build_dir / "sdkconfig.pio").read_text()
     assert tree_digest(hello) == before
+
+
+# The upstream SDK through PlatformIO: its set(COMPONENTS src) would leave out the builder's __pio_env;
+# rtflash adds it in its private copy (external.pio_add_component). Canary secrets, two pieces each.
+SDK_KEY = "sk-" + "canary-pio-" + "7c1e9a3b5d20"
+SDK_SSID = "canary-ssid-" + "b52e"
+SDK_PASSWORD = "canary-pw-" + "d04f88c1"
+SDK_TUS: dict[str, tuple[int, int]] = {}
+
+
+@pytest.fixture(scope="module")
+def pio_sdk(tmp_path_factory):
+    """A copy of ../shared/upstream-sdk (as a user's recursive clone) and its digest before any build."""
+    from rtflash.external import tree_digest
+    from tests.test_external_upstream import SDK, copy_sdk
+
+    if not (SDK / "CMakeLists.txt").is_file():
+        pytest.skip(NO_SHARED)
+    sdk = copy_sdk(tmp_path_factory.mktemp("pio-sdk") / "openai-realtime-embedded-sdk")
+    return sdk, tree_digest(sdk)
+
+
+@pytest.mark.parametrize("name", S3_BOARDS)
+def test_real_builder_builds_the_upstream_sdk(pio_env, rtflash_exe, pio_sdk, name):
+    """`rtflash build --board B --firmware SDK --backend pio --bake-secrets`: the real espidf builder
+    configures the SDK from rtflash's private copy (with __pio_env added there) and every TU of the SDK's
+    own components (src, peer/libpeer, srtp, esp-libopus) compiles but for stand-in artefacts; DIR is
+    unchanged byte for byte; no canary in rtflash's output or the build log."""
+    from rtflash.external import PIO_MARK, tree_digest
+
+    root, env = pio_env
+    sdk, digest = pio_sdk
+    work = root / f"sdk-{name}"
+    work.mkdir()
+    tu_log = root / f"sdk-{name}-tu.log"
+    secrets = {"RTFLASH_OPENAI_API_KEY": SDK_KEY, "RTFLASH_WIFI_SSID": SDK_SSID, "RTFLASH_WIFI_PASSWORD": SDK_PASSWORD}
+    run_env = {k: v for k, v in env.items() if k not in ("WIFI_SSID", "WIFI_PASSWORD", "OPENAI_API_KEY")}
+    result = subprocess.run([rtflash_exe, "build", "--board", name, "--backend", "pio", "--firmware", str(sdk),
+                             "--bake-secrets"], cwd=work, env={**run_env, **secrets, "PIO_STANDIN_TU_LOG": str(tu_log)},
+                            capture_output=True, text=True, check=False, timeout=1800)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "compile-only stand-in toolchain" in out and "Traceback" not in out, out[-2000:]
+    assert "espidf builder cannot build" not in out  # no refusal: rtflash adds the builder's component instead
+    note = [ln for ln in out.splitlines() if "__pio_env" in ln]  # what rtflash adds to its copy, and why: one line
+    assert len(note) == 1 and "set(COMPONENTS ...)" in note[0] and "private copy" in note[0], out[-2000:]
+    build_dir = work / "build" / f"{name}-{sdk.name}"
+    log = max((build_dir / "log").glob("build-*-pio.log")).read_text(errors="replace")
+    assert "Reading CMake configuration..." in log and "Failed to find the default IDF component" not in log
+    assert "rtflash: firmware target: main, esp-libopus, peer, srtp" in log  # main: the SDK's src component
+    for canary in (SDK_KEY, SDK_PASSWORD):
+        assert canary not in out and canary not in log
+    assert PIO_MARK in (build_dir / "project" / "CMakeLists.txt").read_text()
+    assert PIO_MARK not in (sdk / "CMakeLists.txt").read_text()
+    count, bad = judge_tus(tu_log)
+    compiled = [ln.split("\t")[1] for ln in tu_log.read_text().splitlines()
+                if "/CMakeFiles/" not in ln and "\t/usr/share/cmake" not in ln]
+    copy = build_dir / "project"
+    for part in ("src/main.cpp", "src/media.cpp", "deps/libpeer/src/peer_connection.c", "components/srtp/",
+                 "components/esp-libopus/"):
+        assert any(str(copy / part) in src for src in compiled), f"no {part} TU compiled"
+    assert all(Path(src).is_relative_to(copy) or "/__pio_env/" in src for src in compiled)  # the copy, not DIR
+    SDK_TUS[name] = (count, len(bad))
+    print(f"\n{name}: {count} SDK TUs compiled by the real espidf builder, {len(bad)} real failures")
+    assert not bad, f"{name}: SDK TUs failing with real errors:\n" + "\n".join(bad[:40])
+    flash = load_catalog().get(name).flash_size
+    assert f"CONFIG_ESPTOOLPY_FLASHSIZE_{flash}=y" in (build_dir / "sdkconfig.pio").read_text()
+    assert tree_digest(sdk) == digest

@@ -340,30 +340,73 @@ def test_exec_and_flash_look_in_the_firmware_build_dir(tmp_path, invoke, project
     assert "sonatino-demo" in line
 
 
-def test_pio_says_at_once_when_the_project_drops_its_component(tmp_path, invoke, project, monkeypatch):
-    """The SDK has set(COMPONENTS src) (ESP-IDF's hello_world MINIMAL_BUILD ON): PlatformIO's espidf builder
-    (v6.13.0, builder/frameworks/espidf.py, find_default_component/__pio_env) fails after configure."""
+def test_pio_adds_its_component_to_the_copy_only(tmp_path):
+    """The SDK has set(COMPONENTS src) (ESP-IDF's hello_world MINIMAL_BUILD ON), which leaves out PlatformIO's
+    espidf builder's own component (v6.13.0, builder/frameworks/espidf.py, find_default_component/__pio_env):
+    rtflash inserts, once, before project() in its private copy, lines that add it when rtflash's platformio.ini
+    passes -DRTFLASH_PIO_COMPONENT; DIR is never written."""
     sdk = fake_sdk(tmp_path / "sdk")
     cmake = (sdk / "CMakeLists.txt").read_text()
-    (sdk / "CMakeLists.txt").write_text(cmake.replace("include(", 'set(COMPONENTS src)\n'
+    (sdk / "CMakeLists.txt").write_text(cmake.replace("include(", 'set(COMPONENTS src)  # project(x) in a comment\n'
                                                       'set(EXTRA_COMPONENT_DIRS "src" "components/peer")\ninclude(', 1))
-    monkeypatch.setenv("RTFLASH_OPENAI_API_KEY", API_KEY)
-    monkeypatch.setenv("RTFLASH_WIFI_SSID", "canary-ssid")
-    monkeypatch.setenv("RTFLASH_WIFI_PASSWORD", PASSWORD)
-    line = one_error(invoke("build", "--board", "sonatino", "--backend", "pio", "--firmware", str(sdk),
-                            "--bake-secrets"))
-    assert "set(COMPONENTS ...)" in line and "__pio_env" in line and "--backend idf" in line
-    assert external.pio_incompatible(inspect(make_project(tmp_path / "plain"))) is None
+    firmware = inspect(sdk)
+    assert external.pio_incompatible(firmware) is None
+    note = external.pio_note(firmware)
+    assert "set(COMPONENTS ...)" in note and "__pio_env" in note and "private copy" in note
+    before = external.tree_digest(sdk)
+    copy = tmp_path / "copy"
+    external.sync_copy(sdk, copy)
+    assert external.pio_add_component(copy) and not external.pio_add_component(copy)  # once
+    text = (copy / "CMakeLists.txt").read_text()
+    assert text.count(external.PIO_MARK) == 1
+    lines = text.splitlines()
+    project_at = next(i for i, ln in enumerate(lines) if ln.startswith("project("))
+    assert lines.index(next(ln for ln in lines if ln.startswith(external.PIO_MARK))) < project_at
+    assert "list(APPEND COMPONENTS ${RTFLASH_PIO_COMPONENT})" in text and "if(RTFLASH_PIO_COMPONENT)" in text
+    assert text.index("include(") < text.index(external.PIO_MARK)  # after project.cmake: idf_build_get_property exists
+    assert external.tree_digest(sdk) == before
+    external.sync_copy(sdk, copy)  # DIR unchanged: the copy keeps its lines
+    assert external.PIO_MARK in (copy / "CMakeLists.txt").read_text()
+    assert external.pio_note(inspect(make_project(tmp_path / "plain"))) is None  # nothing to add: nothing said
     minimal = make_project(tmp_path / "minimal")
     (minimal / "CMakeLists.txt").write_text(PROJECT_CMAKE.replace("project(", "idf_build_set_property(MINIMAL_BUILD ON)\n"
                                                                   "project("))
-    assert "MINIMAL_BUILD ON" in external.pio_incompatible(inspect(minimal))
+    assert external.pio_incompatible(inspect(minimal)) is None
+    assert "MINIMAL_BUILD ON" in external.pio_note(inspect(minimal))
 
 
-def test_real_sdk_is_pio_incompatible_as_it_stands():
+def test_rendered_ini_passes_the_pio_component_switch(tmp_path):
+    """Only rtflash's platformio.ini turns the added lines on; --backend idf (same copy) passes nothing."""
+    from rtflash.boards import load_catalog
+    from rtflash.render import render_external
+    from rtflash.settings import Settings
+
+    sdk = fake_sdk(tmp_path / "sdk")
+    config = tmp_path / "build" / "sonatino-sdk" / "config"
+    external.sync_copy(sdk, config.parent / "project")
+    render_external(load_catalog().get("sonatino"), Settings(), config, inspect(sdk))
+    ini = (config.parent / "project" / "platformio.ini").read_text()
+    assert "-DRTFLASH_PIO_COMPONENT=__pio_env" in ini
+
+
+def test_pio_refuses_in_one_line_where_it_still_cannot_work(tmp_path, invoke, project, monkeypatch):
+    """set(COMPONENT_DIRS ...) drops ESP-IDF's components/ folder, where the builder keeps __pio_env; a
+    COMPONENTS list with no top-level project() after the include leaves rtflash nowhere to add it."""
+    dirs = make_project(tmp_path / "dirs")
+    (dirs / "CMakeLists.txt").write_text(PROJECT_CMAKE.replace("include(", 'set(COMPONENT_DIRS "comps")\ninclude('))
+    line = one_error(invoke("build", "--board", "sonatino", "--backend", "pio", "--firmware", str(dirs)))
+    assert "set(COMPONENT_DIRS ...)" in line and "__pio_env" in line and "--backend idf" in line
+    nested = make_project(tmp_path / "nested")
+    (nested / "CMakeLists.txt").write_text(PROJECT_CMAKE.replace("include(", "set(COMPONENTS main)\ninclude(")
+                                           .replace("project(", "  project("))
+    assert "no top-level project()" in external.pio_incompatible(inspect(nested))
+
+
+def test_real_sdk_gets_the_pio_component_added():
     if not (SDK / "CMakeLists.txt").is_file():
         pytest.skip(NO_SHARED)
-    assert "set(COMPONENTS ...)" in external.pio_incompatible(inspect(SDK))
+    assert external.pio_incompatible(inspect(SDK)) is None
+    assert "set(COMPONENTS ...)" in external.pio_note(inspect(SDK))
 
 
 def test_first_line_names_dir_and_that_firmware_wins(tmp_path, invoke, project, fake_idf):

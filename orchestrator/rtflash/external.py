@@ -423,23 +423,88 @@ def component_dirs(firmware: ExternalFirmware, target: str, idf_path: Path) -> t
     return dirs, components
 
 
+PIO_COMPONENT = "__pio_env"  # platform-espressif32 6.13.0 builder/frameworks/espidf.py generate_default_component
+PIO_MARK = "# rtflash --backend pio:"
+_TOP_PROJECT = re.compile(r"^project\s*\(", re.M)
+PIO_SNIPPET = f"""{PIO_MARK} PlatformIO's espidf builder needs its own component {PIO_COMPONENT} (in its ESP-IDF's
+# components/) in the build (find_default_component); a COMPONENTS list or MINIMAL_BUILD would leave it out.
+# Added by rtflash to its private copy only; active only with rtflash's platformio.ini (-DRTFLASH_PIO_COMPONENT).
+if(RTFLASH_PIO_COMPONENT)
+  idf_build_get_property(_rtflash_minimal MINIMAL_BUILD)
+  if(DEFINED COMPONENTS)
+    list(APPEND COMPONENTS ${{RTFLASH_PIO_COMPONENT}})
+  elseif(_rtflash_minimal)
+    idf_build_set_property(MINIMAL_BUILD OFF)
+    set(COMPONENTS main ${{RTFLASH_PIO_COMPONENT}})
+  endif()
+endif()
+"""
+
+
+def _code(text: str) -> str:
+    return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+
+
 def pio_incompatible(firmware: ExternalFirmware) -> str | None:
-    """Why PlatformIO's espidf builder cannot build DIR, or None. The builder (platform-espressif32
-    6.13.0, builder/frameworks/espidf.py) adds a component of its own, components/__pio_env in its
-    ESP-IDF, and stops after configure ("Failed to find the default IDF component") when the build
-    lacks it: a top-level CMakeLists.txt that limits COMPONENTS or turns on MINIMAL_BUILD drops it."""
+    """Why PlatformIO's espidf builder cannot build DIR even with rtflash's addition (pio_add_component),
+    or None. The builder (platform-espressif32 6.13.0, builder/frameworks/espidf.py) adds a component of
+    its own, components/__pio_env in its ESP-IDF, and stops after configure ("Failed to find the default
+    IDF component") when the build lacks it. rtflash adds it to a COMPONENTS list or MINIMAL_BUILD just
+    before the top-level project() call; it cannot when there is no such call after the include of
+    project.cmake, or when DIR replaces COMPONENT_DIRS (which drops ESP-IDF's components/ folder)."""
     try:
         text = (firmware.source / "CMakeLists.txt").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-    found = []
-    if re.search(r"set\s*\(\s*COMPONENTS\s", text):
-        found.append("set(COMPONENTS ...)")
-    if re.search(r"MINIMAL_BUILD\s+ON", text):
-        found.append("MINIMAL_BUILD ON")
-    if not found:
+    code = _code(text)
+    include = _PROJECT_CMAKE.search(code)
+    call = _TOP_PROJECT.search(code, include.end() if include else 0)
+    if re.search(r"set\s*\(\s*COMPONENT_DIRS\s", code):
+        found = ("set(COMPONENT_DIRS ...), which drops ESP-IDF's components/ folder holding the builder's own "
+                 "component (__pio_env)")
+    elif call is None and (re.search(r"set\s*\(\s*COMPONENTS\s", code) or re.search(r"MINIMAL_BUILD\s+ON", code)):
+        found = ("a COMPONENTS list or MINIMAL_BUILD but no top-level project() line after its include of "
+                 "project.cmake, where rtflash would add the builder's own component (__pio_env)")
+    else:
         return None
-    return (f"PlatformIO's espidf builder cannot build {firmware.source}: its CMakeLists.txt has "
-            f"{' and '.join(found)}, which leaves out the builder's own component (__pio_env), and the builder "
-            "stops after configure; use --backend idf")
+    return (f"PlatformIO's espidf builder cannot build {firmware.source}: its CMakeLists.txt has {found}, and the "
+            "builder stops after configure; use --backend idf")
+
+
+def pio_note(firmware: ExternalFirmware) -> str | None:
+    """The one line said before a pio build when rtflash adds the builder's component to the copy, else None."""
+    try:
+        code = _code((firmware.source / "CMakeLists.txt").read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return None
+    found = [what for what, pattern in (("set(COMPONENTS ...)", r"set\s*\(\s*COMPONENTS\s"),
+                                        ("MINIMAL_BUILD ON", r"MINIMAL_BUILD\s+ON"))
+             if re.search(pattern, code)]
+    if not found or pio_incompatible(firmware):
+        return None
+    return (f"PlatformIO: {firmware.name}'s {' and '.join(found)} would leave out the espidf builder's own component "
+            f"{PIO_COMPONENT}, and the builder stops after configure without it; rtflash adds it, before project(), "
+            "to the CMakeLists.txt of its private copy (DIR is unchanged)")
+
+
+def pio_add_component(copy: Path) -> bool:
+    """Insert PIO_SNIPPET before the top-level project() line of the private copy's CMakeLists.txt (never
+    DIR's), once; True when the file was changed. The copy is shared with --backend idf, which passes no
+    RTFLASH_PIO_COMPONENT, so there the lines do nothing. A new CMakeLists.txt in DIR is copied afresh
+    (sync_copy) and gets them again on the next pio build."""
+    from rtflash.files import write_atomic
+
+    cmake = copy / "CMakeLists.txt"
+    text = cmake.read_text(encoding="utf-8", errors="replace")
+    if PIO_MARK in text:
+        return False
+    code = _code(text)
+    include = _PROJECT_CMAKE.search(code)
+    call = _TOP_PROJECT.search(code, include.end() if include else 0)
+    if call is None:
+        return False
+    # _code keeps every line's start, so an offset in `code` is the same line's start in `text`
+    lines = text.splitlines(True)
+    at = code[:call.start()].count("\n")
+    write_atomic(cmake, "".join(lines[:at]) + PIO_SNIPPET + "".join(lines[at:]))
+    return True

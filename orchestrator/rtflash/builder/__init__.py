@@ -163,6 +163,11 @@ def _build_external(board: Board, settings: Settings, project_dir: Path, firmwar
     if on_start is not None:
         on_start(f"building {board.name} with {_TOOL_NAMES.get(chosen.name, chosen.name)} from "
                  f"{firmware.source} (--firmware)")
+        if chosen.name == "pio":
+            from rtflash.external import pio_note
+
+            if note := pio_note(firmware):
+                on_start(note)
     return chosen.build(board, project_dir, config, on_line or (lambda line: None),
                         external=ExternalSource(copy, layers, env, firmware), **extra)
 

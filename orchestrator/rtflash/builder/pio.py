@@ -296,11 +296,12 @@ class PioBackend:
         if action != "build":
             raise ConfigError(f"the pio backend only builds (action '{action}'); use --backend idf to {action}")
         if external is not None:
-            from rtflash.external import pio_incompatible
+            from rtflash.external import pio_add_component, pio_incompatible
 
             why = pio_incompatible(external.firmware)
             if why:
                 raise ConfigError(why)
+            pio_add_component(external.project)  # the private copy only (said by pio_note); DIR is never written
         pio = pio_path()
         project = project_dir_of(config_dir)  # --firmware DIR: the private copy, platformio.ini rendered into it
         build_dir = config_dir.parent
