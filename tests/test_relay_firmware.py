@@ -210,17 +210,12 @@ def test_revoked_device_gets_401_one_line_and_a_long_hold(linux_firmware, pki, w
         assert KEY not in text and world.token not in text
 
 
-def test_rtflash_exec_relay_mode_calls_through_the_relay_without_a_key(linux_firmware, pki, world: World,
-                                                                      rtflash_exe) -> None:
-    """`rtflash exec --relay URL --relay-ca FILE` with the device token in $RTFLASH_RELAY_TOKEN: the firmware
-    runs in relay mode against the relay in front of the stock stand-in, the call connects (exec set the ICE
-    interface itself: no RTFLASH_ICE_IFACE given) and the data channel opens; the API key, though in exec's own
-    environment, is not passed to the firmware."""
-    env = {k: v for k, v in linux_firmware.env.items() if not k.startswith(("RTFLASH_API", "RTFLASH_CA", "RTFLASH_ICE"))}
-    env.update({"OPENAI_API_KEY": KEY, "RTFLASH_RELAY_TOKEN": world.token})
-    log_path = world.work / "exec-relay.log"
-    proc = subprocess.Popen([rtflash_exe, "exec", "--relay", world.relay.url, "--relay-ca", str(pki.ca_file)],
-                            cwd=linux_firmware.project, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+
+def _exec_until_open(argv: list[str], cwd: Path, env: dict, log_path: Path, world) -> tuple[bool, bytes]:
+    """Run `rtflash exec ...` (its own process group, output to log_path) until the firmware's data channel
+    opens (30 s at most), read the firmware's environment from /proc while it runs, then SIGTERM the group.
+    Whether it opened, and that environment (empty when the firmware was not running)."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     environ = b""
     try:
@@ -231,6 +226,19 @@ def test_rtflash_exec_relay_mode_calls_through_the_relay_without_a_key(linux_fir
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+    return opened, environ
+
+def test_rtflash_exec_relay_mode_calls_through_the_relay_without_a_key(linux_firmware, pki, world: World,
+                                                                      rtflash_exe) -> None:
+    """`rtflash exec --relay URL --relay-ca FILE` with the device token in $RTFLASH_RELAY_TOKEN: the firmware
+    runs in relay mode against the relay in front of the stock stand-in, the call connects (exec set the ICE
+    interface itself: no RTFLASH_ICE_IFACE given) and the data channel opens; the API key, though in exec's own
+    environment, is not passed to the firmware."""
+    env = {k: v for k, v in linux_firmware.env.items() if not k.startswith(("RTFLASH_API", "RTFLASH_CA", "RTFLASH_ICE"))}
+    env.update({"OPENAI_API_KEY": KEY, "RTFLASH_RELAY_TOKEN": world.token})
+    log_path = world.work / "exec-relay.log"
+    opened, environ = _exec_until_open([rtflash_exe, "exec", "--relay", world.relay.url, "--relay-ca", str(pki.ca_file)],
+                                       linux_firmware.project, env, log_path, world)
     log = log_path.read_text(errors="replace")
     relay_log = world.relay.stop()
     assert opened, log[-3000:]
@@ -264,17 +272,8 @@ def test_rtflash_exec_relay_mode_takes_token_and_ca_from_provision(linux_firmwar
     token = re.search(r'relay_token = "([^"]+)"', secrets_file.read_text()).group(1)
     assert token != world.token and (secrets_file.stat().st_mode & 0o077) == 0
     log_path = world.work / "exec-relay-stored.log"
-    proc = subprocess.Popen([rtflash_exe, "exec", "--relay", world.relay.url], cwd=linux_firmware.project, env=env,
-                            stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-    environ = b""
-    try:
-        opened = world.server.wait_until(lambda: "datachannel open: oai-events" in log_path.read_text(errors="replace"), 30)
-        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split() if proc.poll() is None else []
-        if children:
-            environ = Path(f"/proc/{children[0]}/environ").read_bytes()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
+    opened, environ = _exec_until_open([rtflash_exe, "exec", "--relay", world.relay.url], linux_firmware.project, env,
+                                       log_path, world)
     log = log_path.read_text(errors="replace")
     relay_log = world.relay.stop()
     assert opened, log[-3000:]
