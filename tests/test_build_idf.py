@@ -178,7 +178,7 @@ def test_clean_keeps_the_project_folder(project, fake_idf):
 # ---- The real ESP-IDF v5.5.5 from ../shared (CI has it): the linux firmware built and run ----
 
 LINUX_COMPONENTS = {"main", "rt_core", "rt_audio", "rt_opus", "rt_session", "peer", "78__esp-opus", "sepfy__srtp",
-                    "esp_http_client", "esp_event", "freertos", "mbedtls"}
+                    "esp-tls", "freertos", "mbedtls"}
 
 
 def latest_log(build_dir: Path) -> str:
@@ -252,7 +252,7 @@ def test_real_deps_dir_always_wins_over_the_cache(real_idf, shared_deps, project
 class SignallingServer:
     """A Realtime API stand-in on 127.0.0.1: records each POST and answers an API error (HTTP 400)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pki) -> None:
         import http.server
         import threading
 
@@ -275,7 +275,8 @@ class SignallingServer:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1/realtime/calls"
+        self.httpd.socket = pki.server_context().wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}/v1/realtime/calls"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -290,11 +291,15 @@ def test_real_exec_sends_the_offer_and_backs_off(linux_firmware, rtflash_exe, tm
     import subprocess
     import time
 
+    from testkit.realtime_standin import make_pki
+
     fw = linux_firmware
-    server = SignallingServer()
+    pki = make_pki(tmp_path / "pki")
+    server = SignallingServer(pki)   # https only: the firmware sends the key over verified TLS, never plain http
     key = "sk-test-" + "k" * 40
     out = tmp_path / "exec.log"
-    env = {**fw.env, "OPENAI_API_KEY": key, "RTFLASH_API_URL": server.url, "RTFLASH_MODEL": "gpt-realtime"}
+    env = {**fw.env, "OPENAI_API_KEY": key, "RTFLASH_API_URL": server.url, "RTFLASH_CA_FILE": str(pki.ca_file),
+           "RTFLASH_MODEL": "gpt-realtime"}
     try:
         with out.open("wb") as sink:
             proc = subprocess.Popen([rtflash_exe, "exec", "--board", "linux"], cwd=fw.project, env=env,

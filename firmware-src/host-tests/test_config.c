@@ -72,7 +72,9 @@ static void test_value_rules_never_echo_secrets(void)
     CHECK(rt_config_check_value("model", "gpt-realtime-2025-08-28", why, sizeof(why)));
     CHECK(!rt_config_check_value("voice", "al\"loy", why, sizeof(why)));
     CHECK(!rt_config_check_value("api_url", "ftp://x/y", why, sizeof(why)));
-    CHECK(rt_config_check_value("api_url", "http://127.0.0.1:8080/v1/realtime/calls", why, sizeof(why)));
+    CHECK(rt_config_check_value("api_url", "https://127.0.0.1:8080/v1/realtime/calls", why, sizeof(why)));
+    CHECK(!rt_config_check_value("api_url", "http://127.0.0.1:8080/v1/realtime/calls", why, sizeof(why)));
+    CHECK(strstr(why, "https://") != NULL);
     CHECK(!rt_config_check_value("wifi_ssid", "", why, sizeof(why)));
     CHECK(!rt_config_check_value("other", "x", why, sizeof(why)));
 }

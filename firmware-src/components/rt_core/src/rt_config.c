@@ -114,8 +114,9 @@ bool rt_config_check_value(const char *key, const char *value, char *why, size_t
         }
     } else if (strcmp(key, "api_url") == 0) {
         rt_url_t url;
-        if (!rt_url_parse(value, &url)) {
-            snprintf(why, why_cap, "api_url is not an http(s)://host/path URL");
+        if (!rt_url_parse(value, &url) || !url.tls) {
+            snprintf(why, why_cap, "api_url is not an https://host[:port]/path URL (the device verifies the API's "
+                                   "certificate; plain http would send the key in the clear)");
             return false;
         }
     } else if (strcmp(key, "relay_url") == 0) {
