@@ -116,6 +116,9 @@ def test_idf_without_the_xtensa_compiler_says_the_install_step_and_auto_takes_pi
     from rtflash.builder import pio
 
     (Path(fake_idf["PATH"].split(os.pathsep)[0]) / "xtensa-esp32s3-elf-gcc").unlink()
+    # and none elsewhere on PATH either (test_firmware_xtensa's session fixture puts the stand-in's there)
+    monkeypatch.setenv("PATH", os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                                               if not (Path(d) / "xtensa-esp32s3-elf-gcc").exists()))
     with pytest.raises(ToolNotFound) as err:
         build_board(board("sonatino"), Settings(), project, "idf")
     line = str(err.value)
