@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from testkit.shared import stop_process
+
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
@@ -161,12 +163,7 @@ async def _drive(exe: str, url: str, profile: Path) -> PageRun:
                     elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
                         run.console_errors.append(params["entry"].get("text", ""))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 10)
     return run
 
 

@@ -6,6 +6,7 @@ One home for what tests (tests/conftest.py) and benches (bench/) both need; neit
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,3 +67,15 @@ def install_fake_idf(root: Path, version: str = "5.5.1") -> dict[str, str]:
                    'esp-14.2.0_20241119) 14.2.0"; exit 0; }\necho "stand-in: compiles nothing" >&2; exit 1\n')
     gcc.chmod(0o755)
     return {"IDF_PATH": str(root / "idf"), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 3.0) -> None:
+    """SIGTERM (a clean exit), then SIGKILL if it has not gone within `grace` seconds; reaped either way."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)

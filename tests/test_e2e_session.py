@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from testkit import realtime_standin as rs
+from testkit.shared import stop_process
 
 KEY = "sk-e2e-canary-" + "Q7w" * 8
 MODEL = "gpt-realtime-e2e"
@@ -67,13 +68,23 @@ class Firmware:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 5)
+
+
+def monitor_statuses(log_path: Path, device_server, cwd: Path) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """Serve the firmware's log as a device prints it (line by line, the session's lines 50 ms apart) on a
+    socket to the installed `rtflash monitor --json`; its run and its status rows."""
+    def device(conn) -> None:
+        for raw in log_path.read_bytes().splitlines(keepends=True):
+            conn.sendall(raw)
+            if b"rt_session:" in raw:
+                time.sleep(0.05)
+
+    server = device_server(device)
+    monitor = subprocess.run([str(Path(sys.executable).parent / "rtflash"), "monitor", "--port", server.url,
+                              "--no-reconnect", "--json"], capture_output=True, text=True, timeout=60,
+                             cwd=cwd, env={k: v for k, v in os.environ.items() if not k.startswith("RTFLASH_")})
+    return monitor, [row for row in map(json.loads, monitor.stdout.splitlines()) if row["type"] == "status"]
 
 
 def firmware_env(server: rs.StandInThread, ca_file: Path, **extra: str) -> dict[str, str]:
@@ -151,18 +162,8 @@ def test_firmware_holds_a_voice_session(linux_firmware, pki: rs.Pki, tmp_path: P
     assert rs.rms(tail) > 1000
     assert abs(rs.dominant_frequency(tail, RATE) - 440.0) / 440.0 < 0.02
     # the monitor's status line follows the session from the firmware's own output, served as a device
-    # prints it (line by line, the session's lines 50 ms apart) on a socket to the installed monitor
-    def device(conn) -> None:
-        for raw in fw.log_path.read_bytes().splitlines(keepends=True):
-            conn.sendall(raw)
-            if b"rt_session:" in raw:
-                time.sleep(0.05)
-
-    server = device_server(device)
-    monitor = subprocess.run([str(Path(sys.executable).parent / "rtflash"), "monitor", "--port", server.url,
-                              "--no-reconnect", "--json"], capture_output=True, text=True, timeout=60,
-                             cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("RTFLASH_")})
-    statuses = [row for row in map(json.loads, monitor.stdout.splitlines()) if row["type"] == "status"]
+    # prints it on a socket to the installed monitor
+    monitor, statuses = monitor_statuses(fw.log_path, device_server, tmp_path)
     assert statuses, monitor.stdout[-2000:] + monitor.stderr
     seen_events = {row.get("last_event") for row in statuses}
     assert {"session.created", "session.updated", "response.done"} <= seen_events, seen_events
@@ -436,17 +437,7 @@ def test_peer_that_drops_dtls_after_ice(linux_firmware, pki: rs.Pki, tmp_path: P
     assert len(lines) <= 60, "\n".join(lines)
     assert "peer state: ICE_CONNECTED" in log and "peer state: CONNECTED" not in log
     # the monitor's status line, fed the firmware's output: ICE came up, but the session is not connected
-    def device(conn) -> None:  # as a device prints it: line by line, the session's lines 50 ms apart
-        for raw in fw.log_path.read_bytes().splitlines(keepends=True):
-            conn.sendall(raw)
-            if b"rt_session:" in raw:
-                time.sleep(0.05)
-
-    server_dev = device_server(device)
-    monitor = subprocess.run([str(Path(sys.executable).parent / "rtflash"), "monitor", "--port", server_dev.url,
-                              "--no-reconnect", "--json"], capture_output=True, text=True, timeout=60,
-                             cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("RTFLASH_")})
-    statuses = [row for row in map(json.loads, monitor.stdout.splitlines()) if row["type"] == "status"]
+    _monitor, statuses = monitor_statuses(fw.log_path, device_server, tmp_path)
     peers = [row.get("peer") for row in statuses]
     assert "ICE_CONNECTED" in peers and "CONNECTED" not in peers, peers
     last = statuses[-1]

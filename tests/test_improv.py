@@ -23,6 +23,7 @@ import pytest
 
 from rtflash import improv
 from rtflash.errors import CredentialError
+from testkit.shared import stop_process
 
 PASSWORD = "canary-" + "improv-5e1b77"  # in two pieces: no secret-shaped literal in the tree
 SSID = "HomeNet"
@@ -67,16 +68,6 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return {**base, **extra}
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM (the firmware's own clean exit), SIGKILL if it has not gone in 3 s."""
-    proc.terminate()
-    try:
-        proc.wait(3)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 class PtyFirmware:
     """The firmware with a pty as its console: it holds the master, the tests open the slave's path."""
 
@@ -89,7 +80,7 @@ class PtyFirmware:
         os.close(master)
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
         os.close(self.slave)
 
 
@@ -144,7 +135,7 @@ class SocketFirmware:
 
     def stop(self) -> None:
         self.server.close()
-        _stop(self.proc)
+        stop_process(self.proc)
 
 
 def run(exe, *args, cwd, env=None, timeout=60):

@@ -294,18 +294,16 @@ static bool write_all(esp_tls_t *tls, const char *data, size_t len)
     return true;
 }
 
-/* One failed connect is 4 E lines from ESP-IDF (esp-tls twice, transport_base, HTTP_CLIENT, with
- * esp_http_client; seen on linux with a refused port), and rt_session then logs the reason in one line of ours (describe_tls_
- * failure). Theirs are shown only when the build logs at DEBUG or VERBOSE (CONFIG_LOG_DEFAULT_LEVEL 4/5),
- * where a developer wants every layer. Tags as the sources name them (ESP-IDF v5.5: esp-tls/esp_tls.c,
- * esp_tls_mbedtls.c, tcp_transport/transport.c, esp_http_client.c, mbedtls/esp_crt_bundle). Needs
+/* A failed handshake is E lines from esp-tls (twice) and the bundle, and rt_session then logs the reason
+ * in one line of ours (describe_tls_failure). Theirs are shown only when the build logs at DEBUG or
+ * VERBOSE (CONFIG_LOG_DEFAULT_LEVEL 4/5), where a developer wants every layer. Tags as the sources name
+ * them (ESP-IDF v5.5: esp-tls/esp_tls.c, esp_tls_mbedtls.c, mbedtls/esp_crt_bundle). Needs
  * CONFIG_LOG_DYNAMIC_LEVEL_CONTROL (default y), else esp_log_level_set is a no-op (esp_log_level.h). */
 static void quiet_transport_logs(void)
 {
 #if CONFIG_LOG_DEFAULT_LEVEL < 4
     static bool done;
-    static const char *const tags[] = {"esp-tls", "esp-tls-mbedtls", "transport_base", "transport", "HTTP_CLIENT",
-                                       "esp-x509-crt-bundle"};
+    static const char *const tags[] = {"esp-tls", "esp-tls-mbedtls", "esp-x509-crt-bundle"};
     if (!done) {
         for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
             esp_log_level_set(tags[i], ESP_LOG_NONE);
