@@ -79,3 +79,15 @@ def stop_process(proc: subprocess.Popen, grace: float = 3.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+def need_installed(ok: bool, why: str) -> None:
+    """A tool `.ci/run` installs (apt, npm): when missing, the test fails under .ci/run (CI=true or
+    RTFLASH_REAL_TIER=1: a skip there would hide a missing install step) and skips elsewhere, saying why."""
+    if ok:
+        return
+    import pytest
+
+    if os.environ.get("CI") == "true" or os.environ.get("RTFLASH_REAL_TIER") == "1":
+        pytest.fail(f"{why} (.ci/run installs it)")
+    pytest.skip(f"{why}: run `bash .ci/run` once")

@@ -18,6 +18,7 @@ from testkit.shared import (  # noqa: F401  (re-exported: tests import these fro
     SHARED_PIO,
     idf_venv,
     install_fake_idf,
+    need_installed,
     pio_offline_dir,
     real_idf_env,
 )
@@ -351,11 +352,7 @@ def pg_server():
     from testkit.postgres import PgServer, pg_bindir
 
     bindir = pg_bindir()
-    if bindir is None:
-        why = "PostgreSQL server binaries not installed (apt-get install postgresql; .ci/run does)"
-        if os.environ.get("RTFLASH_REAL_TIER") == "1":
-            pytest.fail(why)
-        pytest.skip(why)
+    need_installed(bindir is not None, "PostgreSQL server binaries not installed (apt-get install postgresql)")
     server = PgServer(bindir).start()
     yield server
     server.stop()

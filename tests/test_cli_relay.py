@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -19,6 +18,7 @@ from bench.relay_bench import RelayProcess
 from rtflash.relay.sqlstore import open_store
 from rtflash.relay.store import store_location, token_hash
 from testkit import realtime_standin as rs
+from testkit.shared import need_installed
 
 KEY = "sk-" + "cli-relay-KEY-canary-0123456789"
 
@@ -489,11 +489,7 @@ def test_revoke_with_the_api_out_of_reach_still_revokes(invoke, relay_env, monke
 def nginx_ok() -> None:
     from testkit import nginx
 
-    if not nginx.available():
-        why = "nginx not installed (apt-get install nginx-light; .ci/run does)"
-        if os.environ.get("RTFLASH_REAL_TIER") == "1":
-            pytest.fail(why)
-        pytest.skip(why)
+    need_installed(nginx.available(), "nginx not installed (apt-get install nginx-light)")
 
 
 def test_installed_relay_behind_nginx_serves_a_real_call_and_takes_the_proxys_address(rtflash_exe, project, pki,

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.shared import need_installed
+
 REPO = Path(__file__).resolve().parent.parent
 HOST_TESTS = REPO / "firmware-src" / "host-tests"
 API_KEY = "sk-" + "canary-host-0123456789abcdef"
@@ -67,8 +69,7 @@ def test_ctest_suite_passes(host_build: Path):
 def test_improv_parser_fuzz_is_valgrind_clean(host_build: Path):
     """The Improv serial parser and its fuzz test under valgrind memcheck (CMake defines the test when
     valgrind is installed; .ci/run installs it)."""
-    if not _tool("valgrind"):
-        pytest.skip("valgrind is not installed (.ci/run installs it with apt)")
+    need_installed(_tool("valgrind") is not None, "valgrind not installed (apt-get install valgrind)")
     result = subprocess.run(["ctest", "--test-dir", str(host_build), "-R", "^improv_valgrind$", "--output-on-failure"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr

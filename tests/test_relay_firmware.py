@@ -29,6 +29,7 @@ import pytest
 from bench.relay_bench import RelayProcess
 from rtflash.relay.sqlstore import open_store as Store
 from testkit import realtime_standin as rs
+from testkit.shared import need_installed
 
 KEY = "sk-" + "relay-fw-canary-" + "Zq8" * 8
 DEVICE = "linux-kitchen"
@@ -349,11 +350,7 @@ def test_firmware_through_nginx_in_front_of_a_relay_behind_proxy(linux_firmware,
     trusts (relay_ca) and forwards to the relay's plain HTTP port; the firmware's call comes up."""
     from testkit import nginx
 
-    if not nginx.available():
-        why = "nginx not installed (apt-get install nginx-light; .ci/run does)"
-        if os.environ.get("RTFLASH_REAL_TIER") == "1":
-            pytest.fail(why)
-        pytest.skip(why)
+    need_installed(nginx.available(), "nginx not installed (apt-get install nginx-light)")
     store = tmp_path / "relay-devices.json"
     token = Store(store).enroll(DEVICE, "linux")
     with rs.StandInThread(pki, KEY, play="tone") as server:

@@ -26,24 +26,17 @@ import pytest
 from rtflash import web
 from rtflash.errors import ConfigError
 from testkit import chromium
+from testkit.shared import need_installed
 
 REPO = Path(__file__).resolve().parent.parent
 TARBALL = REPO / ".cache" / "npm" / web.tarball_name()
 ARTIFACTS = REPO / ".cache" / "artifacts"
 BOARDS = ["sonatino", "esp32-s3-box-3", "atoms3r-echo", "freenove-s3", "linux"]
-IN_CI = os.environ.get("CI") == "true" or os.environ.get("RTFLASH_REAL_TIER") == "1"
-
-
-def _need(ok: bool, why: str) -> None:
-    if not ok:
-        if IN_CI:
-            pytest.fail(f"{why} (.ci/run installs it)")
-        pytest.skip(f"{why}: run `bash .ci/run` once")
 
 
 @pytest.fixture(scope="module")
 def tarball() -> Path:
-    _need(TARBALL.is_file(), f"{TARBALL} missing (`{web.npm_hint(TARBALL.parent)}`)")
+    need_installed(TARBALL.is_file(), f"{TARBALL} missing (`{web.npm_hint(TARBALL.parent)}`)")
     return TARBALL
 
 
@@ -169,7 +162,7 @@ def test_rtflash_web_serves_the_page_and_manifests_on_loopback(rtflash_exe, site
 
 
 def test_headless_chromium_loads_the_page_and_every_button_is_upgraded(rtflash_exe, site: Path):
-    _need(chromium.chromium_path() is not None, "chromium is not installed (apt-get install chromium)")
+    need_installed(chromium.chromium_path() is not None, "chromium is not installed (apt-get install chromium)")
     proc, url = _serve(rtflash_exe, site)
     try:
         page = chromium.load_page(url)
