@@ -114,9 +114,44 @@ def test_a_slot_its_process_never_released_expires_after_its_hold(where):
             time.sleep(0.05)
     admitted_at = time.monotonic() - start
     assert admitted_at >= hold - 0.05 and refused_at and max(refused_at) < admitted_at
-    assert other.in_flight("kitchen") == 1  # the new slot only: the expired one is gone
+    assert other.in_flight("kitchen") == 1  # the new slot only: the expired one no longer counts
     other.release(slot)
     assert other.in_flight("kitchen") == 0
+
+
+def test_finish_releases_and_records_in_one_write_and_prune_drops_what_is_over(where):
+    """The end of an offer is one transaction (the relay's CPU per offer): its slot released and its
+    call recorded; a call of a device revoked meanwhile is refused (False: the relay hangs it up) but
+    its slot is still released. prune (the relay's periodic flush) drops hour-old calls and expired
+    slots, which offers no longer delete themselves."""
+    import datetime
+
+    store, other = open_store(where), open_store(where)
+    store.enroll("kitchen")
+    store.enroll("hall")
+    cfg = LimitConfig(per_minute=600, burst=50, concurrent=1)
+    up = "https://127.0.0.1:1/v1/realtime/calls"
+    call = CallRecord("kitchen", "rtc_a", now_iso(), up, "/ca.pem")
+    assert store.finish(store.acquire("kitchen", cfg, 30), call) is True
+    assert other.in_flight("kitchen") == 0 and other.calls_of("kitchen") == [call]
+    assert store.finish(store.acquire("kitchen", cfg, 30)) is True  # an offer that set up no call
+    assert other.in_flight("kitchen") == 0 and other.calls_of("kitchen") == [call]
+    slot = store.acquire("hall", cfg, 30)
+    other.revoke("hall")  # while the offer is upstream
+    assert store.finish(slot, CallRecord("hall", "rtc_b", now_iso(), up)) is False
+    assert other.in_flight("hall") == 0 and other.calls_of("hall") == []
+    assert store.finish(store.acquire("kitchen", cfg, 30), CallRecord("kitchen", "../x", now_iso(), up)) is True
+    assert other.calls_of("kitchen") == [call]  # not a call id: never stored
+
+    old = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=61)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert store.record_calls([CallRecord("kitchen", "rtc_old", old, up)]) == []
+    store.acquire("kitchen", cfg, 0.01)  # its process dies holding it
+    time.sleep(0.1)
+    count = lambda table: other._read(f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: E731 - rows, over or not
+    assert count("calls") == 2 and count("flights") == 1
+    other.prune()
+    assert count("calls") == 1 and count("flights") == 0
+    assert other.calls_of("kitchen") == [call]
 
 
 def test_postgres_store_errors_name_the_store_without_its_password(pg_server):

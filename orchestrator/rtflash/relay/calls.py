@@ -28,7 +28,7 @@ import aiohttp
 
 from rtflash import redact
 from rtflash.errors import RtflashError
-from rtflash.relay.store import CALL_ID_RE, CallRecord, Store, in_store
+from rtflash.relay.store import CALL_ID_RE, CallRecord, Store
 
 HANGUP_TIMEOUT = 10.0
 log = logging.getLogger("rtflash.relay")
@@ -139,34 +139,27 @@ def revoke_calls(store: Store, name: str, api_key: Callable[[], str]) -> list[st
 
 
 class CallRecorder:
-    """In the relay: answered calls go to the store in batches (store.in_store), off the request path; a call the store refuses because its device was revoked meanwhile is hung up here,
-    with the relay's own upstream session (`http()`)."""
+    """In the relay: hangs up a call whose set-up the store refused to record (server.Relay._finish:
+    its device was revoked while the offer was upstream, so the revoke cannot have seen it), with the
+    relay's own upstream session (`http()`), off the request path."""
 
     def __init__(self, store: Store, api_key: str, http: Callable[[], aiohttp.ClientSession | None]) -> None:
         self.store, self.api_key, self.http = store, api_key, http
-        self._pending: list[CallRecord] = []
-        self._writer: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
 
-    def add(self, call: CallRecord) -> None:
-        self._pending.append(call)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.ensure_future(self._write())
+    def hang_up(self, call: CallRecord) -> None:
+        task = asyncio.ensure_future(self._hang_up(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _write(self) -> None:
-        """Write everything pending, then what came in meanwhile, until nothing is left."""
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                refused = await in_store(self.store, self.store.record_calls, batch)
-            except RtflashError as exc:
-                log.warning(redact.redact(f"could not record {len(batch)} call(s) for `relay revoke`: {exc}"))
-                continue
-            session = self.http()
-            for call in refused if session is not None else []:
-                result = await hang_up(session, call, self.api_key)
-                log.warning(redact.redact(f"{call.device}: revoked during the call's set-up; {result.line}"))
+    async def _hang_up(self, call: CallRecord) -> None:
+        session = self.http()
+        if session is None:
+            return
+        result = await hang_up(session, call, self.api_key)
+        log.warning(redact.redact(f"{call.device}: revoked during the call's set-up; {result.line}"))
 
     async def drain(self) -> None:
-        """Wait until every call added so far is in the store (stop(); tests)."""
-        while self._writer is not None and not self._writer.done():
-            await asyncio.shield(self._writer)
+        """Wait until every hang-up started so far is done (stop(); tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -68,6 +68,7 @@ from rtflash.relay.store import CallRecord, Device, Store, in_store, now_iso
 DEFAULT_UPSTREAM = "https://api.openai.com/v1/realtime/calls"
 CALLS_PATH = "/v1/realtime/calls"
 log = logging.getLogger("rtflash.relay")
+_timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
 _KEY_FRAGMENT = re.compile(r"sk-[A-Za-z0-9_\-*.]{3,}")
 
 
@@ -144,15 +145,15 @@ class Relay:
         """Serve on host:port, or on `sock` (a listening socket several worker processes share)."""
         cfg = self.config
         # keep-alive: the pool keeps idle upstream connections (aiohttp's keepalive_timeout, 15 s by default,
-        # raised to 60 s: under a steady trickle of set-ups one TLS handshake serves them all); the trace
-        # hooks count new vs reused connections for /metrics and the bench
-        trace = aiohttp.TraceConfig()
-        trace.on_connection_create_end.append(self._upstream_new)
-        trace.on_connection_reuseconn.append(self._upstream_reused)
+        # raised to 60 s: under a steady trickle of set-ups one TLS handshake serves them all). New
+        # connections are counted where their socket is made (the connector's socket_factory), not with
+        # aiohttp's trace hooks: those add a round of signal coroutines to every request (CPU per offer,
+        # bench/relay_bench.py); reused = requests - new (metrics.py)
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=cfg.max_upstream, keepalive_timeout=60.0,
-                                           ssl=cfg.upstream_ssl or ssl.create_default_context()),
-            timeout=aiohttp.ClientTimeout(total=cfg.upstream_timeout), trace_configs=[trace])
+                                           ssl=cfg.upstream_ssl or ssl.create_default_context(),
+                                           socket_factory=self._upstream_socket),
+            timeout=aiohttp.ClientTimeout(total=cfg.upstream_timeout), cookie_jar=aiohttp.DummyCookieJar())
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, lingering_time=2.0)
         await self._runner.setup()
         site = DeadlineSite(self._runner, self.deadlines, host, port, sock, ssl_context, backlog=512)
@@ -168,20 +169,25 @@ class Relay:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        await self.recorder.drain()  # recorded (or hung up) before the upstream session goes
+        await self.recorder.drain()  # refused calls hung up before the upstream session goes
         if self._http is not None:
             await self._http.close()
             self._http = None
         await self.flush()
 
     async def flush(self) -> None:
-        """Write the last-use times gathered since the last flush to the store (in a thread: a database call)."""
+        """Write the last-use times gathered since the last flush to the store, and drop what is over
+        (calls older than an hour, expired slots): the periodic writes no offer waits for."""
         uses, self._uses = self._uses, {}
         if uses:
             try:
                 await in_store(self.config.store, self.config.store.record_use, uses)
             except RtflashError as exc:
                 log.warning(redact.redact(f"could not record last use: {exc}"))
+        try:
+            await in_store(self.config.store, self.config.store.prune)
+        except RtflashError as exc:
+            log.warning(redact.redact(f"could not drop finished calls: {exc}"))
 
     async def _flush_loop(self) -> None:
         while True:
@@ -190,11 +196,11 @@ class Relay:
 
     # the device endpoint ----------------------------------------------------------------------------
 
-    async def _upstream_new(self, *_: object) -> None:
+    def _upstream_socket(self, addr_info: tuple) -> socket.socket:
+        """A new upstream connection's socket (aiohappyeyeballs' default, counted for /metrics)."""
         self.metrics.upstream_new += 1
-
-    async def _upstream_reused(self, *_: object) -> None:
-        self.metrics.upstream_reused += 1
+        family, type_, proto = addr_info[0], addr_info[1], addr_info[2]
+        return socket.socket(family=family, type=type_, proto=proto)
 
     async def _health(self, request: web.Request) -> web.Response:
         """Store and upstream reachable (a TCP connect to the API's host), and the version: for a load
@@ -239,19 +245,29 @@ class Relay:
         try:
             device, slot = await self._admit(request, peer)
             who = device.name
+            call: CallRecord | None = None
             try:
-                resp = await self._offer(request, device, start)
+                resp, call = await self._offer(request, device, start)
             finally:
-                try:
-                    await in_store(self.config.store, self.config.store.release, slot)
-                except RtflashError as exc:  # the slot expires by itself (RelayConfig.hold)
-                    self._log(logging.WARNING, f"{device.name}: could not release its limit slot: {exc}")
+                await self._finish(device, slot, call)
         except _Fail as fail:
             self._log(logging.WARNING, f"{who}: {fail.status} {fail.log_text} ({_ms(start)} ms)")
             resp = api_error(fail.status, fail.message, fail.code,
                              "relay_error" if fail.status >= 500 else "invalid_request_error", fail.headers)
         self.statuses[resp.status] += 1
         return resp
+
+    async def _finish(self, device: Device, slot: str, call: CallRecord | None) -> None:
+        """The offer is done: its limit slot released and its call recorded, in one store write; a call
+        the store refuses (the device was revoked meanwhile) is hung up."""
+        try:
+            kept = await in_store(self.config.store, self.config.store.finish, slot, call)
+        except RtflashError as exc:  # the slot expires by itself (RelayConfig.hold)
+            what = "release its limit slot" + (" or record its call for `relay revoke`" if call else "")
+            self._log(logging.WARNING, f"{device.name}: could not {what}: {exc}")
+            return
+        if call is not None and not kept:
+            self.recorder.hang_up(call)
 
     async def _admit(self, request: web.Request, peer: str) -> tuple[Device, str]:
         """The token's device, admitted by its limits: (device, limit slot) or _Fail (401, 429, 503)."""
@@ -287,7 +303,9 @@ class Relay:
                         **{"Retry-After": str(slot.retry_after)})
         return device, slot
 
-    async def _offer(self, request: web.Request, device: Device, start: float) -> web.Response:
+    async def _offer(self, request: web.Request, device: Device,
+                     start: float) -> tuple[web.Response, CallRecord | None]:
+        """Forward the offer: (the device's response, the call to record) or _Fail."""
         if request.content_type != "application/sdp":
             raise _Fail(415, "unsupported_content_type", f"send the SDP offer as application/sdp, not "
                         f"{request.content_type or 'no content type'}", f"content type {request.content_type!r}")
@@ -308,13 +326,12 @@ class Relay:
             # what the relay itself added (total minus the upstream round trip): the bench reads it
             out["Server-Timing"] = f"relay;dur={_ms(start) - upstream_ms:.2f}, upstream;dur={upstream_ms:.2f}"
             call_id = call_id_from(headers.get("Location", ""))
-            if call_id:
-                self.recorder.add(CallRecord(device.name, call_id, now_iso(), self.config.upstream,
-                                             self.config.upstream_ca))
+            call = CallRecord(device.name, call_id, now_iso(), self.config.upstream,
+                              self.config.upstream_ca) if call_id else None
             self._log(logging.INFO, f"{device.name}: 201 call {call_id or '(no Location)'} "
                       f"(model {session.get('model')}, upstream {upstream_ms:.1f} ms, total {_ms(start)} ms)")
-            return web.Response(status=201, body=answer, content_type="application/sdp", headers=out)
-        return self._upstream_error(device, status, answer, upstream_ms, start)
+            return web.Response(status=201, body=answer, content_type="application/sdp", headers=out), call
+        return self._upstream_error(device, status, answer, upstream_ms, start), None
 
     async def _read_body(self, request: web.Request) -> bytes:
         cap = self.config.max_body
@@ -336,7 +353,11 @@ class Relay:
                 chunks.append(chunk)
 
         try:
-            await asyncio.wait_for(pull(), self.config.read_timeout)
+            if _timeout is not None:  # 3.11+: a deadline on this task, not a task of its own as wait_for's
+                async with _timeout(self.config.read_timeout):
+                    await pull()
+            else:
+                await asyncio.wait_for(pull(), self.config.read_timeout)
         except asyncio.TimeoutError:
             raise _Fail(408, "request_timeout", f"the offer did not arrive within {self.config.read_timeout:g} s",
                         f"slow client: {size} bytes in {self.config.read_timeout:g} s") from None
@@ -348,6 +369,7 @@ class Relay:
         ctype, form = call_form(sdp, session)
         t0 = time.perf_counter()
         self.upstream_requests += 1
+        self.metrics.upstream_requests += 1
         try:
             async with self._http.post(self.config.upstream, data=form,
                                        headers={"Authorization": f"Bearer {self.config.api_key}",

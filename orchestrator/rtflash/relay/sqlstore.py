@@ -311,8 +311,8 @@ class SqlStore(Store):
                                   "ON CONFLICT (device) DO NOTHING"), (device, float(limits.burst), now))
             cur.execute(self._sql(f"SELECT tokens, stamp FROM buckets WHERE device = ?{self.for_update}"), (device,))
             tokens, stamp = cur.fetchone()
-            cur.execute(self._sql("DELETE FROM flights WHERE device = ? AND until < ?"), (device, now))
-            cur.execute(self._sql("SELECT COUNT(*) FROM flights WHERE device = ?"), (device,))
+            # a slot past its expiry (its process died holding it) no longer counts; prune() drops it
+            cur.execute(self._sql("SELECT COUNT(*) FROM flights WHERE device = ? AND until >= ?"), (device, now))
             bucket = Bucket(float(tokens), float(stamp), int(cur.fetchone()[0]))
             try:
                 admit(limits, bucket, now)
@@ -330,6 +330,27 @@ class SqlStore(Store):
     def release(self, slot: str) -> None:
         with self._tx() as cur:
             cur.execute(self._sql("DELETE FROM flights WHERE id = ?"), (slot,))
+
+    def finish(self, slot: str, call: CallRecord | None = None) -> bool:
+        with self._tx() as cur:
+            cur.execute(self._sql("DELETE FROM flights WHERE id = ?"), (slot,))
+            if call is None:
+                return True
+            # FOR SHARE, as in record_calls: a revoke committing meanwhile waits, then finds the call
+            cur.execute(self._sql(f"SELECT revoked FROM devices WHERE name = ?{self.for_share}"), (call.device,))
+            row = cur.fetchone()
+            if row is None or row[0]:
+                return False
+            if CALL_ID_RE.fullmatch(call.call_id):
+                cur.execute(self._sql(f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+                                      "ON CONFLICT (device, call_id) DO NOTHING"),
+                            (call.device, call.call_id, call.started, call.upstream, call.upstream_ca))
+            return True
+
+    def prune(self) -> None:
+        with self._tx() as cur:
+            cur.execute(self._sql("DELETE FROM calls WHERE started < ?"), (call_cutoff(),))
+            cur.execute(self._sql("DELETE FROM flights WHERE until < ?"), (self._now(cur),))
 
     def in_flight(self, device: str) -> int:
         rows = self._read("SELECT COUNT(*) FROM flights WHERE device = ? AND until >= ?", (device, time.time()))
