@@ -1,7 +1,7 @@
 """Load on `rtflash relay`: a sustained rate and a burst of 200 offers from 50 devices, on 127.0.0.1.
 
     .venv/bin/python -m bench.relay_bench [--rate 20] [--seconds 30] [--offers 200] [--devices 50]
-                                          [--rounds 3] [--workers 2]
+                                          [--rounds 3] [--workers 2] [--only sustained|burst|limits]
 
 Two questions, kept apart. (a) What the relay adds per call: a sustained --rate offers/s for --seconds,
 each on a fresh TLS connection as from a device, straight to the upstream and then through the relay
@@ -11,8 +11,17 @@ keep-alive). CPU per offer is the relay process's user + system CPU time (/proc,
 the sustained run divided by the offers, so it includes the device's TLS handshake (every offer a fresh
 connection, as the firmware makes it: one esp_http_client per call, no session resumption); the same
 rate of handshake-only connections (TLS, then close) splits it into that part and the rest, and the
-plain upstream's CPU per offer is the reference of a bare aiohttp TLS endpoint. (b) A burst of 200 at once (queueing behind 200 Python TLS handshakes on 2 cores), with
-1 and with N workers. A table of the figures, then `uptime` (the machine is shared: read the load).
+plain upstream's CPU per offer is the reference of a bare aiohttp TLS endpoint. Then the fleet's
+deployment at the same rate: devices -> nginx (testkit/nginx.py's config: TLS, a fresh connection per
+offer) -> `relay serve --behind-proxy` (plain HTTP on 127.0.0.1, nginx keeps keep-alive connections to
+it) -> the upstream: p50/p95 and added vs direct, the relay process's CPU per offer (in this mode the
+figure the <= 2 ms goal is judged on: the device's TLS is nginx's work), nginx's (master + workers,
+/proc; as root it runs as `nobody` under runuser, so its pids come from its pid file) and the sum,
+and upstream handshakes per offer; without nginx installed that run says so in one line. (b) A burst
+of 200 at once (queueing behind 200 Python TLS handshakes on 2 cores), with 1 and with N workers. A table of the figures, then `uptime` (the machine is shared: read the load).
+
+`--only sustained` runs (a) alone (about 3 x --seconds plus the handshake-only part), `--only burst`
+(b), `--only limits` the correctness checks below.
 
 The burst runs twice in one go: before (`relay serve --workers 1`) and after (`--workers N`), each with
 the client-observed figure taken apart: connection set-up (TCP + TLS, queueing included) via the relay
