@@ -343,8 +343,11 @@ def test_help_lists_relay(rtflash_exe):
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_installed_relay_with_two_workers_serves_and_keeps_limits_shared(project, pki, monkeypatch, loop):
     """`relay serve --workers 2`: both processes serve one socket, a device's burst is admitted once; on
-    asyncio's loop (the default) and on uvloop ($RTFLASH_RELAY_LOOP=uvloop)."""
-    monkeypatch.setenv("RTFLASH_RELAY_LOOP", loop)
+    uvloop (the default: $RTFLASH_RELAY_LOOP unset) and on asyncio's loop ($RTFLASH_RELAY_LOOP=asyncio)."""
+    if loop == "uvloop":
+        monkeypatch.delenv("RTFLASH_RELAY_LOOP", raising=False)
+    else:
+        monkeypatch.setenv("RTFLASH_RELAY_LOOP", loop)
     from collections import Counter
 
     from bench.relay_bench import LoopThread, MiniUpstream, enroll_many, wave

@@ -219,22 +219,26 @@ def _run(config, host: str, port: int, server_ssl, enrolled: int, store_where: s
 
 
 def _loop_runner():
-    """asyncio's `run`, or uvloop's with $RTFLASH_RELAY_LOOP=uvloop (`pip install uvloop`). Not the default:
-    on this project's 2-core bench its CPU per offer was 5-30 % lower in quiet runs but no better
-    under load, and its 200-offer burst p50 was worse (it accepts the whole burst at once); the
-    connection gate (relay/conn.py) works on both."""
+    """uvloop's `run` (installed with rtflash where it builds: not on Windows), else asyncio's;
+    $RTFLASH_RELAY_LOOP=asyncio forces asyncio's, =uvloop insists on uvloop. Why uvloop by default: its
+    loop and its TLS layer are compiled (asyncio's SSL protocol is Python), which cut the relay's CPU
+    per offer by 0.5-0.9 ms (of 5-6) at 20 and 100 offers/s and its burst CPU too, with burst times
+    no worse (bench/relay_bench.py, quiet 2-core machine); the connection gate (relay/conn.py) and
+    every relay test run on both."""
     import asyncio
 
     from rtflash.errors import ConfigError
 
-    choice = os.environ.get("RTFLASH_RELAY_LOOP", "asyncio").strip() or "asyncio"
+    choice = os.environ.get("RTFLASH_RELAY_LOOP", "").strip() or "auto"
     if choice == "asyncio":
         return asyncio.run
-    if choice != "uvloop":
-        raise ConfigError(f"$RTFLASH_RELAY_LOOP={choice!r}: use asyncio (the default) or uvloop")
+    if choice not in ("auto", "uvloop"):
+        raise ConfigError(f"$RTFLASH_RELAY_LOOP={choice!r}: use uvloop (the default where installed) or asyncio")
     try:
         import uvloop
     except ImportError:
+        if choice == "auto":
+            return asyncio.run
         raise ConfigError("$RTFLASH_RELAY_LOOP=uvloop: uvloop is not installed here; pip install uvloop, or unset "
                           "it for asyncio's loop") from None
     return uvloop.run
