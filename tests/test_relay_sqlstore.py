@@ -119,6 +119,26 @@ def test_a_slot_its_process_never_released_expires_after_its_hold(where):
     assert other.in_flight("kitchen") == 0
 
 
+def test_admit_authenticates_and_takes_a_slot_in_one_write(where):
+    """The relay's first write of an offer: the token's device and its limits in one transaction."""
+    store, other = open_store(where), open_store(where)
+    token = store.enroll("kitchen")
+    cfg = LimitConfig(per_minute=0.1, burst=2, concurrent=1)
+    assert store.admit(new_token(), cfg, 30) == (None, "") and store.admit("not-a-token", cfg, 30) == (None, "")
+    device, slot = store.admit(token, cfg, 30)
+    assert device.name == "kitchen" and isinstance(slot, str) and slot and other.in_flight("kitchen") == 1
+    device, busy = other.admit(token, cfg, 30)  # another process: the concurrency slot is taken
+    assert isinstance(busy, Refused) and busy.reason == "concurrent"
+    assert other.finish(slot)
+    device, slot = other.admit(token, cfg, 30)
+    assert isinstance(slot, str) and other.finish(slot)
+    _, rate = store.admit(token, cfg, 30)  # the burst of 2 is spent
+    assert isinstance(rate, Refused) and rate.reason == "rate"
+    other.revoke("kitchen")
+    device, none = store.admit(token, cfg, 30)
+    assert device.revoked and none == "" and store.in_flight("kitchen") == 0
+
+
 def test_finish_releases_and_records_in_one_write_and_prune_drops_what_is_over(where):
     """The end of an offer is one transaction (the relay's CPU per offer): its slot released and its
     call recorded; a call of a device revoked meanwhile is refused (False: the relay hangs it up) but

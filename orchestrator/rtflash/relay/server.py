@@ -277,17 +277,8 @@ class Relay:
                         f"no Bearer token (from {peer})")
         store, limits, hold = self.config.store, self.config.limits, self.config.hold
 
-        def check() -> tuple[Device | None, str | Refused]:
-            device = store.authenticate(token.strip())
-            if device is None or device.revoked:
-                return device, ""
-            try:
-                return device, store.acquire(device.name, limits, hold)
-            except Refused as r:
-                return device, r
-
         try:
-            device, slot = await in_store(store, check)
+            device, slot = await in_store(store, store.admit, token.strip(), limits, hold)
         except RtflashError as exc:
             raise _Fail(503, "relay_store_unreadable", "the relay cannot read its device store; try again later",
                         f"device store: {exc}") from None

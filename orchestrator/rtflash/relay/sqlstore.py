@@ -304,28 +304,48 @@ class SqlStore(Store):
 
     def acquire(self, device: str, limits: LimitConfig, hold: float) -> str:
         slot = secrets.token_hex(8)
-        refused: Refused | None = None
         with self._tx() as cur:
-            now = self._now(cur)
-            cur.execute(self._sql("INSERT INTO buckets (device, tokens, stamp) VALUES (?, ?, ?) "
-                                  "ON CONFLICT (device) DO NOTHING"), (device, float(limits.burst), now))
-            cur.execute(self._sql(f"SELECT tokens, stamp FROM buckets WHERE device = ?{self.for_update}"), (device,))
-            tokens, stamp = cur.fetchone()
-            # a slot past its expiry (its process died holding it) no longer counts; prune() drops it
-            cur.execute(self._sql("SELECT COUNT(*) FROM flights WHERE device = ? AND until >= ?"), (device, now))
-            bucket = Bucket(float(tokens), float(stamp), int(cur.fetchone()[0]))
-            try:
-                admit(limits, bucket, now)
-            except Refused as exc:
-                refused = exc
-            cur.execute(self._sql("UPDATE buckets SET tokens = ?, stamp = ? WHERE device = ?"),
-                        (bucket.tokens, bucket.stamp, device))
-            if refused is None:
-                cur.execute(self._sql("INSERT INTO flights (id, device, until) VALUES (?, ?, ?)"),
-                            (slot, device, now + hold))
+            refused = self._take(cur, device, limits, hold, slot)
         if refused is not None:
             raise refused
         return slot
+
+    def admit(self, token: str, limits: LimitConfig, hold: float) -> tuple[Device | None, str | Refused]:
+        from rtflash.relay.store import TOKEN_RE
+
+        if not TOKEN_RE.fullmatch(token or "") or self._absent():
+            return None, ""
+        slot = secrets.token_hex(8)
+        with self._tx() as cur:
+            cur.execute(self._sql(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE token_sha256 = ?"), (token_hash(token),))
+            row = cur.fetchone()
+            device = _device(row) if row else None
+            if device is None or device.revoked:
+                return device, ""
+            refused = self._take(cur, device.name, limits, hold, slot)
+        return device, refused or slot
+
+    def _take(self, cur: Any, device: str, limits: LimitConfig, hold: float, slot: str) -> Refused | None:
+        """In a write transaction: admit one offer of `device` (slot `slot`), or why not."""
+        refused: Refused | None = None
+        now = self._now(cur)
+        cur.execute(self._sql("INSERT INTO buckets (device, tokens, stamp) VALUES (?, ?, ?) "
+                              "ON CONFLICT (device) DO NOTHING"), (device, float(limits.burst), now))
+        cur.execute(self._sql(f"SELECT tokens, stamp FROM buckets WHERE device = ?{self.for_update}"), (device,))
+        tokens, stamp = cur.fetchone()
+        # a slot past its expiry (its process died holding it) no longer counts; prune() drops it
+        cur.execute(self._sql("SELECT COUNT(*) FROM flights WHERE device = ? AND until >= ?"), (device, now))
+        bucket = Bucket(float(tokens), float(stamp), int(cur.fetchone()[0]))
+        try:
+            admit(limits, bucket, now)
+        except Refused as exc:
+            refused = exc
+        cur.execute(self._sql("UPDATE buckets SET tokens = ?, stamp = ? WHERE device = ?"),
+                    (bucket.tokens, bucket.stamp, device))
+        if refused is None:
+            cur.execute(self._sql("INSERT INTO flights (id, device, until) VALUES (?, ?, ?)"),
+                        (slot, device, now + hold))
+        return refused
 
     def release(self, slot: str) -> None:
         with self._tx() as cur:

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from rtflash.errors import ConfigError
-from rtflash.relay.limits import LimitConfig
+from rtflash.relay.limits import LimitConfig, Refused
 
 T = TypeVar("T")
 
@@ -214,6 +214,18 @@ class Store(abc.ABC):
     def acquire(self, device: str, limits: LimitConfig, hold: float) -> str:
         """Admit one offer of `device` under `limits` or raise limits.Refused; returns the id of its
         slot, to `release` when the offer is done (else the slot expires after `hold` seconds)."""
+
+    def admit(self, token: str, limits: LimitConfig, hold: float) -> tuple[Device | None, str | Refused]:
+        """`authenticate(token)` and, for a device not revoked, `acquire` (in one transaction where the
+        store can: the relay's first write of an offer): (device or None, its slot, a Refused, or ""
+        when there is no device or it is revoked)."""
+        device = self.authenticate(token)
+        if device is None or device.revoked:
+            return device, ""
+        try:
+            return device, self.acquire(device.name, limits, hold)
+        except Refused as r:
+            return device, r
 
     @abc.abstractmethod
     def release(self, slot: str) -> None:
