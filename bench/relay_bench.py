@@ -17,7 +17,11 @@ offer) -> `relay serve --behind-proxy` (plain HTTP on 127.0.0.1, nginx keeps kee
 it) -> the upstream: p50/p95 and added vs direct, the relay process's CPU per offer (in this mode the
 figure the <= 2 ms goal is judged on: the device's TLS is nginx's work), nginx's (master + workers,
 /proc; as root it runs as `nobody` under runuser, so its pids come from its pid file) and the sum,
-and upstream handshakes per offer; without nginx installed that run says so in one line. (b) A burst
+and upstream handshakes per offer; beside them two references at the same rate, each in a process of
+its own: a bare aiohttp endpoint (MiniUpstream on plain HTTP) behind the same nginx, and a bare aiohttp
+client posting the same form upstream on a kept-alive connection; their sum is the floor of what any
+aiohttp relay costs per offer in this mode, before a store or a log line. Without nginx installed that
+run says so in one line. (b) A burst
 of 200 at once (queueing behind 200 Python TLS handshakes on 2 cores), with 1 and with N workers. A table of the figures, then `uptime` (the machine is shared: read the load).
 
 `--only sustained` runs (a) alone (about 3 x --seconds plus the handshake-only part), `--only burst`
@@ -102,20 +106,22 @@ class MiniUpstream:
     delay: float = 0.0
     seen: list[Seen] = field(default_factory=list)
     port: int = 0
+    tls: bool = True  # False: plain HTTP (the bench's reference endpoint behind nginx)
     active: int = 0  # requests being handled now
     peak: int = 0  # the most handled at once (a concurrency limit's proof)
     _runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}/v1/realtime/calls"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/v1/realtime/calls"
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/realtime/calls", self._call)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.pki.server_context(), backlog=1024)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024,
+                           ssl_context=self.pki.server_context() if self.tls else None)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -161,12 +167,12 @@ class UpstreamProcess:
     """MiniUpstream in its own process, for the timing runs: in this bench's process it would compete
     with the bench's own client for one interpreter (the GIL) and the figure would be the bench's."""
 
-    def __init__(self, pki) -> None:
+    def __init__(self, pki, tls: bool = True) -> None:
         import multiprocessing
 
         ctx = multiprocessing.get_context("fork")
         ours, theirs = ctx.Pipe()
-        self.proc = ctx.Process(target=self._serve, args=(pki, theirs), daemon=True)
+        self.proc = ctx.Process(target=self._serve, args=(pki, theirs, tls), daemon=True)
         self.proc.start()
         if not ours.poll(20):
             self.stop()
@@ -174,9 +180,9 @@ class UpstreamProcess:
         self.url = ours.recv()
 
     @staticmethod
-    def _serve(pki, pipe) -> None:
+    def _serve(pki, pipe, tls: bool = True) -> None:
         async def serve() -> None:
-            upstream = MiniUpstream(pki)
+            upstream = MiniUpstream(pki, tls=tls)
             await upstream.start()
             stop = asyncio.Event()
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -641,6 +647,8 @@ def behind_nginx(work: Path, pki, upstream: UpstreamProcess, store: Path, tokens
         return []
     n = int(args.rate * args.seconds)
     print(f"--- {label}: {args.rate:g} offers/s for {args.seconds:g} s ({n} offers, fresh TLS to nginx each) ---")
+    floor, floor_problem = bare_behind_nginx(pki, args, ctx)
+    client_floor = bare_client(upstream.url, pki, args.rate, args.seconds)
     relay = RelayProcess(work, pki, upstream.url, store, "--behind-proxy", "--burst", "1000", "--rate", "6000",
                          "--concurrent", "100")
     proxy = nginx.Nginx(int(relay.url.rsplit(":", 1)[1].split("/")[0]), pki.cert_file, pki.key_file)
@@ -675,12 +683,18 @@ def behind_nginx(work: Path, pki, upstream: UpstreamProcess, store: Path, tokens
                   f"<= 60 ms {met[add95 <= 60]}"))
     table.append(("via nginx: relay CPU per offer (the goal's figure in this mode)", "-", f"{relay_cpu:.2f} ms", "",
                   f"<= 2 ms {met[relay_cpu <= 2]}"))
+    table.append(("via nginx: a bare aiohttp endpoint's CPU per offer (reference)", "-",
+                  f"{floor:.2f} ms" if floor == floor else "-", "", "-"))
+    table.append(("via nginx: a bare aiohttp client request upstream (reference)", "-",
+                  f"{client_floor:.2f} ms" if client_floor == client_floor else "-", "", "-"))
+    table.append(("via nginx: the two references together (the relay's floor)", "-",
+                  f"{floor + client_floor:.2f} ms", "", "-"))
     table.append((f"via nginx: nginx CPU per offer (TLS; master + {len(pids) - 1} worker(s))", "-",
                   f"{nginx_cpu:.2f} ms", "", "-"))
     table.append(("via nginx: relay + nginx CPU per offer", "-", f"{relay_cpu + nginx_cpu:.2f} ms", "", "-"))
     table.append(("via nginx: upstream handshakes per offer", "-",
                   f"{handshakes:.3f} ({new:g} new, {reused:g} reused)", "", f"<= 0.05 {met[handshakes <= 0.05]}"))
-    problems = []
+    problems = [floor_problem] if floor_problem else []
     lost = [r for r in through if r.status != 201]
     if lost:
         problems.append(f"{label}: {len(lost)} offers not answered 201: {Counter(r.status for r in lost)}; "
@@ -689,6 +703,73 @@ def behind_nginx(work: Path, pki, upstream: UpstreamProcess, store: Path, tokens
     if any(tok in log for tok in tokens) or KEY in log:
         problems.append("a token or the key is in the relay's log (behind nginx)")
     return problems
+
+
+def bare_behind_nginx(pki, args, ctx: ssl.SSLContext) -> tuple[float, str]:
+    """The floor of the relay's share behind nginx: the same offers, same rate, through the same nginx to
+    a bare aiohttp endpoint on plain HTTP (MiniUpstream: parse, answer; no store, no upstream request).
+    Its CPU per offer is what aiohttp's server side alone costs here; (nan, why) if it did not run."""
+    from testkit import nginx
+
+    bare = UpstreamProcess(pki, tls=False)
+    proxy = nginx.Nginx(int(bare.url.rsplit(":", 1)[1].split("/")[0]), pki.cert_file, pki.key_file)
+    try:
+        proxy.start()
+        asyncio.run(offer(proxy.url, KEY, ctx, 0))  # warm: nginx's connection to it
+        c0 = cpu_seconds(bare.proc.pid)
+        results = asyncio.run(paced(proxy.url, [KEY], args.rate, args.seconds, ctx))
+        cpu = (cpu_seconds(bare.proc.pid) - c0) / max(1, len(results)) * 1000
+    except RuntimeError as exc:
+        return float("nan"), f"the bare endpoint behind nginx did not run: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+    finally:
+        proxy.stop()
+        bare.stop()
+    bad = [r for r in results if r.status != 201]
+    return cpu, (f"bare endpoint behind nginx: {len(bad)} offers not answered 201" if bad else "")
+
+
+def bare_client(upstream_url: str, pki, rate: float, seconds: float) -> float:
+    """The other floor of the relay's share: the CPU per request of a bare aiohttp client (the relay's own
+    ClientSession settings, on uvloop as `relay serve` runs) posting the same create-call form on a
+    kept-alive connection at the same rate, in a process of its own; nan if it did not finish."""
+    import multiprocessing
+
+    def run(pipe) -> None:
+        async def go() -> float:
+            from rtflash.relay.server import call_form
+
+            http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=pki.client_context()),
+                                         cookie_jar=aiohttp.DummyCookieJar())
+            ctype, form = call_form(OFFER, {"type": "realtime", "model": "gpt-realtime"})
+            headers = {"Authorization": f"Bearer {KEY}", "Content-Type": ctype}
+            async with http.post(upstream_url, data=form, headers=headers) as r:  # warm: the connection
+                await r.read()
+            loop, n = asyncio.get_running_loop(), int(rate * seconds)
+            start, c0 = loop.time(), time.process_time()
+            for i in range(n):
+                delay = start + i / rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                async with http.post(upstream_url, data=form, headers=headers) as r:
+                    await r.read()
+            cpu = (time.process_time() - c0) / max(1, n) * 1000
+            await http.close()
+            return cpu
+
+        try:
+            import uvloop
+
+            pipe.send(uvloop.run(go()))
+        except ImportError:
+            pipe.send(asyncio.run(go()))
+
+    ctx = multiprocessing.get_context("fork")
+    ours, theirs = ctx.Pipe()
+    proc = ctx.Process(target=run, args=(theirs,), daemon=True)
+    proc.start()
+    value = ours.recv() if ours.poll(seconds + 30) else float("nan")
+    proc.join(10)
+    return value
 
 
 def first_warning(log: str) -> str:
