@@ -545,6 +545,12 @@ async def paced_handshakes(url: str, rate: float, seconds: float, ctx: ssl.SSLCo
     return sum(await asyncio.gather(*jobs))
 
 
+def upstream_connections(before: dict[str, float], after: dict[str, float]) -> tuple[float, float]:
+    """(new, reused) upstream connections of worker 0 between two /metrics reads."""
+    key = 'rtflash_relay_upstream_connections_total{{worker="0",connection="{}"}}'
+    return tuple(after[key.format(c)] - before[key.format(c)] for c in ("new", "reused"))  # type: ignore[return-value]
+
+
 async def relay_metrics(url: str, ctx: ssl.SSLContext) -> dict[str, float]:
     """The relay's /metrics as {series: value}."""
     base = url.removesuffix("/v1/realtime/calls")
@@ -578,10 +584,7 @@ def sustained(work: Path, pki, upstream: UpstreamProcess, store: Path, tokens: l
         tls_cpu = (process_tree_cpu(relay.proc.pid) - tls0) / max(1, tls_n) * 1000
     finally:
         log = relay.stop()
-    new_key = 'rtflash_relay_upstream_connections_total{worker="0",connection="new"}'
-    reused_key = 'rtflash_relay_upstream_connections_total{worker="0",connection="reused"}'
-    new = after[new_key] - before[new_key]
-    reused = after[reused_key] - before[reused_key]
+    new, reused = upstream_connections(before, after)
     ok_d = [r.ms for r in direct if r.status == 201]
     ok_t = [r.ms for r in through if r.status == 201]
     add50, add95 = pct(ok_t, 50) - pct(ok_d, 50), pct(ok_t, 95) - pct(ok_d, 95)
@@ -668,10 +671,7 @@ def behind_nginx(work: Path, pki, upstream: UpstreamProcess, store: Path, tokens
     finally:
         proxy.stop()
         log = relay.stop()
-    new_key = 'rtflash_relay_upstream_connections_total{worker="0",connection="new"}'
-    reused_key = 'rtflash_relay_upstream_connections_total{worker="0",connection="reused"}'
-    new = after[new_key] - before[new_key]
-    reused = after[reused_key] - before[reused_key]
+    new, reused = upstream_connections(before, after)
     ok_t = [r.ms for r in through if r.status == 201]
     add50, add95 = pct(ok_t, 50) - pct(ok_d, 50), pct(ok_t, 95) - pct(ok_d, 95)
     relay_cpu, nginx_cpu = cpu / max(1, len(through)) * 1000, ncpu / max(1, len(through)) * 1000
