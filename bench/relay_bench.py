@@ -615,6 +615,12 @@ def sustained(work: Path, pki, upstream: UpstreamProcess, store: Path, tokens: l
     return problems + behind_nginx(work, pki, upstream, store, tokens, args, ctx, table, ok_d)
 
 
+def port_of(url: str) -> int:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).port or 0
+
+
 def nginx_pids(proxy) -> list[int]:
     """nginx's own processes: the master (its pid file; as root it runs under `runuser -u nobody`, whose
     pid is not nginx's) and its children, the workers."""
@@ -654,7 +660,7 @@ def behind_nginx(work: Path, pki, upstream: UpstreamProcess, store: Path, tokens
     client_floor = bare_client(upstream.url, pki, args.rate, args.seconds)
     relay = RelayProcess(work, pki, upstream.url, store, "--behind-proxy", "--burst", "1000", "--rate", "6000",
                          "--concurrent", "100")
-    proxy = nginx.Nginx(int(relay.url.rsplit(":", 1)[1].split("/")[0]), pki.cert_file, pki.key_file)
+    proxy = nginx.Nginx(port_of(relay.url), pki.cert_file, pki.key_file)
     try:
         try:
             proxy.start()
@@ -712,7 +718,7 @@ def bare_behind_nginx(pki, args, ctx: ssl.SSLContext) -> tuple[float, str]:
     from testkit import nginx
 
     bare = UpstreamProcess(pki, tls=False)
-    proxy = nginx.Nginx(int(bare.url.rsplit(":", 1)[1].split("/")[0]), pki.cert_file, pki.key_file)
+    proxy = nginx.Nginx(port_of(bare.url), pki.cert_file, pki.key_file)
     try:
         proxy.start()
         asyncio.run(offer(proxy.url, KEY, ctx, 0))  # warm: nginx's connection to it

@@ -404,7 +404,7 @@ class Scene:
         self.calls.append(call)
         assert call.status == 201, call.body
         assert self.server.wait_until(lambda: call.connected_at() is not None, 10), call.states
-        self.relays.run(self.relay.recorder.drain())
+        self.relays.run(self.relay.hangups.drain())
         call_id = call.headers["Location"].rsplit("/", 1)[-1]
         return call, next(c for c in self.server.standin.calls if c.id == call_id)
 

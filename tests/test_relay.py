@@ -224,7 +224,7 @@ def test_unknown_missing_and_malformed_tokens_get_401_without_upstream(relay_min
                         (None, "missing_device_token"), (real[:-1] + ("B" if real[-1] != "B" else "C"), "invalid_device_token")):
         status, _, body = asyncio.run(post(relay_mini.url, pki, token))
         assert status == 401 and json.loads(body)["error"]["code"] == code
-    assert mini.seen == [] and relay_mini.relay.upstream_requests == 0
+    assert mini.seen == [] and relay_mini.relay.metrics.upstream_requests == 0
     assert len(relay_mini.lines()) == 4 and all("401" in ln for ln in relay_mini.lines())
     assert_clean("\n".join(relay_mini.lines()), real, forged, KEY, where="the relay's log")
 
@@ -361,7 +361,7 @@ def test_limits_bucket_refills_and_slots_expire(tmp_path):
     slots.append(store.acquire("a", cfg, 30))
     assert store.in_flight("a") == 3
     for slot in slots:
-        store.release(slot)
+        store.finish(slot)
     assert store.in_flight("a") == 0
     one = LimitConfig(per_minute=600, burst=50, concurrent=1)
     store.acquire("c", one, 30)  # its process dies holding it: the slot is never released
@@ -538,7 +538,7 @@ def test_relay_records_each_answered_call_without_secrets(loop, pki, store, mini
     running = Running(loop, pki, store, mini.url)
     try:
         results = asyncio.run(wave(running.url, [token], 2, pki.client_context()))
-        loop.run(running.relay.recorder.drain())
+        loop.run(running.relay.hangups.drain())
     finally:
         running.stop()
     assert [r.status for r in results] == [201, 201]
@@ -565,7 +565,7 @@ def test_device_revoked_during_set_up_has_its_call_hung_up_by_the_relay(loop, pk
                 return call
 
             call = asyncio.run(device())
-            loop.run(running.relay.recorder.drain())
+            loop.run(running.relay.hangups.drain())
             stand = server.standin.calls[0]
             ended = server.wait_until(lambda: stand.state == "closed", 5)
         finally:

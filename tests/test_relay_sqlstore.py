@@ -82,8 +82,8 @@ def test_both_stores_keep_hashes_revoke_and_limits(where):
     with pytest.raises(Refused) as busy:
         other.acquire("kitchen", cfg, 30)
     assert busy.value.reason == "concurrent" and other.in_flight("kitchen") == 1
-    store.release(slot)
-    other.release(other.acquire("kitchen", cfg, 30))
+    store.finish(slot)
+    other.finish(other.acquire("kitchen", cfg, 30))
     with pytest.raises(Refused) as rate:
         store.acquire("kitchen", cfg, 30)
     assert rate.value.reason == "rate" and rate.value.retry_after > 60
@@ -115,7 +115,7 @@ def test_a_slot_its_process_never_released_expires_after_its_hold(where):
     admitted_at = time.monotonic() - start
     assert admitted_at >= hold - 0.05 and refused_at and max(refused_at) < admitted_at
     assert other.in_flight("kitchen") == 1  # the new slot only: the expired one no longer counts
-    other.release(slot)
+    other.finish(slot)
     assert other.in_flight("kitchen") == 0
 
 

@@ -222,9 +222,9 @@ def _loop_runner():
     """uvloop's `run` (installed with rtflash where it builds: not on Windows), else asyncio's;
     $RTFLASH_RELAY_LOOP=asyncio forces asyncio's, =uvloop insists on uvloop. Why uvloop by default: its
     loop and its TLS layer are compiled (asyncio's SSL protocol is Python), which cut the relay's CPU
-    per offer by 0.5-0.9 ms (of 5-6) at 20 and 100 offers/s and its burst CPU too, with burst times
-    no worse (bench/relay_bench.py, quiet 2-core machine); the connection gate (relay/conn.py) and
-    every relay test run on both."""
+    per offer by 0.7-0.95 ms (of 5-6) at 20 and 100 offers/s and its burst CPU by 0.2-0.8 ms; the
+    200-offer burst's p50 was within 50 ms either way (bench/relay_bench.py, quiet 2-core machine).
+    The connection gate (relay/conn.py) and every relay test run on both."""
     import asyncio
 
     from rtflash.errors import ConfigError

@@ -138,13 +138,13 @@ def revoke_calls(store: Store, name: str, api_key: Callable[[], str]) -> list[st
     return [r.line for r in results]
 
 
-class CallRecorder:
+class CallHangups:
     """In the relay: hangs up a call whose set-up the store refused to record (server.Relay._finish:
     its device was revoked while the offer was upstream, so the revoke cannot have seen it), with the
     relay's own upstream session (`http()`), off the request path."""
 
-    def __init__(self, store: Store, api_key: str, http: Callable[[], aiohttp.ClientSession | None]) -> None:
-        self.store, self.api_key, self.http = store, api_key, http
+    def __init__(self, api_key: str, http: Callable[[], aiohttp.ClientSession | None]) -> None:
+        self.api_key, self.http = api_key, http
         self._tasks: set[asyncio.Task] = set()
 
     def hang_up(self, call: CallRecord) -> None:

@@ -30,14 +30,14 @@ class Metrics:
     refusals: Counter[str] = field(default_factory=Counter)
     upstream_new: int = 0  # upstream connections opened (a TCP + TLS handshake each)
     upstream_requests: int = 0  # create-call requests sent upstream
+    upstream_count: int = 0
+    upstream_sum_ms: float = 0.0
+    upstream_buckets: list[int] = field(default_factory=lambda: [0] * len(UPSTREAM_BUCKETS_MS))
 
     @property
     def upstream_reused(self) -> int:
         """Requests sent on a kept-alive connection: those that did not open one."""
         return max(0, self.upstream_requests - self.upstream_new)
-    upstream_count: int = 0
-    upstream_sum_ms: float = 0.0
-    upstream_buckets: list[int] = field(default_factory=lambda: [0] * len(UPSTREAM_BUCKETS_MS))
 
     def upstream_ms(self, ms: float) -> None:
         self.upstream_count += 1

@@ -59,7 +59,7 @@ from aiohttp import web
 
 from rtflash import redact
 from rtflash.errors import RtflashError
-from rtflash.relay.calls import CallRecorder, call_id_from
+from rtflash.relay.calls import CallHangups, call_id_from
 from rtflash.relay.conn import Deadlines, DeadlineSite
 from rtflash.relay.limits import LimitConfig, Refused
 from rtflash.relay.metrics import CONTENT_TYPE, Metrics
@@ -123,14 +123,13 @@ class Relay:
         self.config = config
         self.metrics = Metrics(config.worker)
         self.statuses = self.metrics.statuses
-        self.upstream_requests = 0
         self.url = ""
         self._uses: dict[str, tuple[str, str]] = {}
         self._http: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._flusher: asyncio.Task | None = None
         self.deadlines = Deadlines(config.read_timeout)
-        self.recorder = CallRecorder(config.store, config.api_key, lambda: self._http)
+        self.hangups = CallHangups(config.api_key, lambda: self._http)
         redact.register(config.api_key)
 
     def app(self) -> web.Application:
@@ -169,7 +168,7 @@ class Relay:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        await self.recorder.drain()  # refused calls hung up before the upstream session goes
+        await self.hangups.drain()  # refused calls hung up before the upstream session goes
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -199,7 +198,7 @@ class Relay:
     def _upstream_socket(self, addr_info: tuple) -> socket.socket:
         """A new upstream connection's socket (aiohappyeyeballs' default, counted for /metrics)."""
         self.metrics.upstream_new += 1
-        family, type_, proto = addr_info[0], addr_info[1], addr_info[2]
+        family, type_, proto, *_ = addr_info
         return socket.socket(family=family, type=type_, proto=proto)
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -267,7 +266,7 @@ class Relay:
             self._log(logging.WARNING, f"{device.name}: could not {what}: {exc}")
             return
         if call is not None and not kept:
-            self.recorder.hang_up(call)
+            self.hangups.hang_up(call)
 
     async def _admit(self, request: web.Request, peer: str) -> tuple[Device, str]:
         """The token's device, admitted by its limits: (device, limit slot) or _Fail (401, 429, 503)."""
@@ -359,7 +358,6 @@ class Relay:
         assert self._http is not None, "Relay.start() first"
         ctype, form = call_form(sdp, session)
         t0 = time.perf_counter()
-        self.upstream_requests += 1
         self.metrics.upstream_requests += 1
         try:
             async with self._http.post(self.config.upstream, data=form,

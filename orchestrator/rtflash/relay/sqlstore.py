@@ -37,6 +37,7 @@ from rtflash.errors import ConfigError
 from rtflash.relay.limits import Bucket, LimitConfig, Refused, admit
 from rtflash.relay.store import (
     CALL_ID_RE,
+    TOKEN_RE,
     CallRecord,
     Device,
     Store,
@@ -68,6 +69,7 @@ SCHEMA = (
 )
 _DEVICE_COLUMNS = "name, token_sha256, board, created, last_use, revoked, revoked_at"
 _CALL_COLUMNS = "device, call_id, started, upstream, upstream_ca"
+_BY_TOKEN = f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE token_sha256 = ?"
 
 
 def _device(row: tuple) -> Device:
@@ -220,11 +222,9 @@ class SqlStore(Store):
         return _device(rows[0]) if rows else None
 
     def authenticate(self, token: str) -> Device | None:
-        from rtflash.relay.store import TOKEN_RE
-
         if not TOKEN_RE.fullmatch(token or "") or self._absent():
             return None
-        rows = self._read(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE token_sha256 = ?", (token_hash(token),))
+        rows = self._read(_BY_TOKEN, (token_hash(token),))
         return _device(rows[0]) if rows else None
 
     def enroll(self, name: str, board: str = "", replace_existing: bool = False, token: str | None = None) -> str:
@@ -273,16 +273,23 @@ class SqlStore(Store):
             # in device order, as record_use updates them: two relays' transactions lock the rows of
             # the devices in one order, so neither waits on the other in a cycle (a PostgreSQL deadlock)
             for call in sorted(calls, key=lambda c: (c.device, c.call_id)):
-                # FOR SHARE: a revoke committing meanwhile waits for this transaction, then finds the call
-                cur.execute(self._sql(f"SELECT revoked FROM devices WHERE name = ?{self.for_share}"), (call.device,))
-                row = cur.fetchone()
-                if row is None or row[0]:
+                if not self._record(cur, call):
                     refused.append(call)
-                elif CALL_ID_RE.fullmatch(call.call_id):
-                    cur.execute(self._sql(f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
-                                          "ON CONFLICT (device, call_id) DO NOTHING"),
-                                (call.device, call.call_id, call.started, call.upstream, call.upstream_ca))
         return [call for call in calls if call in refused]  # in the order given
+
+    def _record(self, cur: Any, call: CallRecord) -> bool:
+        """In a write transaction: store `call` unless its device is revoked or gone (False then). A call
+        id that is not one is dropped (it would go into the hang-up URL's path)."""
+        # FOR SHARE: a revoke committing meanwhile waits for this transaction, then finds the call
+        cur.execute(self._sql(f"SELECT revoked FROM devices WHERE name = ?{self.for_share}"), (call.device,))
+        row = cur.fetchone()
+        if row is None or row[0]:
+            return False
+        if CALL_ID_RE.fullmatch(call.call_id):
+            cur.execute(self._sql(f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+                                  "ON CONFLICT (device, call_id) DO NOTHING"),
+                        (call.device, call.call_id, call.started, call.upstream, call.upstream_ca))
+        return True
 
     def calls_of(self, name: str) -> list[CallRecord]:
         if self._absent():
@@ -311,13 +318,11 @@ class SqlStore(Store):
         return slot
 
     def admit(self, token: str, limits: LimitConfig, hold: float) -> tuple[Device | None, str | Refused]:
-        from rtflash.relay.store import TOKEN_RE
-
         if not TOKEN_RE.fullmatch(token or "") or self._absent():
             return None, ""
         slot = secrets.token_hex(8)
         with self._tx() as cur:
-            cur.execute(self._sql(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE token_sha256 = ?"), (token_hash(token),))
+            cur.execute(self._sql(_BY_TOKEN), (token_hash(token),))
             row = cur.fetchone()
             device = _device(row) if row else None
             if device is None or device.revoked:
@@ -347,25 +352,10 @@ class SqlStore(Store):
                         (slot, device, now + hold))
         return refused
 
-    def release(self, slot: str) -> None:
-        with self._tx() as cur:
-            cur.execute(self._sql("DELETE FROM flights WHERE id = ?"), (slot,))
-
     def finish(self, slot: str, call: CallRecord | None = None) -> bool:
         with self._tx() as cur:
             cur.execute(self._sql("DELETE FROM flights WHERE id = ?"), (slot,))
-            if call is None:
-                return True
-            # FOR SHARE, as in record_calls: a revoke committing meanwhile waits, then finds the call
-            cur.execute(self._sql(f"SELECT revoked FROM devices WHERE name = ?{self.for_share}"), (call.device,))
-            row = cur.fetchone()
-            if row is None or row[0]:
-                return False
-            if CALL_ID_RE.fullmatch(call.call_id):
-                cur.execute(self._sql(f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
-                                      "ON CONFLICT (device, call_id) DO NOTHING"),
-                            (call.device, call.call_id, call.started, call.upstream, call.upstream_ca))
-            return True
+            return call is None or self._record(cur, call)
 
     def prune(self) -> None:
         with self._tx() as cur:

@@ -213,29 +213,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def acquire(self, device: str, limits: LimitConfig, hold: float) -> str:
         """Admit one offer of `device` under `limits` or raise limits.Refused; returns the id of its
-        slot, to `release` when the offer is done (else the slot expires after `hold` seconds)."""
-
-    def admit(self, token: str, limits: LimitConfig, hold: float) -> tuple[Device | None, str | Refused]:
-        """`authenticate(token)` and, for a device not revoked, `acquire` (in one transaction where the
-        store can: the relay's first write of an offer): (device or None, its slot, a Refused, or ""
-        when there is no device or it is revoked)."""
-        device = self.authenticate(token)
-        if device is None or device.revoked:
-            return device, ""
-        try:
-            return device, self.acquire(device.name, limits, hold)
-        except Refused as r:
-            return device, r
+        slot, to `finish` when the offer is done (else the slot expires after `hold` seconds)."""
 
     @abc.abstractmethod
-    def release(self, slot: str) -> None:
-        """The offer holding `slot` is done."""
+    def admit(self, token: str, limits: LimitConfig, hold: float) -> tuple[Device | None, str | Refused]:
+        """`authenticate(token)` and, for a device not revoked, `acquire`, in one transaction (the
+        relay's first write of an offer): (device or None, its slot, a Refused, or "" when there is no
+        device or it is revoked)."""
 
     @abc.abstractmethod
     def finish(self, slot: str, call: CallRecord | None = None) -> bool:
-        """`release(slot)` and, in the same transaction, `record_calls([call])`: the end of one offer in
-        one write instead of two (bench/relay_bench.py, CPU per offer). False when `call` was not
-        recorded because its device is revoked (or gone) by now: the relay hangs that one up."""
+        """The offer holding `slot` is done: its slot released and, in the same transaction, `call`
+        recorded as `record_calls([call])` would (the end of an offer in one write: bench/relay_bench.py,
+        CPU per offer). False when `call` was not recorded because its device is revoked (or gone) by
+        now: the relay hangs that one up."""
 
     @abc.abstractmethod
     def prune(self) -> None:
